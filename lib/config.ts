@@ -1,0 +1,121 @@
+// Environment → typed configuration, validated once at cold start with a message that names the variable.
+import { z } from 'zod';
+import type { TlsMode } from './smtp/types.ts';
+
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
+const int = (min: number) => z.coerce.number().int().min(min);
+
+const awsSchema = z.object({
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  /** LocalStack, moto or any emulator; unset for real AWS. */
+  AWS_ENDPOINT_URL: z.url().optional(),
+  BUCKET_NAME: z.string().min(3),
+  QUEUE_URL: z.url(),
+});
+
+const apiSchema = awsSchema.extend({
+  /** Decoded size limit of one send request (body + attachments). */
+  MAX_MESSAGE_BYTES: int(1).default(10 * 1024 * 1024),
+  /** Domain of generated Message-IDs. */
+  MESSAGE_ID_DOMAIN: z.string().min(1).default('smtpq.local'),
+});
+
+const workerSchema = awsSchema.extend({
+  SMTP_HOST: z.string().min(1),
+  SMTP_PORT: int(1).max(65535).optional(),
+  SMTP_TLS: z.enum(['implicit', 'starttls', 'none']).default('starttls'),
+  SMTP_REQUIRE_TLS: bool.default(true),
+  SMTP_EHLO_NAME: z.string().min(1).optional(),
+  /** Extra trusted CA (PEM text), for relays with a private CA. */
+  SMTP_CA_PEM: z.string().optional(),
+  /** Secrets Manager secret holding {"username": "...", "password": "..."}; unset for no AUTH. */
+  SMTP_SECRET_ARN: z.string().min(1).optional(),
+  SMTP_CONNECT_TIMEOUT_MS: int(1).default(10_000),
+  SMTP_GREETING_TIMEOUT_MS: int(1).default(10_000),
+  SMTP_COMMAND_TIMEOUT_MS: int(1).default(30_000),
+  SMTP_DATA_TIMEOUT_MS: int(1).default(60_000),
+  /** Queue back-off (RFC 5321 §4.5.4.1, Postfix minimal/maximal_backoff_time). */
+  RETRY_BASE_SECONDS: int(0).default(300),
+  RETRY_MAX_SECONDS: int(0).max(43_200).default(14_400),
+  RETRY_MAX_AGE_SECONDS: int(60).default(172_800),
+  RETRY_MAX_ATTEMPTS: int(1).default(30),
+});
+
+export interface AwsConfig {
+  region: string;
+  endpoint?: string;
+  bucket: string;
+  queueUrl: string;
+}
+
+export interface ApiConfig {
+  aws: AwsConfig;
+  maxMessageBytes: number;
+  messageIdDomain: string;
+}
+
+export interface WorkerConfig {
+  aws: AwsConfig;
+  smtp: {
+    host: string;
+    port?: number;
+    tls: TlsMode;
+    requireTLS: boolean;
+    name?: string;
+    ca?: string;
+    secretArn?: string;
+    timeouts: { connect: number; greeting: number; command: number; data: number; dataEnd: number };
+  };
+  retry: { baseSeconds: number; maxSeconds: number; maxAgeSeconds: number; maxAttempts: number };
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+}
+
+function parse<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${problems}`);
+  }
+  return result.data;
+}
+
+function awsConfig(e: z.output<typeof awsSchema>): AwsConfig {
+  return { region: e.AWS_REGION, endpoint: e.AWS_ENDPOINT_URL, bucket: e.BUCKET_NAME, queueUrl: e.QUEUE_URL };
+}
+
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const e = parse(apiSchema, env);
+  return { aws: awsConfig(e), maxMessageBytes: e.MAX_MESSAGE_BYTES, messageIdDomain: e.MESSAGE_ID_DOMAIN };
+}
+
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const e = parse(workerSchema, env);
+  return {
+    aws: awsConfig(e),
+    smtp: {
+      host: e.SMTP_HOST,
+      port: e.SMTP_PORT,
+      tls: e.SMTP_TLS,
+      requireTLS: e.SMTP_REQUIRE_TLS,
+      name: e.SMTP_EHLO_NAME,
+      ca: e.SMTP_CA_PEM,
+      secretArn: e.SMTP_SECRET_ARN,
+      timeouts: {
+        connect: e.SMTP_CONNECT_TIMEOUT_MS,
+        greeting: e.SMTP_GREETING_TIMEOUT_MS,
+        command: e.SMTP_COMMAND_TIMEOUT_MS,
+        data: e.SMTP_DATA_TIMEOUT_MS,
+        dataEnd: e.SMTP_DATA_TIMEOUT_MS,
+      },
+    },
+    retry: {
+      baseSeconds: e.RETRY_BASE_SECONDS,
+      maxSeconds: e.RETRY_MAX_SECONDS,
+      maxAgeSeconds: e.RETRY_MAX_AGE_SECONDS,
+      maxAttempts: e.RETRY_MAX_ATTEMPTS,
+    },
+  };
+}

@@ -1,0 +1,13 @@
+// Entry point of the `smtpq` CLI: each sub-command lives in its own module and registers itself here.
+import { Command } from 'commander';
+
+const program = new Command('smtpq')
+  .description('smtpq: serverless email sending through our own SMTP client')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+// Sub-commands (each module exports `register(program: Command): void`):
+const modules: Array<() => Promise<{ register(program: Command): void }>> = [];
+for (const load of modules) (await load()).register(program);
+
+await program.parseAsync(process.argv);
