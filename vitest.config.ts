@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // One moto server (AWS emulator) for the whole run; tests get its endpoint with inject('motoEndpoint').
+    globalSetup: ['test/support/moto-global-setup.ts'],
   },
 });

@@ -1,0 +1,181 @@
+// moto server (a local AWS API emulator: S3, SQS, Secrets Manager) for the tests and `npm run dev`.
+// moto lives in a project-local virtualenv (.venv) that ensureMoto() creates on first use, so a clean
+// clone needs nothing but python3.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+const venvDir = join(projectRoot, '.venv');
+const venvPython = join(venvDir, 'bin', 'python');
+const launcher = fileURLToPath(new URL('./moto-launcher.py', import.meta.url));
+/** Pinned so every machine runs the emulator the tests were written against. */
+export const MOTO_REQUIREMENT = 'moto[server]==5.2.5';
+const startTimeoutMs = 60_000;
+
+export class MotoError extends Error {
+  readonly code = 'MOTO_UNAVAILABLE';
+}
+
+export interface MotoServer {
+  /** http://127.0.0.1:<port> — the value for AWS_ENDPOINT_URL. */
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** Runs a command to its end; rejects with its output when it fails. */
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      const hint = error.code === 'ENOENT' ? ` (${command} not found: install Python 3 with venv)` : '';
+      reject(new MotoError(`${command} ${args.join(' ')} failed: ${error.message}${hint}`));
+    });
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new MotoError(`${command} ${args.join(' ')} exited with ${code}:\n${output.slice(-4000)}`));
+    });
+  });
+}
+
+async function motoInstalled(): Promise<boolean> {
+  if (!existsSync(venvPython)) return false;
+  return run(venvPython, ['-c', 'import moto.server, werkzeug']).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Makes sure .venv exists with moto[server]; returns the venv's python. Idempotent and quiet.
+ * Concurrent callers (a dev server and a test run) serialise on `flock .venv.lock`.
+ */
+export async function ensureMoto(): Promise<string> {
+  if (await motoInstalled()) return venvPython;
+  const lock = join(projectRoot, '.venv.lock');
+  const install = [
+    `[ -x "${venvPython}" ] || python3 -m venv "${venvDir}"`,
+    `"${venvPython}" -c 'import moto.server' 2>/dev/null ||` +
+      ` "${venvPython}" -m pip install --quiet --disable-pip-version-check '${MOTO_REQUIREMENT}'`,
+  ].join(' && ');
+  try {
+    await run('flock', [lock, 'sh', '-c', install]);
+  } catch (error) {
+    if (!(await commandExists('python3'))) {
+      throw new MotoError('python3 is missing: moto server needs Python 3 (with the venv module) on PATH');
+    }
+    throw error;
+  }
+  if (!(await motoInstalled())) throw new MotoError(`moto is still not importable from ${venvPython}`);
+  return venvPython;
+}
+
+function commandExists(command: string): Promise<boolean> {
+  return run(command, ['--version']).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Waits for the launcher's "PORT <n>" line. */
+function readPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    const timer = setTimeout(
+      () => reject(new MotoError(`moto did not start within ${startTimeoutMs} ms:\n${stderr}`)),
+      startTimeoutMs,
+    );
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      const match = /^PORT (\d+)$/.exec(line);
+      if (!match) return;
+      clearTimeout(timer);
+      lines.close();
+      resolve(Number(match[1]));
+    });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(new MotoError(`moto failed to start: ${error.message}`));
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new MotoError(`moto exited with ${code} before listening:\n${stderr}`));
+    });
+  });
+}
+
+/** Polls until moto answers an HTTP request (it listens before the port is printed, so this is quick). */
+async function waitUntilAnswering(endpoint: string): Promise<void> {
+  const deadline = Date.now() + startTimeoutMs;
+  for (;;) {
+    try {
+      const response = await fetch(`${endpoint}/moto-api/data.json`);
+      await response.arrayBuffer();
+      if (response.ok) return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new MotoError(`moto at ${endpoint} does not answer: ${error}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** Starts moto on 127.0.0.1 with an OS-chosen port. Stopped by stop(), and on exit of this process. */
+export async function startMoto(): Promise<MotoServer> {
+  const python = await ensureMoto();
+  // Own process group (detached) so stop() ends moto's threads and anything it spawned; stdin stays a pipe
+  // so the launcher exits by itself if this process dies without running its exit hook.
+  const child = spawn(python, [launcher], {
+    cwd: projectRoot,
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+  });
+  const killOnExit = () => killGroup(child, 'SIGKILL');
+  process.on('exit', killOnExit);
+  let port: number;
+  try {
+    port = await readPort(child);
+    await waitUntilAnswering(`http://127.0.0.1:${port}`);
+  } catch (error) {
+    killOnExit();
+    process.off('exit', killOnExit);
+    throw error;
+  }
+  // Keep draining output so a chatty moto never blocks on a full pipe.
+  child.stdout?.resume();
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    stop: async () => {
+      process.off('exit', killOnExit);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      killGroup(child, 'SIGTERM');
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 5_000);
+      await exited;
+      clearTimeout(timer);
+      child.stdin?.destroy();
+    },
+  };
+}
