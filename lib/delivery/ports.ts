@@ -40,6 +40,8 @@ export interface StatusRecord {
   /** Why the message failed as a whole (malformed record, expired, …). */
   error?: string;
   idempotencyKey?: string;
+  /** SHA-256 of the submitted body (canonical JSON), set with idempotencyKey: a reuse of the key with another body is refused. */
+  requestFingerprint?: string;
   tags?: Record<string, string>;
 }
 
