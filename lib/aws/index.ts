@@ -1,0 +1,22 @@
+// lib/aws: the adapters between lib/delivery's ports and AWS (the only place that imports @aws-sdk).
+export { type AwsClients, createAwsClients } from './clients.ts';
+export {
+  type ClaimResult,
+  IDEMPOTENCY_TTL_MS,
+  IdempotencyContentionError,
+  type IdempotencyRecord,
+  S3IdempotencyStore,
+} from './idempotency-store.ts';
+export { InvalidKeyError, isValidId } from './keys.ts';
+export { S3PayloadStore } from './payload-store.ts';
+export {
+  MAX_SQS_BATCH_BYTES,
+  MAX_VISIBILITY_SECONDS,
+  type ProducerOptions,
+  type SendResult,
+  SqsQueueProducer,
+} from './queue-producer.ts';
+export { CorruptObjectError } from './s3-objects.ts';
+export { SECRET_TTL_MS, SecretFormatError, type SmtpCredentials, SmtpSecretReader } from './smtp-secret.ts';
+export { S3StatusStore } from './status-store.ts';
+export { S3TranscriptStore } from './transcript-store.ts';
