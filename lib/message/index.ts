@@ -8,6 +8,17 @@ export {
   parseAddress,
   parseAddressList,
 } from './address.ts';
+export {
+  type AddressField,
+  type AttachmentSource,
+  type ComposeAttachment,
+  type ComposedEnvelope,
+  type ComposedMessage,
+  type ComposeInput,
+  composeMessage,
+  fromSendRequest,
+} from './compose.ts';
+export { MessageError, type MessageErrorCode } from './errors.ts';
 export { MAX_ATTACHMENTS, MAX_RECIPIENTS, MAX_REPLY_TO, MAX_SUBJECT_CHARS } from './rules.ts';
 export {
   base64DecodedLength,

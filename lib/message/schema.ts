@@ -1,6 +1,7 @@
 // The API send request (JSON): schema, validation with field-level messages, and its decoded size.
 import { z } from 'zod';
 import { type Mailbox, type MailboxInput, parseAddress, parseAddressList } from './address.ts';
+import type { ValidationIssue } from './errors.ts';
 import {
   CONTROL,
   cidProblem,
@@ -18,6 +19,8 @@ import {
   normaliseMessageId,
   subjectProblem,
 } from './rules.ts';
+
+export type { ValidationIssue };
 
 /** An attachment of the request; `content` is standard base64 (RFC 4648 §4) without whitespace. */
 export interface RequestAttachment {
@@ -49,12 +52,6 @@ export interface SendRequest {
   messageId?: string;
   /** ISO 8601 date-time with an offset. */
   date?: string;
-}
-
-export interface ValidationIssue {
-  /** Where the problem is, e.g. `to[1]`, `attachments[0].content`, `headers.X-Campaign`; '' for the whole request. */
-  path: string;
-  message: string;
 }
 
 export type ValidationResult = { ok: true; value: SendRequest } | { ok: false; issues: ValidationIssue[] };
