@@ -1,0 +1,193 @@
+// One delivery attempt of one message, with its ledger: claim (lease, If-Match) → deliver to the open
+// recipients → transcript → outcome (If-Match). Two deliveries of the same queue message can never both
+// address a recipient: the second one sees the lease, or loses the conditional write, and backs off.
+import type { Envelope, MessageBody, Transcript } from '../smtp/types.ts';
+import { backoffSeconds, decideRetry, type RetrySettings } from './backoff.ts';
+import { deliver } from './deliver.ts';
+import {
+  applyResults,
+  claim,
+  finishAttempt,
+  giveUp,
+  isFinal,
+  leaseHeldByOther,
+  pendingAddresses,
+} from './ledger.ts';
+import type { RecipientResult } from './outcome.ts';
+import {
+  type MessageState,
+  type StatusRecord,
+  type StatusStore,
+  type TranscriptStore,
+  VersionConflictError,
+} from './ports.ts';
+import type { SmtpSession } from './session.ts';
+
+/** The message as the attempt needs it: the envelope sender and flags, and a fresh body stream per transaction. */
+export interface PreparedMessage {
+  envelope: Omit<Envelope, 'to'>;
+  createBody: () => MessageBody;
+}
+
+export interface AttemptDeps {
+  status: StatusStore;
+  transcripts: TranscriptStore;
+  session: Pick<SmtpSession, 'attach' | 'send'>;
+  createTranscript: () => Transcript;
+  retry: RetrySettings;
+  now?: () => Date;
+  random?: () => number;
+}
+
+export interface AttemptInput {
+  id: string;
+  /** The queue's delivery count (SQS ApproximateReceiveCount): drives the back-off and the attempt limit. */
+  receiveCount: number;
+  /** Identifies this delivery of the message in the lease. */
+  owner: string;
+  /** How long the lease holds: longer than this attempt can possibly run (the Lambda's remaining time). */
+  leaseMs: number;
+  message: PreparedMessage;
+}
+
+export type AttemptResult =
+  /** Nothing more to do for this queue message: delete it. */
+  | {
+      kind: 'done';
+      state: MessageState;
+      attempt?: number;
+      results?: Map<string, RecipientResult>;
+      transactionMs?: number[];
+      reason?: string;
+    }
+  /** Try again after `delaySeconds` (keep the queue message, hide it that long). */
+  | {
+      kind: 'retry';
+      delaySeconds: number;
+      why: 'deferred' | 'leased' | 'conflict';
+      attempt?: number;
+      results?: Map<string, RecipientResult>;
+      transactionMs?: number[];
+    }
+  /** No ledger entry for this id. */
+  | { kind: 'missing' };
+
+/** Writes after the attempt that lose a race are re-read and merged this many times. */
+const OUTCOME_WRITE_TRIES = 3;
+
+export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promise<AttemptResult> {
+  const now = deps.now ?? (() => new Date());
+  const loaded = await deps.status.get(input.id);
+  if (!loaded) return { kind: 'missing' };
+  const record = loaded.value;
+  if (isFinal(record)) return { kind: 'done', state: record.state, reason: 'already final' };
+  const started = now();
+  if (leaseHeldByOther(record, input.owner, started)) {
+    const leftMs = Date.parse(record.lease!.until) - started.getTime();
+    return { kind: 'retry', why: 'leased', delaySeconds: Math.max(1, Math.ceil(leftMs / 1000)) };
+  }
+  if (pendingAddresses(record).length === 0) {
+    // Every recipient is settled but the message state was not (a worker stopped between writes): settle it.
+    const settled = await writeOutcome(
+      deps,
+      record,
+      loaded.version,
+      { recipients: record.recipients },
+      now(),
+    );
+    return { kind: 'done', state: settled.state, reason: 'nothing left to send' };
+  }
+
+  let claimed: { value: StatusRecord; version: string };
+  try {
+    claimed = await deps.status.update(
+      claim(record, input.owner, started, new Date(started.getTime() + input.leaseMs)),
+      loaded.version,
+    );
+  } catch (error) {
+    if (!(error instanceof VersionConflictError)) throw error;
+    return {
+      kind: 'retry',
+      why: 'conflict',
+      delaySeconds: backoffSeconds(input.receiveCount, deps.retry, deps.random),
+    };
+  }
+  const attempt = claimed.value.attempts;
+  const addresses = pendingAddresses(claimed.value);
+
+  const transcript = deps.createTranscript();
+  deps.session.attach(transcript);
+  transcript.add(
+    '*',
+    `delivery attempt ${attempt} of message ${input.id} to ${addresses.length} recipient(s)`,
+  );
+  const report = await deliver(deps.session, { ...input.message, addresses });
+  const transcriptKey = await deps.transcripts.put(input.id, attempt, transcript.toString());
+
+  const finished = now();
+  let recipients = applyResults(claimed.value.recipients, report.results, finished);
+  let decision: ReturnType<typeof decideRetry> | undefined;
+  let error: string | undefined;
+  if (recipients.some((r) => r.state === 'deferred' || r.state === 'queued')) {
+    decision = decideRetry(
+      input.receiveCount,
+      new Date(claimed.value.createdAt),
+      finished,
+      deps.retry,
+      deps.random,
+    );
+    if (!decision.retry) {
+      recipients = giveUp(recipients, decision.reason, finished);
+      error = decision.reason;
+    }
+  }
+  const nextAttemptAt = decision?.retry
+    ? new Date(finished.getTime() + decision.delaySeconds * 1000)
+    : undefined;
+  const written = await writeOutcome(
+    deps,
+    claimed.value,
+    claimed.version,
+    { recipients, transcriptKey, nextAttemptAt, error },
+    finished,
+    report.results,
+  );
+  const common = { attempt, results: report.results, transactionMs: report.transactionMs };
+  if (written.state === 'deferred' && decision?.retry) {
+    return { kind: 'retry', why: 'deferred', delaySeconds: decision.delaySeconds, ...common };
+  }
+  return { kind: 'done', state: written.state, reason: error, ...common };
+}
+
+/**
+ * Writes the attempt's outcome on the version it read. If another writer got in between (only possible
+ * once the lease ran out), the latest record is re-read and this attempt's results merged into it:
+ * results are facts about what the server said, and a recipient already final keeps its state.
+ */
+async function writeOutcome(
+  deps: AttemptDeps,
+  base: StatusRecord,
+  version: string,
+  summary: Parameters<typeof finishAttempt>[1],
+  at: Date,
+  results: ReadonlyMap<string, RecipientResult> = new Map(),
+): Promise<StatusRecord> {
+  let current = { value: base, version };
+  let next = finishAttempt(base, summary, at);
+  for (let tries = 1; ; tries++) {
+    try {
+      return (await deps.status.update(next, current.version)).value;
+    } catch (error) {
+      if (!(error instanceof VersionConflictError) || tries >= OUTCOME_WRITE_TRIES) throw error;
+      const latest = await deps.status.get(base.id);
+      if (!latest) throw error;
+      current = latest;
+      const merged = applyResults(latest.value.recipients, results, at);
+      next = finishAttempt(latest.value, { ...summary, recipients: merged }, at);
+      // A live lease someone else took meanwhile stays theirs: they are sending right now.
+      if (leaseHeldByOther(latest.value, base.lease?.owner ?? '', at)) {
+        next = { ...next, state: 'sending', lease: latest.value.lease };
+      }
+    }
+  }
+}

@@ -1,0 +1,81 @@
+// One delivery attempt of one message to its open recipients, through a session handed in.
+import type { Envelope, MessageBody, Reply, SendResult } from '../smtp/types.ts';
+import { fromRecipientOutcome, fromSmtpFailure, type RecipientResult, toSmtpFailure } from './outcome.ts';
+
+/** What deliver needs from an SMTP connection: one transaction (MAIL, RCPT…, DATA). */
+export interface SmtpSender {
+  /** `createBody` is called once per try, so a transaction retried on a fresh connection gets a fresh stream. */
+  send(envelope: Envelope, createBody: () => MessageBody): Promise<SendResult>;
+}
+
+export interface DeliveryRequest {
+  /** The envelope without recipients; deliver fills `to` with the addresses still open. */
+  envelope: Omit<Envelope, 'to'>;
+  addresses: readonly string[];
+  createBody: () => MessageBody;
+}
+
+export interface DeliveryReport {
+  results: Map<string, RecipientResult>;
+  /** Wall-clock milliseconds of each transaction, for the latency metric. */
+  transactionMs: number[];
+}
+
+const TOO_MANY_RECIPIENTS = 452;
+
+/**
+ * Sends to every address once. A 452 to RCPT after the server accepted some recipients means "too many
+ * recipients for this transaction" (RFC 5321 §4.5.3.1.10): those go into a further transaction of the
+ * same attempt. A 452 with no progress in the transaction is a real shortage and is deferred like any 4xx.
+ */
+export async function deliver(
+  sender: SmtpSender,
+  request: DeliveryRequest,
+  now: () => number = Date.now,
+): Promise<DeliveryReport> {
+  const results = new Map<string, RecipientResult>();
+  const transactionMs: number[] = [];
+  let remaining = [...new Set(request.addresses)];
+  while (remaining.length > 0) {
+    const started = now();
+    let sent: SendResult;
+    try {
+      sent = await sender.send({ ...request.envelope, to: remaining }, request.createBody);
+    } catch (thrown) {
+      transactionMs.push(now() - started);
+      const failure = fromSmtpFailure(toSmtpFailure(thrown));
+      for (const address of remaining) results.set(address, failure);
+      break;
+    }
+    transactionMs.push(now() - started);
+    const overflow: string[] = [];
+    for (const outcome of sent.recipients) {
+      if (outcome.reply.code === TOO_MANY_RECIPIENTS && !isDataReply(outcome.reply, sent.data))
+        overflow.push(outcome.address);
+      else results.set(outcome.address, fromRecipientOutcome(outcome));
+    }
+    // A recipient the server's result does not mention was never answered: defer it rather than lose it.
+    const answered = new Set(sent.recipients.map((o) => o.address));
+    for (const address of remaining) {
+      if (!answered.has(address))
+        results.set(address, { state: 'deferred', error: 'no reply for this recipient' });
+    }
+    const progress = sent.recipients.length > overflow.length;
+    if (overflow.length > 0 && progress) {
+      remaining = overflow;
+      continue;
+    }
+    for (const address of overflow) {
+      const outcome = sent.recipients.find((o) => o.address === address)!;
+      results.set(address, fromRecipientOutcome(outcome));
+    }
+    break;
+  }
+  return { results, transactionMs };
+}
+
+/** The end-of-data reply given to every accepted recipient, as opposed to a RCPT reply. */
+function isDataReply(reply: Reply, data: Reply | undefined): boolean {
+  if (!data) return false;
+  return reply === data || (reply.code === data.code && reply.lines.join('\n') === data.lines.join('\n'));
+}

@@ -1,0 +1,127 @@
+// Pure transitions of the status ledger (messages/<id>.json). The store applies them with conditional
+// writes; these functions only compute the next record.
+
+import type { RecipientResult } from './outcome.ts';
+import type { MessageState, RecipientRecord, RecipientState, StatusRecord } from './ports.ts';
+
+const FINAL_MESSAGE_STATES: ReadonlySet<MessageState> = new Set(['sent', 'partially_sent', 'failed']);
+const OPEN_RECIPIENT_STATES: ReadonlySet<RecipientState> = new Set(['queued', 'deferred']);
+
+export function isFinal(record: StatusRecord): boolean {
+  return FINAL_MESSAGE_STATES.has(record.state);
+}
+
+export function isOpen(recipient: RecipientRecord): boolean {
+  return OPEN_RECIPIENT_STATES.has(recipient.state);
+}
+
+/** The addresses still to be tried, each once (an address may appear as to and cc). */
+export function pendingAddresses(record: StatusRecord): string[] {
+  return [...new Set(record.recipients.filter(isOpen).map((r) => r.address))];
+}
+
+/** A lease another worker holds and that has not run out: that worker may be sending right now. */
+export function leaseHeldByOther(record: StatusRecord, owner: string, now: Date): boolean {
+  const lease = record.lease;
+  return lease !== undefined && lease.owner !== owner && Date.parse(lease.until) > now.getTime();
+}
+
+/** The whole message's state from its recipients'. */
+export function overallState(recipients: readonly RecipientRecord[]): MessageState {
+  if (recipients.length === 0) return 'failed';
+  if (recipients.some(isOpen)) return 'deferred';
+  const delivered = recipients.filter((r) => r.state === 'delivered').length;
+  if (delivered === recipients.length) return 'sent';
+  return delivered === 0 ? 'failed' : 'partially_sent';
+}
+
+/** The claim written (If-Match) before any SMTP command: this worker holds the message until `leaseUntil`. */
+export function claim(record: StatusRecord, owner: string, now: Date, leaseUntil: Date): StatusRecord {
+  return {
+    ...record,
+    state: 'sending',
+    attempts: record.attempts + 1,
+    lease: { owner, until: leaseUntil.toISOString() },
+    nextAttemptAt: undefined,
+    updatedAt: now.toISOString(),
+  };
+}
+
+/**
+ * The recipients after an attempt: each addressed one takes its result; a recipient already final
+ * (delivered or failed, perhaps by a concurrent worker) keeps its state, so a merge never un-delivers.
+ */
+export function applyResults(
+  recipients: readonly RecipientRecord[],
+  results: ReadonlyMap<string, RecipientResult>,
+  now: Date,
+): RecipientRecord[] {
+  return recipients.map((r) => {
+    const result = results.get(r.address);
+    if (!result || !isOpen(r)) return r;
+    return {
+      ...r,
+      state: result.state,
+      reply: result.reply,
+      error: 'error' in result ? result.error : undefined,
+      updatedAt: now.toISOString(),
+    };
+  });
+}
+
+/** Past the retry limits: every open recipient fails, keeping the last reply that deferred it. */
+export function giveUp(recipients: readonly RecipientRecord[], reason: string, now: Date): RecipientRecord[] {
+  return recipients.map((r) =>
+    isOpen(r)
+      ? {
+          ...r,
+          state: 'failed',
+          error: r.error ? `${reason}; last: ${r.error}` : reason,
+          updatedAt: now.toISOString(),
+        }
+      : r,
+  );
+}
+
+export interface AttemptSummary {
+  recipients: RecipientRecord[];
+  transcriptKey?: string;
+  /** When the message is due again, if it stays deferred. */
+  nextAttemptAt?: Date;
+  /** Why the message failed as a whole, if it did. */
+  error?: string;
+}
+
+/** The record written (If-Match on the claim's version) when the attempt is over: the lease is released. */
+export function finishAttempt(claimed: StatusRecord, summary: AttemptSummary, now: Date): StatusRecord {
+  const state = overallState(summary.recipients);
+  const transcripts =
+    summary.transcriptKey && !claimed.transcripts.includes(summary.transcriptKey)
+      ? [...claimed.transcripts, summary.transcriptKey]
+      : claimed.transcripts;
+  return {
+    ...claimed,
+    state,
+    recipients: summary.recipients,
+    transcripts,
+    lease: undefined,
+    nextAttemptAt: state === 'deferred' ? summary.nextAttemptAt?.toISOString() : undefined,
+    error: summary.error ?? claimed.error,
+    updatedAt: now.toISOString(),
+  };
+}
+
+/** A message that cannot be delivered at all (malformed request, missing payload): every open recipient fails. */
+export function failMessage(record: StatusRecord, reason: string, now: Date): StatusRecord {
+  const recipients = record.recipients.map((r) =>
+    isOpen(r) ? { ...r, state: 'failed' as const, error: reason, updatedAt: now.toISOString() } : r,
+  );
+  return {
+    ...record,
+    recipients,
+    state: overallState(recipients),
+    lease: undefined,
+    error: reason,
+    updatedAt: now.toISOString(),
+  };
+}

@@ -1,0 +1,71 @@
+// What one attempt decided for one recipient, and how SMTP results and errors map onto it
+// (DESIGN "Retry policy"): 2xx delivered · 5xx failed for good · 4xx, 421, timeouts, broken connections,
+// TLS and session-setup problems deferred.
+import type { RecipientOutcome, Reply, SmtpStage } from '../smtp/types.ts';
+
+export type RecipientResult =
+  | { state: 'delivered'; reply: Reply }
+  | { state: 'failed'; reply?: Reply; error?: string }
+  | { state: 'deferred'; reply?: Reply; error?: string };
+
+/** The shape of lib/smtp's SmtpError that classification needs. */
+export interface SmtpFailure {
+  message: string;
+  code?: string;
+  stage?: SmtpStage;
+  reply?: Reply;
+  transient?: boolean;
+}
+
+/** Stages before the first transaction: a failure there says nothing about the message or its recipients. */
+const SESSION_STAGES: ReadonlySet<SmtpStage> = new Set([
+  'connect',
+  'greeting',
+  'ehlo',
+  'helo',
+  'starttls',
+  'auth',
+]);
+
+export function fromRecipientOutcome(outcome: RecipientOutcome): RecipientResult {
+  switch (outcome.status) {
+    case 'accepted':
+      return { state: 'delivered', reply: outcome.reply };
+    case 'failed':
+      return { state: 'failed', reply: outcome.reply };
+    case 'deferred':
+      return { state: 'deferred', reply: outcome.reply };
+  }
+}
+
+/**
+ * A transaction that did not complete. Problems with the session itself (the relay is down, refuses us,
+ * TLS or AUTH fails) are deferred even when permanent: they are the operator's to fix, and the queue's
+ * maximum age bounds the retries. Inside a transaction a 5xx (or another permanent error, such as a
+ * message needing SMTPUTF8 the relay lacks) fails the recipients; anything transient defers them.
+ */
+export function fromSmtpFailure(error: SmtpFailure): RecipientResult {
+  const text = describeFailure(error);
+  if (error.stage !== undefined && SESSION_STAGES.has(error.stage)) {
+    return { state: 'deferred', reply: error.reply, error: text };
+  }
+  const permanent = error.reply ? error.reply.code >= 500 : error.transient === false;
+  return permanent
+    ? { state: 'failed', reply: error.reply, error: text }
+    : { state: 'deferred', reply: error.reply, error: text };
+}
+
+export function describeFailure(error: SmtpFailure): string {
+  const where = error.stage ? ` during ${error.stage}` : '';
+  const code = error.code ? `${error.code}: ` : '';
+  return `${code}${error.message}${where}`;
+}
+
+/** Normalises anything thrown into the fields classification reads. */
+export function toSmtpFailure(thrown: unknown): SmtpFailure {
+  if (thrown instanceof Error) {
+    const e = thrown as Error & Partial<SmtpFailure>;
+    return { message: e.message, code: e.code, stage: e.stage, reply: e.reply, transient: e.transient };
+  }
+  return { message: String(thrown) };
+}

@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { fromRecipientOutcome, fromSmtpFailure, toSmtpFailure } from '../../lib/delivery/outcome.ts';
+
+const reply = (code: number, text = 'x') => ({ code, lines: [text] });
+
+describe('fromRecipientOutcome', () => {
+  it('maps accepted/deferred/failed onto delivered/deferred/failed with the reply', () => {
+    expect(fromRecipientOutcome({ address: 'a@x.test', status: 'accepted', reply: reply(250) })).toEqual({
+      state: 'delivered',
+      reply: reply(250),
+    });
+    expect(fromRecipientOutcome({ address: 'a@x.test', status: 'deferred', reply: reply(451) }).state).toBe(
+      'deferred',
+    );
+    expect(fromRecipientOutcome({ address: 'a@x.test', status: 'failed', reply: reply(550) }).state).toBe(
+      'failed',
+    );
+  });
+});
+
+describe('fromSmtpFailure', () => {
+  it('defers every problem with the session itself, even permanent ones', () => {
+    for (const stage of ['connect', 'greeting', 'ehlo', 'starttls', 'auth'] as const) {
+      const result = fromSmtpFailure({ message: 'boom', stage, transient: false, reply: reply(535) });
+      expect(result.state, stage).toBe('deferred');
+    }
+  });
+
+  it('defers 4xx, 421 and transient errors inside a transaction', () => {
+    expect(fromSmtpFailure({ message: 'x', stage: 'mail', reply: reply(421), transient: true }).state).toBe(
+      'deferred',
+    );
+    expect(fromSmtpFailure({ message: 'x', stage: 'data', reply: reply(451) }).state).toBe('deferred');
+    expect(fromSmtpFailure({ message: 'timeout', stage: 'dot', transient: true }).state).toBe('deferred');
+  });
+
+  it('fails the recipients on a 5xx or a permanent error inside a transaction', () => {
+    expect(fromSmtpFailure({ message: 'x', stage: 'mail', reply: reply(553) }).state).toBe('failed');
+    const utf8 = fromSmtpFailure({
+      message: 'needs SMTPUTF8',
+      code: 'SMTP_SMTPUTF8_UNSUPPORTED',
+      stage: 'mail',
+      transient: false,
+    });
+    expect(utf8).toEqual({
+      state: 'failed',
+      reply: undefined,
+      error: 'SMTP_SMTPUTF8_UNSUPPORTED: needs SMTPUTF8 during mail',
+    });
+  });
+
+  it('defers an unknown error (no stage, no reply), so nothing fails for good on a bug', () => {
+    expect(fromSmtpFailure(toSmtpFailure(new TypeError('oops'))).state).toBe('deferred');
+    expect(fromSmtpFailure(toSmtpFailure('string thrown')).state).toBe('deferred');
+  });
+});
