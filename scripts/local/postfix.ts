@@ -140,11 +140,17 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
       const names = (await readdir(paths.delivery)).filter((name) => name.endsWith('.eml')).sort();
       return Promise.all(
         names.map(async (name) => {
-          const [queueId, ...rest] = name.slice(0, -'.eml'.length).split('.');
-          return { queueId, recipient: rest.join('.'), raw: await readFile(join(paths.delivery, name)) };
+          const stem = name.slice(0, -'.eml'.length);
+          const dot = stem.indexOf('.'); // queue ids have no dot; recipients may
+          return {
+            queueId: stem.slice(0, dot),
+            recipient: stem.slice(dot + 1),
+            raw: await readFile(join(paths.delivery, name)),
+          };
         }),
       );
     };
+    const log = () => readFile(paths.log, 'utf8').catch(() => '');
     return {
       host: LOOPBACK,
       port,
@@ -158,12 +164,12 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
           const messages = await delivered();
           if (messages.length >= count) return messages;
           if (Date.now() > deadline) {
-            throw new Error(`${messages.length} of ${count} messages delivered; log:\n${await this.log()}`);
+            throw new Error(`${messages.length} of ${count} messages delivered; log:\n${await log()}`);
           }
           await sleep(100);
         }
       },
-      log: () => readFile(paths.log, 'utf8').catch(() => ''),
+      log,
     };
   });
 }
