@@ -9,7 +9,7 @@ function issuesOf(input: unknown) {
   return result.issues;
 }
 
-function valueOf(input: unknown): SendRequest {
+function validValue(input: unknown): SendRequest {
   const result = validateSendRequest(input);
   if (!result.ok) throw new Error(`expected a valid request: ${JSON.stringify(result.issues)}`);
   return result.value;
@@ -17,7 +17,7 @@ function valueOf(input: unknown): SendRequest {
 
 describe('validateSendRequest: valid requests', () => {
   it('normalises a minimal request', () => {
-    expect(valueOf(minimal)).toEqual({
+    expect(validValue(minimal)).toEqual({
       from: { name: 'Sender', address: 'sender@example.com' },
       to: [{ address: 'rcpt@example.org' }],
       cc: [],
@@ -31,7 +31,7 @@ describe('validateSendRequest: valid requests', () => {
   });
 
   it('accepts every field, in every accepted form', () => {
-    const value = valueOf({
+    const value = validValue({
       from: { name: 'Sender', address: 'sender@Example.com' },
       to: ['a@example.org', { address: 'b@example.org' }, '"Doe, J" <j@example.org>, k@example.org'],
       cc: 'c@jõgeva.ee',
@@ -73,12 +73,12 @@ describe('validateSendRequest: valid requests', () => {
   });
 
   it('accepts its own output again unchanged (JSON round trip, as through SQS)', () => {
-    const first = valueOf({
+    const first = validValue({
       ...minimal,
       to: ['Zoë <z@jõgeva.ee>', 'y@example.org'],
       messageId: '<m@x.example>',
     });
-    expect(valueOf(JSON.parse(JSON.stringify(first)))).toEqual(first);
+    expect(validValue(JSON.parse(JSON.stringify(first)))).toEqual(first);
   });
 
   it('allows exactly 50 recipients and no more', () => {
@@ -257,7 +257,7 @@ describe('validateSendRequest: field-level issues', () => {
 
 describe('decodedSize', () => {
   it('adds the UTF-8 bodies and the decoded attachments', () => {
-    const request = valueOf({
+    const request = validValue({
       ...minimal,
       text: 'héllo', // 6 octets
       html: '<p>✓</p>', // 10 octets
