@@ -1,0 +1,166 @@
+// POST /v1/messages/batch: up to 100 send requests, each validated and accepted on its own.
+// The answer is 202 whenever the envelope is valid, with one result per item in request order (the
+// per-item semantics of a 207 Multi-Status, without WebDAV's XML):
+//   { id, status: 'queued' }                                   accepted and on the queue
+//   { error: { code: 'validation_failed', issues } }           rejected, nothing stored
+//   { error: { code: 'payload_too_large' | 'internal_error', message } }
+//   { id, status: 'failed', error: { code: 'enqueue_failed', message } }
+//       SQS refused it even after the producer's retries; its status record says failed with that reason.
+// Nothing is dropped silently. Idempotency-Key is refused here (400): one key cannot stand for 100 messages.
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { SendResult } from '../../lib/aws/queue-producer.ts';
+import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
+import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
+import { decodedSize, validateSendRequest } from '../../lib/message/index.ts';
+import { type Accepted, acceptRequest } from './accept.ts';
+import { toQueueMessage } from './claim-check.ts';
+import type { ApiDeps } from './deps.ts';
+import { newMessageId } from './ids.ts';
+import { header, readJsonBody } from './request-body.ts';
+import { type ApiResponse, type Issue, json, problem } from './responses.ts';
+import { rawBodyLimit } from './submit.ts';
+
+export const MAX_BATCH_SIZE = 100;
+/** Status records written at once: enough to hide S3 latency, few enough to stay well under S3 request rates. */
+const WRITE_CONCURRENCY = 10;
+
+export type BatchItemResult =
+  | { id: string; status: 'queued' }
+  | { id: string; status: 'failed'; error: { code: 'enqueue_failed'; message: string } }
+  | { error: { code: 'validation_failed'; issues: Issue[] } }
+  | { error: { code: 'payload_too_large' | 'internal_error'; message: string } };
+
+/** An item that passed validation, and what became of it on its way to the queue. */
+interface Candidate {
+  index: number;
+  accepted: Accepted;
+  stored?: Versioned<StatusRecord>;
+  message?: QueueMessage;
+}
+
+export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps): Promise<ApiResponse> {
+  const { config, logger } = deps;
+  if (header(event, 'idempotency-key') !== undefined) {
+    return problem('bad_request', 'Idempotency-Key is supported on POST /v1/messages only, not on batches');
+  }
+  const body = readJsonBody(event, rawBodyLimit(config.maxMessageBytes));
+  if (!body.ok) return body.response;
+  const envelope = readEnvelope(body.value);
+  if (!envelope.ok)
+    return problem('validation_failed', 'the batch envelope is invalid', { issues: envelope.issues });
+
+  const now = deps.now?.() ?? new Date();
+  const results = new Array<BatchItemResult>(envelope.messages.length);
+  const candidates: Candidate[] = [];
+  envelope.messages.forEach((input, index) => {
+    const validation = validateSendRequest(input);
+    if (!validation.ok) {
+      results[index] = { error: { code: 'validation_failed', issues: validation.issues } };
+      return;
+    }
+    const size = decodedSize(validation.value);
+    if (size > config.maxMessageBytes) {
+      const message = `the message is ${size} bytes decoded; the limit is ${config.maxMessageBytes}`;
+      results[index] = { error: { code: 'payload_too_large', message } };
+      return;
+    }
+    const id = deps.newId?.() ?? newMessageId(now.getTime());
+    candidates.push({
+      index,
+      accepted: acceptRequest(validation.value, id, now, { messageIdDomain: config.messageIdDomain }),
+    });
+  });
+
+  // The status record exists before the message can be delivered; then the queue message (maybe a claim check).
+  await forEachLimit(candidates, WRITE_CONCURRENCY, async (item) => {
+    try {
+      item.stored = await deps.status.create(item.accepted.record);
+      item.message = await toQueueMessage(item.accepted.id, item.accepted.stored, deps.payloads);
+    } catch (error) {
+      logger.error('batch item not stored', { messageId: item.accepted.id, error });
+      results[item.index] = {
+        error: { code: 'internal_error', message: 'the item could not be stored; retry it' },
+      };
+      if (item.stored) await markFailed(deps, item.stored, 'not enqueued: the request could not be stored');
+    }
+  });
+
+  const ready = candidates.filter((item) => item.message !== undefined);
+  const sent = await sendAll(deps, ready);
+  for (const [n, item] of ready.entries()) {
+    const outcome = sent[n];
+    if (outcome?.ok) {
+      results[item.index] = { id: item.accepted.id, status: 'queued' };
+      continue;
+    }
+    const reason = outcome ? `${outcome.code}: ${outcome.error}` : 'no result from the queue producer';
+    logger.error('batch item not enqueued', { messageId: item.accepted.id, reason });
+    await markFailed(deps, item.stored!, `not enqueued: ${reason}`);
+    results[item.index] = {
+      id: item.accepted.id,
+      status: 'failed',
+      error: { code: 'enqueue_failed', message: reason },
+    };
+  }
+
+  const queued = results.filter((r) => 'status' in r && r.status === 'queued').length;
+  logger.info('batch processed', { items: results.length, queued });
+  return json(202, { results, queued, rejected: results.length - queued });
+}
+
+/** Per-item outcomes; a producer that throws fails every item with its error rather than losing them. */
+async function sendAll(deps: ApiDeps, ready: Candidate[]): Promise<SendResult[]> {
+  if (ready.length === 0) return [];
+  try {
+    return await deps.queue.sendBatch(ready.map((item) => item.message!));
+  } catch (error) {
+    const { name, message } = error instanceof Error ? error : { name: 'Error', message: String(error) };
+    return ready.map(() => ({ ok: false, code: name, error: message }));
+  }
+}
+
+type Envelope = { ok: true; messages: unknown[] } | { ok: false; issues: Issue[] };
+
+export function readEnvelope(value: unknown): Envelope {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { ok: false, issues: [{ path: '', message: 'expected an object { "messages": [...] }' }] };
+  }
+  const unknownFields = Object.keys(value).filter((k) => k !== 'messages');
+  if (unknownFields.length > 0) {
+    return { ok: false, issues: unknownFields.map((k) => ({ path: k, message: 'unknown field' })) };
+  }
+  const messages = (value as { messages?: unknown }).messages;
+  if (!Array.isArray(messages))
+    return { ok: false, issues: [{ path: 'messages', message: 'expected an array' }] };
+  if (messages.length === 0 || messages.length > MAX_BATCH_SIZE) {
+    const message = `expected 1 to ${MAX_BATCH_SIZE} messages, got ${messages.length}`;
+    return { ok: false, issues: [{ path: 'messages', message }] };
+  }
+  return { ok: true, messages };
+}
+
+/** A request that never reached the queue: its ledger says failed, so a status look-up never shows `queued`. */
+async function markFailed(deps: ApiDeps, stored: Versioned<StatusRecord>, reason: string): Promise<void> {
+  const at = (deps.now?.() ?? new Date()).toISOString();
+  const record: StatusRecord = {
+    ...stored.value,
+    state: 'failed',
+    updatedAt: at,
+    error: reason,
+    recipients: stored.value.recipients.map((r) => ({ ...r, state: 'failed', error: reason, updatedAt: at })),
+  };
+  try {
+    await deps.status.update(record, stored.version);
+  } catch (error) {
+    // The client still learns of the failure from the item result; the log carries the ledger problem.
+    deps.logger.error('could not mark a refused batch item failed', { messageId: record.id, error });
+  }
+}
+
+async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}

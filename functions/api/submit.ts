@@ -1,0 +1,113 @@
+// POST /v1/messages: validate, claim the Idempotency-Key, write the status record, enqueue, answer 202.
+//
+// Idempotency (IETF draft-ietf-httpapi-idempotency-key-header, Stripe's behaviour): the first request with a
+// key claims it with a create-only S3 write; a retry within 24 h, or the loser of a race, gets the same id
+// and nothing is enqueued again. The same key with a different body is refused with 422 (the draft's code:
+// the request is well-formed but conflicts with the key's original request). The comparison uses the
+// fingerprint kept on the winner's status record, so a racing request whose winner has not written that
+// record yet is answered with the winner's id without the comparison.
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
+import { decodedSize, validateSendRequest } from '../../lib/message/index.ts';
+import { acceptRequest } from './accept.ts';
+import { toQueueMessage } from './claim-check.ts';
+import type { ApiDeps } from './deps.ts';
+import { requestFingerprint } from './fingerprint.ts';
+import { readIdempotencyKey } from './idempotency-key.ts';
+import { newMessageId } from './ids.ts';
+import { readJsonBody } from './request-body.ts';
+import { type ApiResponse, json, problem } from './responses.ts';
+
+/**
+ * The raw JSON may be larger than the decoded message: base64 attachments grow by 4/3 and JSON escapes add
+ * more. Twice the decoded limit (plus room for the envelope) bounds what is parsed at all; the exact
+ * decoded-size check follows validation.
+ */
+export function rawBodyLimit(maxMessageBytes: number): number {
+  return 2 * maxMessageBytes + 64 * 1024;
+}
+
+export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps): Promise<ApiResponse> {
+  const { config, logger } = deps;
+  const keyResult = readIdempotencyKey(event);
+  if (!keyResult.ok) return problem('invalid_idempotency_key', keyResult.message);
+  const body = readJsonBody(event, rawBodyLimit(config.maxMessageBytes));
+  if (!body.ok) return body.response;
+  const validation = validateSendRequest(body.value);
+  if (!validation.ok) {
+    return problem('validation_failed', 'the request has invalid fields', { issues: validation.issues });
+  }
+  const size = decodedSize(validation.value);
+  if (size > config.maxMessageBytes) {
+    return problem(
+      'payload_too_large',
+      `the message is ${size} bytes decoded; the limit is ${config.maxMessageBytes}`,
+    );
+  }
+
+  const now = deps.now?.() ?? new Date();
+  const id = deps.newId?.() ?? newMessageId(now.getTime());
+  const key = keyResult.key;
+  const fingerprint = key === undefined ? undefined : requestFingerprint(body.value);
+  if (key !== undefined && fingerprint !== undefined) {
+    const replay = await claimKey(deps, key, id, fingerprint, now);
+    if (replay) return replay;
+  }
+
+  const accepted = acceptRequest(validation.value, id, now, {
+    messageIdDomain: config.messageIdDomain,
+    idempotencyKey: key,
+    requestFingerprint: fingerprint,
+  });
+  try {
+    await deps.status.create(accepted.record);
+    await deps.queue.send(await toQueueMessage(id, accepted.stored, deps.payloads));
+  } catch (error) {
+    // Nothing reached the queue: give the key back so the client's retry submits afresh.
+    if (key !== undefined) {
+      await deps.idempotency
+        .release(key, id)
+        .catch((e: unknown) => logger.warn('key not released', { error: e }));
+    }
+    throw error;
+  }
+  logger.info('message queued', {
+    messageId: id,
+    recipients: accepted.record.recipients.length,
+    bytes: size,
+  });
+  return json(202, { id, status: 'queued' });
+}
+
+/** Claims the key for `id`; undefined when this request won, else the response for a replay or a conflict. */
+async function claimKey(
+  deps: ApiDeps,
+  key: string,
+  id: string,
+  fingerprint: string,
+  now: Date,
+): Promise<ApiResponse | undefined> {
+  let result: Awaited<ReturnType<ApiDeps['idempotency']['claim']>>;
+  try {
+    result = await deps.idempotency.claim(key, id, now);
+  } catch (error) {
+    if (error instanceof IdempotencyContentionError) {
+      return problem(
+        'idempotency_key_in_use',
+        'another request with this Idempotency-Key is in progress; retry',
+      );
+    }
+    throw error;
+  }
+  if (result.claimed) return undefined;
+  const original = await deps.status.get(result.id);
+  const originalFingerprint = original?.value.requestFingerprint;
+  if (originalFingerprint !== undefined && originalFingerprint !== fingerprint) {
+    return problem(
+      'idempotency_key_reused',
+      'this Idempotency-Key was already used with a different request body',
+    );
+  }
+  deps.logger.info('idempotent replay', { messageId: result.id });
+  return json(202, { id: result.id, status: 'queued' }, { 'idempotent-replayed': 'true' });
+}

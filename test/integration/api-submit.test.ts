@@ -1,0 +1,188 @@
+// POST /v1/messages through the real handler against moto: the status record in S3, the message on SQS,
+// and every way a request is refused (400, 413, 415) without anything stored or enqueued.
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
+import { createTestResources, type TestResources } from '../support/moto.ts';
+import {
+  type ApiHandler,
+  apiEvent,
+  drainQueue,
+  loadHandler,
+  parseBody,
+  validRequest,
+} from './api-harness.ts';
+
+const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
+let resources: TestResources;
+let handler: ApiHandler;
+
+beforeAll(async () => {
+  resources = await createTestResources(inject('motoEndpoint'));
+  handler = await loadHandler(resources, {
+    MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
+    MESSAGE_ID_DOMAIN: 'mail.test',
+  });
+});
+
+async function s3Json(key: string): Promise<unknown> {
+  const object = await resources.clients.s3.send(
+    new GetObjectCommand({ Bucket: resources.bucket, Key: key }),
+  );
+  return JSON.parse(await object.Body!.transformToString());
+}
+
+const submit = (body: unknown, headers: Record<string, string> = {}) =>
+  handler(apiEvent({ method: 'POST', path: '/v1/messages', body, headers }));
+
+describe('POST /v1/messages', () => {
+  it('writes a queued status record and enqueues the request with a fixed Message-ID and Date', async () => {
+    // Act
+    const response = await submit(validRequest);
+
+    // Assess
+    expect(response.statusCode).toBe(202);
+    const { id, status } = parseBody(response) as { id: string; status: string };
+    expect(status).toBe('queued');
+    expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+
+    const record = (await s3Json(`messages/${id}.json`)) as StatusRecord;
+    expect(record).toMatchObject({
+      id,
+      state: 'queued',
+      messageId: `<${id}@mail.test>`,
+      from: 'alice@example.com',
+      subject: 'Hello',
+      attempts: 0,
+      transcripts: [],
+    });
+    expect(record.recipients.map((r) => [r.kind, r.address, r.state])).toEqual([
+      ['to', 'bob@example.org', 'queued'],
+      ['cc', 'carol@example.org', 'queued'],
+      ['bcc', 'dave@example.org', 'queued'],
+    ]);
+
+    const queued = (await drainQueue(resources)) as QueueMessage[];
+    expect(queued).toHaveLength(1);
+    const message = queued[0] as { v: 1; id: string; request: Record<string, unknown> };
+    expect(message.v).toBe(1);
+    expect(message.id).toBe(id);
+    expect(message.request).toMatchObject({
+      from: { name: 'Alice', address: 'alice@example.com' },
+      to: [{ address: 'bob@example.org' }],
+      subject: 'Hello',
+      text: 'Hi Bob',
+      messageId: `<${id}@mail.test>`,
+      date: record.createdAt,
+    });
+  });
+
+  it('accepts a base64-encoded body (API Gateway does this for some content types)', async () => {
+    const response = await handler(
+      apiEvent({ method: 'POST', path: '/v1/messages', body: validRequest, base64: true }),
+    );
+
+    expect(response.statusCode).toBe(202);
+    const queued = (await drainQueue(resources)) as QueueMessage[];
+    expect(queued.map((m) => m.id)).toEqual([parseBody(response).id]);
+  });
+
+  it('answers 400 with the path of every invalid field, and enqueues nothing', async () => {
+    const response = await submit({
+      from: 'not an address',
+      to: ['bob@example.org', 'evil@example.org\r\nBcc: victim@example.org'],
+      subject: 'ok',
+      text: 'x',
+      headers: { 'X-Inject': 'a\r\nBcc: victim@example.org' },
+      surprise: true,
+    });
+
+    expect(response.statusCode).toBe(400);
+    const body = parseBody(response) as { error: string; issues: { path: string; message: string }[] };
+    expect(body.error).toBe('validation_failed');
+    const paths = body.issues.map((issue) => issue.path);
+    expect(paths).toEqual(expect.arrayContaining(['from', 'to[1]', 'headers.X-Inject', 'surprise']));
+    for (const issue of body.issues) expect(issue.message).not.toBe('');
+    expect(await drainQueue(resources)).toEqual([]);
+  });
+
+  it('answers 400 for a body that is not valid JSON', async () => {
+    const response = await handler(
+      apiEvent({
+        method: 'POST',
+        path: '/v1/messages',
+        rawBody: '{"from": ',
+        headers: { 'content-type': 'application/json' },
+      }),
+    );
+
+    expect(response.statusCode).toBe(400);
+    expect(parseBody(response)).toMatchObject({ error: 'invalid_json' });
+  });
+
+  it('answers 400 for a JSON body that is not an object', async () => {
+    const response = await submit(['a', 'list']);
+
+    expect(response.statusCode).toBe(400);
+    expect(parseBody(response)).toMatchObject({ error: 'validation_failed', issues: [{ path: '' }] });
+  });
+
+  it.each([
+    ['text/plain', 'text/plain'],
+    ['form data', 'application/x-www-form-urlencoded'],
+    ['JSON in another charset', 'application/json; charset=iso-8859-1'],
+  ])('answers 415 for %s', async (_name, contentType) => {
+    const response = await handler(
+      apiEvent({
+        method: 'POST',
+        path: '/v1/messages',
+        rawBody: JSON.stringify(validRequest),
+        headers: { 'content-type': contentType },
+      }),
+    );
+
+    expect(response.statusCode).toBe(415);
+    expect(parseBody(response)).toMatchObject({ error: 'unsupported_media_type' });
+  });
+
+  it('answers 415 when the content type is missing', async () => {
+    const response = await handler(
+      apiEvent({ method: 'POST', path: '/v1/messages', rawBody: JSON.stringify(validRequest) }),
+    );
+
+    expect(response.statusCode).toBe(415);
+  });
+
+  it('answers 413 when the decoded message exceeds MAX_MESSAGE_BYTES, and enqueues nothing', async () => {
+    const content = Buffer.alloc(MAX_MESSAGE_BYTES + 1, 7).toString('base64');
+    const response = await submit({
+      ...validRequest,
+      attachments: [{ filename: 'big.bin', content }],
+    });
+
+    expect(response.statusCode).toBe(413);
+    expect(parseBody(response)).toMatchObject({ error: 'payload_too_large' });
+    expect(await drainQueue(resources)).toEqual([]);
+  });
+
+  it('stores a request too big for an SQS message in S3 and enqueues a pointer (claim check)', async () => {
+    // Prepare: 1 MiB decoded is 1.33 MiB of base64, over the inline limit.
+    const content = Buffer.alloc(1024 * 1024, 42).toString('base64');
+
+    // Act
+    const response = await submit({ ...validRequest, attachments: [{ filename: 'big.bin', content }] });
+
+    // Assess
+    expect(response.statusCode).toBe(202);
+    const id = parseBody(response).id as string;
+    const queued = (await drainQueue(resources)) as QueueMessage[];
+    expect(queued).toEqual([{ v: 1, id, payloadKey: `payloads/${id}.json` }]);
+    const payload = (await s3Json(`payloads/${id}.json`)) as {
+      attachments: { content: string }[];
+      messageId: string;
+    };
+    expect(payload.attachments[0]!.content).toBe(content);
+    expect(payload.messageId).toBe(`<${id}@mail.test>`);
+  });
+});
