@@ -1,0 +1,195 @@
+// SqsQueueProducer against moto: batches are split by count and size, every entry gets a result, entries
+// SQS fails are retried, and visibility changes really delay redelivery.
+import {
+  ReceiveMessageCommand,
+  type SendMessageBatchCommandInput,
+  type SendMessageBatchCommandOutput,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { createAwsClients, SqsQueueProducer } from '../../lib/aws/index.ts';
+import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
+import { createTestResources, TEST_REGION, type TestResources } from '../support/moto.ts';
+
+const endpoint = inject('motoEndpoint');
+
+async function drain(sqs: SQSClient, queueUrl: string, expected: number): Promise<string[]> {
+  const bodies: string[] = [];
+  for (let round = 0; round < 20 && bodies.length < expected; round++) {
+    const got = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: 60,
+      }),
+    );
+    for (const message of got.Messages ?? []) bodies.push(message.Body!);
+  }
+  return bodies;
+}
+
+const message = (id: string, request: unknown = { subject: id }): QueueMessage => ({ v: 1, id, request });
+
+/**
+ * moto never fails a batch entry on its own side (it only knows sender faults), so this client makes SQS's
+ * partial failure happen for real: the first `times` calls withhold the entries whose id is in `ids` from
+ * the request (so they are NOT enqueued) and report them Failed with SenderFault false, as SQS does.
+ */
+function sqsFailingEntries(
+  ids: Set<string>,
+  times: number,
+  senderFault = false,
+): { sqs: SQSClient; batchCalls: () => number } {
+  const { sqs } = createAwsClients({ region: TEST_REGION, endpoint });
+  let calls = 0;
+  sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== 'SendMessageBatchCommand') return next(args);
+      if (calls++ >= times) return next(args);
+      const input = args.input as SendMessageBatchCommandInput;
+      const withheld = (input.Entries ?? []).filter((e) => ids.has(JSON.parse(e.MessageBody!).id));
+      const sent = (input.Entries ?? []).filter((e) => !withheld.includes(e));
+      const failed = withheld.map((e) => ({
+        Id: e.Id!,
+        SenderFault: senderFault,
+        Code: 'InternalError',
+        Message: 'injected',
+      }));
+      // Nothing left to send: answer as SQS would for a call whose every entry failed.
+      if (sent.length === 0)
+        return { response: {}, output: { $metadata: {}, Successful: [], Failed: failed } };
+      const result = await next({ ...args, input: { ...input, Entries: sent } });
+      const output = result.output as SendMessageBatchCommandOutput;
+      output.Failed = [...(output.Failed ?? []), ...failed];
+      return result;
+    },
+    { step: 'initialize', name: 'failSomeEntries' },
+  );
+  return { sqs, batchCalls: () => calls };
+}
+
+describe('SqsQueueProducer', () => {
+  let resources: TestResources;
+  beforeAll(async () => {
+    resources = await createTestResources(endpoint);
+  });
+
+  it('sends one message as its JSON body', async () => {
+    const own = await createTestResources(endpoint);
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+
+    const messageId = await producer.send(message('single'));
+
+    expect(messageId).not.toBe('');
+    expect((await drain(own.clients.sqs, own.queueUrl, 1)).map((b) => JSON.parse(b))).toEqual([
+      message('single'),
+    ]);
+  });
+
+  it('sends a batch of 25 in calls of 10 and reports a result per entry, in order', async () => {
+    const own = await createTestResources(endpoint);
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+    const messages = Array.from({ length: 25 }, (_, i) => message(`batch-${i}`));
+
+    const results = await producer.sendBatch(messages);
+
+    expect(results).toHaveLength(25);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(new Set(results.map((r) => r.ok && r.messageId)).size).toBe(25);
+    const received = (await drain(own.clients.sqs, own.queueUrl, 25)).map((b) => JSON.parse(b).id);
+    expect(received.sort()).toEqual(messages.map((m) => m.id).sort());
+  });
+
+  it('splits by size so ten large messages never exceed the 1 MiB batch limit', async () => {
+    const own = await createTestResources(endpoint);
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+    const messages = Array.from({ length: 10 }, (_, i) =>
+      message(`large-${i}`, { text: 'x'.repeat(300_000) }),
+    );
+
+    const results = await producer.sendBatch(messages);
+
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    expect(await drain(own.clients.sqs, own.queueUrl, 10)).toHaveLength(10);
+  });
+
+  it('retries entries SQS failed and enqueues them exactly once', async () => {
+    const own = await createTestResources(endpoint);
+    const producer = new SqsQueueProducer(sqsFailingEntries(new Set(['b-3', 'b-12']), 2).sqs, own.queueUrl, {
+      baseDelayMs: 10,
+    });
+    const messages = Array.from({ length: 15 }, (_, i) => message(`b-${i}`));
+
+    const results = await producer.sendBatch(messages);
+
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    const received = (await drain(own.clients.sqs, own.queueUrl, 15)).map((b) => JSON.parse(b).id);
+    expect(received.sort()).toEqual(messages.map((m) => m.id).sort());
+  });
+
+  it('reports, never drops, entries that still fail after the retries', async () => {
+    const producer = new SqsQueueProducer(sqsFailingEntries(new Set(['f-1']), 100).sqs, resources.queueUrl, {
+      retries: 2,
+      baseDelayMs: 10,
+    });
+
+    const results = await producer.sendBatch([message('f-0'), message('f-1'), message('f-2')]);
+
+    expect(results[0]?.ok).toBe(true);
+    expect(results[1]).toEqual({ ok: false, code: 'InternalError', error: 'injected' });
+    expect(results[2]?.ok).toBe(true);
+  });
+
+  it('does not retry an entry SQS blames on the sender', async () => {
+    const { sqs, batchCalls } = sqsFailingEntries(new Set(['s-0']), 100, true);
+    const producer = new SqsQueueProducer(sqs, resources.queueUrl, { baseDelayMs: 10 });
+
+    const results = await producer.sendBatch([message('s-0')]);
+
+    expect(results[0]).toMatchObject({ ok: false, code: 'InternalError' });
+    expect(batchCalls()).toBe(1);
+  });
+
+  it('reports every entry of a call that SQS rejects as a whole', async () => {
+    const producer = new SqsQueueProducer(resources.clients.sqs, `${resources.queueUrl}-missing`);
+
+    const results = await producer.sendBatch([message('w-0'), message('w-1')]);
+
+    expect(results).toHaveLength(2);
+    for (const result of results) expect(result.ok).toBe(false);
+  });
+
+  it('changeVisibility(0) makes a received message visible again at once', async () => {
+    const own = await createTestResources(endpoint, { visibilityTimeoutSeconds: 600 });
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+    await producer.send(message('v-1'));
+    const first = await own.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: own.queueUrl, WaitTimeSeconds: 1 }),
+    );
+    const receiptHandle = first.Messages![0]!.ReceiptHandle!;
+
+    await producer.changeVisibility(receiptHandle, 0);
+
+    const again = await own.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: own.queueUrl, WaitTimeSeconds: 1, AttributeNames: ['All'] }),
+    );
+    expect(again.Messages?.[0]?.Attributes?.ApproximateReceiveCount).toBe('2');
+  });
+
+  it('changeVisibility(60) hides the message', async () => {
+    const own = await createTestResources(endpoint, { visibilityTimeoutSeconds: 0 });
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+    await producer.send(message('v-2'));
+    const first = await own.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: own.queueUrl, WaitTimeSeconds: 1, VisibilityTimeout: 0 }),
+    );
+
+    await producer.changeVisibility(first.Messages![0]!.ReceiptHandle!, 60);
+
+    const again = await own.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: own.queueUrl, WaitTimeSeconds: 1 }),
+    );
+    expect(again.Messages ?? []).toEqual([]);
+  });
+});
