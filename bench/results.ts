@@ -1,0 +1,236 @@
+// bench/RESULTS.md from one run's outcomes: machine, targets, one section per measurement, method.
+import type { MachineFacts } from './machine.ts';
+import type { HotSpot } from './profile.ts';
+import { elapsedRoundTrips, failureNotes, figure, median, metrics, metricTable, type Row } from './report.ts';
+
+export interface Results {
+  machine: MachineFacts;
+  quick: boolean;
+  rttMs: number;
+  attachmentMiB: number;
+  skipped: string[];
+  throughput?: Row[];
+  pipelining?: Row[];
+  rss?: Row[];
+  chunkingDirect?: Row[];
+  chunkingDelayed?: Row[];
+  smtpdLog?: string[];
+  hotSpots?: HotSpot[] | string;
+  bundles?: string;
+  loadAfter?: number[];
+  durationS?: number;
+}
+
+const runsNote = (rows: Row[] | undefined) => {
+  const runs = rows?.[0]?.outcome.spec.runs ?? 0;
+  const counts = [...new Set(rows?.map((row) => row.outcome.spec.count))].join(' / ');
+  return `median (min–max) of ${runs} runs of ${counts} messages each`;
+};
+
+function section(
+  title: string,
+  rows: Row[] | undefined,
+  body: (rows: Row[]) => string[],
+  moreRows: Row[] = [],
+): string[] {
+  if (rows === undefined) return [`## ${title}`, '', 'Not measured (see "Skipped" below).', ''];
+  const notes = failureNotes([...rows, ...moreRows]);
+  return [`## ${title}`, '', ...body(rows), ...(notes ? [notes, ''] : [])];
+}
+
+function targets(results: Results): string[] {
+  const headline = results.throughput?.[0]?.outcome;
+  const smtpqRate = median(headline, 'smtpq', metrics.messagesPerSecond);
+  const nodemailerRate = median(headline, 'nodemailer', metrics.messagesPerSecond);
+  const ratio = smtpqRate !== undefined && nodemailerRate ? smtpqRate / nodemailerRate : undefined;
+  const cpu = median(headline, 'smtpq', metrics.cpuMsPerMessage);
+  const pipelined = median(results.pipelining?.[0]?.outcome, 'smtpq', metrics.waitsPerMessage);
+  const chunked = median(results.chunkingDelayed?.[0]?.outcome, 'smtpq', metrics.waitsPerMessage);
+  const rss = median(results.rss?.[0]?.outcome, 'smtpq', metrics.peakRssMiB);
+  const verdict = (value: number | undefined, ok: (v: number) => boolean) =>
+    value === undefined ? 'not measured' : ok(value) ? 'met' : '**missed**';
+  return [
+    '## Targets (issue 2)',
+    '',
+    '| target | smtpq, median | verdict |',
+    '|---|---:|---|',
+    `| prebuilt 1 KiB over one connection: ≥ 3x Nodemailer's messages/s | ${figure(ratio, 'x')} (${figure(smtpqRate)} vs ${figure(nodemailerRate)} msg/s) | ${verdict(ratio, (v) => v >= 3)} |`,
+    `| … at < 0.4 ms CPU per message | ${figure(cpu, ' ms')} | ${verdict(cpu, (v) => v < 0.4)} |`,
+    `| ≤ 1 round trip per message at ${results.rttMs} ms RTT with PIPELINING (smtp-sink, 1 KiB) | ${figure(pipelined)} | ${verdict(pipelined, (v) => v <= 1.02)} |`,
+    `| well under 1 round trip per message with CHUNKING (Postfix smtpd, 1 KiB) | ${figure(chunked)} | ${verdict(chunked, (v) => v <= 0.5)} |`,
+    `| ≤ 64 MiB peak RSS sending a streamed ${results.attachmentMiB} MiB attachment | ${figure(rss, ' MiB')} | ${verdict(rss, (v) => v <= 64)} |`,
+    '',
+    'The pipelining verdict allows 1.02: N messages cost N + 1 waits (the last end of data has nothing to ride',
+    'with), i.e. 1.01 at 100 messages. "Well under 1" is read as at most 0.5.',
+    '',
+  ];
+}
+
+function hotSpotLines(hot: HotSpot[] | string | undefined): string[] {
+  if (hot === undefined) return [];
+  const head = [
+    '## Where smtpq spends its CPU (prebuilt 1 KiB, measured phase only)',
+    '',
+    'smtpq missed a throughput/CPU target (or `--profile` was given), so the runner profiled one more run of the',
+    'headline cell with the V8 sampling profiler (100 µs interval, measured phase only). Self time per function:',
+    '',
+  ];
+  if (typeof hot === 'string') return [...head, hot, ''];
+  return [
+    ...head,
+    '| self ms | share | function | where |',
+    '|---:|---:|---|---|',
+    ...hot.map(
+      (h) => `| ${h.selfMs.toFixed(1)} | ${h.percent.toFixed(1)} % | \`${h.name}\` | ${h.location} |`,
+    ),
+    '',
+  ];
+}
+
+function methodLines(results: Results): string[] {
+  return [
+    '## Method',
+    '',
+    '- **One process per client run.** The runner (bench/run.ts) starts every run of every client as a child',
+    '  process of its own: Node clients as esbuild bundles (bench/build-clients.ts, npm packages external, so no',
+    '  TypeScript loader runs in the measured process), smtplib as `python3 bench/clients/smtplib_client.py`.',
+    "  CPU and memory figures are the child's own: `process.cpuUsage()` (user + system, all threads) and",
+    '  `process.resourceUsage().maxRSS` for Node, `getrusage(RUSAGE_SELF)` for Python.',
+    '- **Measured phase.** Each child connects, sends one warm-up message (it opens the connection and warms',
+    '  the code paths), then the timed messages over that one connection, then QUIT (not timed). messages/s =',
+    '  messages / wall time of the phase; CPU ms per message = CPU time of the phase / messages.',
+    '- **Concurrency.** The Node clients are handed the messages with up to 32 sends in flight (a worker with',
+    '  an SQS batch in hand): smtpq pipelines concurrent `send()` calls on its one connection; Nodemailer',
+    '  (`pool: true, maxConnections: 1, maxMessages: Infinity`) queues them and sends one after the other.',
+    '  smtplib is synchronous: one `sendmail()` after the other.',
+    '- **Workloads.** *prebuilt*: the same RFC 5322 message file (headers + a 7bit text body of 1 KiB or',
+    '  100 KiB in 74-character lines) given as bytes: `send(envelope, buffer)` for smtpq, `raw` for Nodemailer,',
+    '  `sendmail()` for smtplib — the transport alone. *composed*: a text message composed for every send —',
+    "  MailComposer for both Node clients (smtpq through lib/message `composeMessage`), Python's",
+    '  `email.message.EmailMessage` for smtplib. Two recipients per message; `smtp-sink` and the Postfix',
+    '  instance accept every recipient.',
+    `- **Round trips.** bench/delay-proxy.ts relays each TCP chunk ${results.rttMs / 2} ms later in each direction`,
+    `  (${results.rttMs} ms RTT) and logs when every chunk arrived and from which side. Two figures: *waits per`,
+    "  message* counts the client's write bursts in the measured phase — a run of client chunks that starts",
+    `  after ≥ ${(results.rttMs * 0.75).toFixed(0)} ms of client silence; the client only falls silent that long when it waits for a`,
+    '  reply (bench/round-trips.ts) — divided by the messages; *RTTs per message from wall time* is the',
+    `  measured phase's wall time / ${results.rttMs} ms / messages, which also contains transfer and server time.`,
+    '- **CHUNKING.** `smtp-sink` does not offer CHUNKING, so that section uses a private Postfix instance',
+    '  (scripts/local/postfix.ts: own config and queue in a temp dir, smtpd on loopback, `discard:` transport)',
+    '  which offers PIPELINING and CHUNKING. "smtpq (DATA)" is smtpq with `chunking: false`, to separate what',
+    '  BDAT adds from pipelining. Nodemailer and smtplib do not implement BDAT and use DATA there.',
+    `- **Peak RSS.** One message with a ${results.attachmentMiB} MiB random attachment (base64 on the wire) to \`smtp-sink\`: smtpq`,
+    '  composing with the attachment as a file stream, Nodemailer with the same stream, and Nodemailer with the',
+    "  file read into a Buffer as the reference. The figure is the whole process's peak RSS, so it contains the",
+    '  Node runtime and the loaded modules; "before connect" is the RSS once the client module was loaded.',
+    '- **Runs.** Every cell is run several times, the client order rotating from run to run; tables show the',
+    "  median and (min–max); ratios are smtpq's median over the peer's median from this same run (messages/s:",
+    '  higher is better for smtpq; CPU, round trips, RSS: lower is better).',
+    '',
+  ];
+}
+
+export function renderResults(results: Results): string {
+  const { machine } = results;
+  const load = (values: number[] | undefined) => (values ?? []).map((v) => v.toFixed(2)).join(' / ');
+  const lines: string[] = [
+    '# smtpq SMTP client benchmark',
+    '',
+    ...(results.quick
+      ? ['**Quick harness check (`--quick`): tiny counts, single runs — these figures mean nothing.**', '']
+      : []),
+    `Written by \`npm run bench\` (bench/run.ts) on ${machine.date} in ${results.durationS?.toFixed(0) ?? '?'} s.`,
+    '',
+    `**Machine:** ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB RAM; Node ${machine.node};`,
+    `${machine.python ?? 'no Python'}; Postfix ${machine.postfix ?? 'not installed'}; Nodemailer ${machine.nodemailer}.`,
+    `Load average (1/5/15 min) before: ${load(machine.loadBefore)}; after: ${load(results.loadAfter)}.`,
+    '',
+    '> The machine is shared (other builds and test runs were going on at the same time) and noisy: absolute',
+    '> figures move by tens of percent from run to run. Compare within a table — all clients ran in the same',
+    '> bench run, interleaved — and prefer CPU per message and round trips over wall-clock rates.',
+    '',
+    ...targets(results),
+    ...section(
+      '1. Throughput over one connection — Postfix smtp-sink (PIPELINING)',
+      results.throughput,
+      (rows) => [
+        `Messages per second, ${runsNote(rows)} (higher is better):`,
+        '',
+        metricTable(rows, metrics.messagesPerSecond),
+        '',
+        'Client CPU ms per message (lower is better):',
+        '',
+        metricTable(rows, metrics.cpuMsPerMessage),
+        '',
+      ],
+    ),
+    ...section(
+      `2. Round trips per message at ${results.rttMs} ms RTT — smtp-sink (PIPELINING) through the delay proxy`,
+      results.pipelining,
+      (rows) => [
+        `Waits for the server per message, ${runsNote(rows)} (lower is better):`,
+        '',
+        metricTable(rows, metrics.waitsPerMessage),
+        '',
+        `RTTs per message from wall time (elapsed / ${results.rttMs} ms / messages):`,
+        '',
+        metricTable(rows, elapsedRoundTrips(results.rttMs)),
+        '',
+      ],
+    ),
+    ...section(
+      '3. CHUNKING — private Postfix smtpd on loopback, discard transport',
+      results.chunkingDirect,
+      (rows) => [
+        `Direct (no added latency), messages per second, ${runsNote(rows)}:`,
+        '',
+        metricTable(rows, metrics.messagesPerSecond),
+        '',
+        'Client CPU ms per message:',
+        '',
+        metricTable(rows, metrics.cpuMsPerMessage),
+        '',
+        ...(results.chunkingDelayed
+          ? [
+              `Through the delay proxy (${results.rttMs} ms RTT), waits for the server per message, ${runsNote(results.chunkingDelayed)}:`,
+              '',
+              metricTable(results.chunkingDelayed, metrics.waitsPerMessage),
+              '',
+              'RTTs per message from wall time:',
+              '',
+              metricTable(results.chunkingDelayed, elapsedRoundTrips(results.rttMs)),
+              '',
+            ]
+          : []),
+        ...(results.smtpdLog?.length
+          ? ['Postfix warnings during the run:', '', '```', ...results.smtpdLog, '```', '']
+          : []),
+      ],
+      results.chunkingDelayed,
+    ),
+    ...section(
+      `4. Peak RSS sending one ${results.attachmentMiB} MiB attachment — smtp-sink`,
+      results.rss,
+      (rows) => [
+        `MiB, ${runsNote(rows).replace(/ of 1 messages each/, '')}:`,
+        '',
+        '| client and body source | peak RSS | RSS before connect | growth (peak − before) |',
+        '|---|---:|---:|---:|',
+        ...rows.map((row) => {
+          const client = row.outcome.spec.clients[0]!;
+          const peak = median(row.outcome, client, metrics.peakRssMiB);
+          const base = median(row.outcome, client, metrics.baselineRssMiB);
+          const growth = peak !== undefined && base !== undefined ? peak - base : undefined;
+          const failed = row.outcome.errors.has(client) ? 'failed¹' : figure(peak);
+          return `| ${row.label} | ${failed} | ${figure(base)} | ${figure(growth)} |`;
+        }),
+        '',
+      ],
+    ),
+    ...hotSpotLines(results.hotSpots),
+    ...(results.bundles ? [results.bundles.trim(), ''] : []),
+    ...methodLines(results),
+    ...(results.skipped.length ? ['## Skipped', '', ...results.skipped.map((s) => `- ${s}`), ''] : []),
+  ];
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,280 @@
+// `npm run bench`: smtpq's SMTP client beside Nodemailer and Python's smtplib, in one run, against the
+// same local Postfix sinks; writes bench/RESULTS.md. `--quick` checks the harness in a few seconds
+// (figures meaningless); `--profile` profiles smtpq even when it meets its targets.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { type LocalSmtpServer, startPostfix, startSmtpSink } from '../scripts/local/postfix.ts';
+import { buildClients } from './build-clients.ts';
+import { type CellOutcome, type CellSpec, type ClientCommands, runCell, type Server } from './cells.ts';
+import { runClient } from './child.ts';
+import type { Workload } from './clients/protocol.ts';
+import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
+import { createFixtures, FROM, TO } from './fixtures.ts';
+import { machineFacts } from './machine.ts';
+import { type HotSpot, hotSpots } from './profile.ts';
+import { type Results, renderResults } from './results.ts';
+
+const quick = process.argv.includes('--quick');
+const forceProfile = process.argv.includes('--profile');
+const benchDir = fileURLToPath(new URL('./', import.meta.url));
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** Sizes and repetitions, chosen to keep a full run within about five minutes on 2 shared cores. */
+const plan = quick
+  ? {
+      runs: 1,
+      rttRuns: 1,
+      count: { 1024: 50, 102400: 10 },
+      rttCount: { 1024: 5, 102400: 3 },
+      smtpdCount: 20,
+      rssRuns: 1,
+      attachment: 5 * MiB,
+    }
+  : {
+      runs: 5,
+      rttRuns: 3,
+      count: { 1024: 2000, 102400: 300 },
+      rttCount: { 1024: 100, 102400: 50 },
+      smtpdCount: 500,
+      rssRuns: 3,
+      attachment: 50 * MiB,
+    };
+const ONE_WAY_DELAY_MS = 10;
+const RTT_MS = 2 * ONE_WAY_DELAY_MS;
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+async function clientCommands(): Promise<ClientCommands> {
+  const commands: ClientCommands = new Map();
+  const built = await buildClients();
+  for (const [client, bundle] of built) {
+    const command =
+      'file' in bundle
+        ? { command: process.execPath, args: [bundle.file] }
+        : { unavailable: `could not be built: ${bundle.error}` };
+    commands.set(client, command);
+    if (client === 'smtpq') commands.set('smtpq-data', command);
+  }
+  const python = spawnSync('python3', ['-c', 'import smtplib'], { encoding: 'utf8' });
+  commands.set(
+    'smtplib',
+    python.status === 0
+      ? { command: 'python3', args: [`${benchDir}clients/smtplib_client.py`] }
+      : { unavailable: `python3 with smtplib not found (${python.error?.message ?? python.stderr.trim()})` },
+  );
+  return commands;
+}
+
+/** Starts a server, or returns why it could not be started (the rows that need it are skipped). */
+async function tryStart<T>(what: string, start: () => Promise<T>): Promise<T | string> {
+  try {
+    return await start();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split('\n')[0]! : String(error);
+    log(`${what} unavailable: ${reason}`);
+    return `${what} could not be started: ${reason}`;
+  }
+}
+
+/** The H4 bundle-size section when bench/bundles.ts is there. */
+async function bundlesSection(): Promise<string | undefined> {
+  if (!existsSync(`${benchDir}bundles.ts`)) return undefined;
+  try {
+    const path = './bundles.ts';
+    const module = (await import(path)) as { measureBundles?: () => Promise<string> };
+    return module.measureBundles ? await module.measureBundles() : undefined;
+  } catch (error) {
+    return `Bundle sizes could not be measured: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const machine = machineFacts();
+  const commands = await clientCommands();
+  log('fixtures…');
+  const fixtures = await createFixtures([KiB, 100 * KiB], plan.attachment);
+  const stops: Array<() => Promise<void>> = [];
+  const results: Results = {
+    machine,
+    quick,
+    rttMs: RTT_MS,
+    attachmentMiB: plan.attachment / MiB,
+    skipped: [],
+  };
+  const cell = (spec: CellSpec) => {
+    log(spec.title);
+    return runCell(spec, commands, log);
+  };
+  const prebuilt = (size: 1024 | 102400): Workload => ({
+    kind: 'prebuilt',
+    messageFile: fixtures.prebuilt.get(size)!,
+  });
+  const peers = ['smtpq', 'nodemailer', 'smtplib'] as const;
+  try {
+    const sink = await tryStart('Postfix smtp-sink', () => startSmtpSink());
+    if (typeof sink === 'string') results.skipped.push(sink);
+    else {
+      stops.push(sink.stop);
+      const direct: Server = { host: sink.host, port: sink.port };
+      results.throughput = [];
+      for (const kind of ['prebuilt', 'composed'] as const) {
+        for (const size of [1024, 102400] as const) {
+          const label = `${kind}, ${size / KiB} KiB`;
+          const workload: Workload = kind === 'prebuilt' ? prebuilt(size) : { kind, bodyBytes: size };
+          const spec = {
+            title: `throughput ${label}`,
+            server: direct,
+            workload,
+            count: plan.count[size],
+            runs: plan.runs,
+            clients: [...peers],
+          };
+          results.throughput.push({ label, outcome: await cell(spec) });
+        }
+      }
+      const proxy = await startDelayProxy({
+        upstreamHost: sink.host,
+        upstreamPort: sink.port,
+        delayMs: ONE_WAY_DELAY_MS,
+      });
+      stops.push(proxy.close);
+      const delayed: Server = { host: '127.0.0.1', port: sink.port, proxy, rttMs: RTT_MS };
+      results.pipelining = [];
+      for (const size of [1024, 102400] as const) {
+        const label = `prebuilt, ${size / KiB} KiB`;
+        const spec = {
+          title: `${RTT_MS} ms RTT ${label}`,
+          server: delayed,
+          workload: prebuilt(size),
+          count: plan.rttCount[size],
+          runs: plan.rttRuns,
+          clients: [...peers],
+        };
+        results.pipelining.push({ label, outcome: await cell(spec) });
+      }
+      results.rss = [];
+      for (const [client, source, label] of [
+        ['smtpq', 'stream', 'smtpq, attachment streamed from the file'],
+        ['nodemailer', 'stream', 'Nodemailer, attachment streamed from the file'],
+        ['nodemailer', 'buffer', 'Nodemailer, attachment read into a Buffer (reference)'],
+      ] as const) {
+        const workload: Workload = { kind: 'attachment', file: fixtures.attachment, source };
+        const spec = {
+          title: `peak RSS ${label}`,
+          server: direct,
+          workload,
+          count: 1,
+          runs: plan.rssRuns,
+          clients: [client],
+        };
+        results.rss.push({ label, outcome: await cell(spec) });
+      }
+    }
+
+    const smtpd = await tryStart('Postfix smtpd (private instance)', () =>
+      startPostfix({ delivery: 'discard' }),
+    );
+    if (typeof smtpd === 'string') results.skipped.push(smtpd);
+    else {
+      stops.push(smtpd.stop);
+      const chunkingClients = ['smtpq', 'smtpq-data', 'nodemailer', 'smtplib'] as const;
+      const direct: Server = { host: smtpd.host, port: smtpd.port };
+      const proxy: DelayProxy = await startDelayProxy({
+        upstreamHost: smtpd.host,
+        upstreamPort: smtpd.port,
+        delayMs: ONE_WAY_DELAY_MS,
+      });
+      stops.push(proxy.close);
+      const delayed: Server = { host: '127.0.0.1', port: smtpd.port, proxy, rttMs: RTT_MS };
+      results.chunkingDirect = [
+        {
+          label: 'prebuilt, 1 KiB',
+          outcome: await cell({
+            title: 'smtpd prebuilt 1 KiB',
+            server: direct,
+            workload: prebuilt(1024),
+            count: plan.smtpdCount,
+            runs: plan.runs,
+            clients: [...chunkingClients],
+          }),
+        },
+      ];
+      results.chunkingDelayed = [
+        {
+          label: 'prebuilt, 1 KiB',
+          outcome: await cell({
+            title: `smtpd ${RTT_MS} ms RTT prebuilt 1 KiB`,
+            server: delayed,
+            workload: prebuilt(1024),
+            count: plan.rttCount[1024],
+            runs: plan.rttRuns,
+            clients: [...chunkingClients],
+          }),
+        },
+      ];
+      results.smtpdLog = await smtpdWarnings(smtpd);
+    }
+
+    const headline = results.throughput?.[0]?.outcome;
+    if (headline && (forceProfile || missesCpuTargets(headline))) {
+      log('profiling smtpq (prebuilt 1 KiB)…');
+      results.hotSpots = await profileSmtpq(commands, headline);
+    }
+    log('bundles…');
+    results.bundles = await bundlesSection();
+  } finally {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await fixtures.remove();
+  }
+  results.loadAfter = loadavg();
+  results.durationS = (Date.now() - started) / 1000;
+  const file = quick ? `${benchDir}.build/RESULTS.quick.md` : `${benchDir}RESULTS.md`;
+  await writeFile(file, renderResults(results));
+  log(`wrote ${file} in ${results.durationS.toFixed(0)} s`);
+}
+
+function missesCpuTargets(outcome: CellOutcome): boolean {
+  const runs = outcome.results.get('smtpq') ?? [];
+  const peer = outcome.results.get('nodemailer') ?? [];
+  if (runs.length === 0) return false;
+  const cpu = Math.min(...runs.map((m) => m.cpuMs / m.sent));
+  const rate = (list: typeof runs) => Math.max(...list.map((m) => m.sent / m.elapsedMs));
+  return cpu >= 0.4 || (peer.length > 0 && rate(runs) < 3 * rate(peer));
+}
+
+async function profileSmtpq(commands: ClientCommands, outcome: CellOutcome): Promise<HotSpot[] | string> {
+  const command = commands.get('smtpq');
+  if (command === undefined || 'unavailable' in command) return 'smtpq client unavailable';
+  const { spec } = outcome;
+  const file = `${benchDir}.build/smtpq.cpuprofile`;
+  try {
+    await runClient(
+      command,
+      {
+        host: spec.server.host,
+        port: spec.server.port,
+        from: FROM,
+        to: TO,
+        count: spec.count,
+        workload: spec.workload,
+      },
+      { BENCH_CPU_PROFILE: file },
+    );
+    return await hotSpots(file, 15);
+  } catch (error) {
+    return `profiling failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+}
+
+/** Postfix's own complaints during the run (a reject or a timeout would distort its rows). */
+async function smtpdWarnings(server: LocalSmtpServer & { log(): Promise<string> }): Promise<string[]> {
+  const lines = (await server.log()).split('\n');
+  return lines.filter((line) => /warning|fatal|panic|reject/i.test(line)).slice(0, 10);
+}
+
+await main();
