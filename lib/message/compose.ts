@@ -160,8 +160,8 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
     ...(cc.length ? { cc } : {}),
     ...(replyTo.length ? { replyTo } : {}),
     ...subjectOption(input.subject, headers),
-    ...(input.text !== undefined ? { text: input.text } : {}),
-    ...(input.html !== undefined ? { html: input.html } : {}),
+    ...(input.text !== undefined ? { text: lineBreaks(input.text) } : {}),
+    ...(input.html !== undefined ? { html: lineBreaks(input.html) } : {}),
     attachments: (input.attachments ?? []).map((attachment, index) =>
       toMailComposer(attachment, openers[index]!()),
     ),
@@ -179,6 +179,14 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
     date,
     createStream: () => new MailComposer(options()).compile().createReadStream(),
   };
+}
+
+/**
+ * A text body's line breaks are CRLF on the wire (RFC 2046 §4.1.1); MailComposer turns LF into CRLF, so a
+ * bare CR (which no MTA may pass on as such) becomes a line break here too.
+ */
+function lineBreaks(body: string): string {
+  return body.replace(/\r\n?/g, '\n');
 }
 
 function generatedMessageId(domain: string): string {
