@@ -47,7 +47,9 @@ export interface AttemptInput {
   owner: string;
   /** How long the lease holds: longer than this attempt can possibly run (the Lambda's remaining time). */
   leaseMs: number;
-  message: PreparedMessage;
+  /** Builds the message from the ledger entry (its Message-ID and date stay the same on every attempt).
+   * Called before the claim, so a message that cannot be built never takes a lease. */
+  prepare: (record: StatusRecord) => PreparedMessage;
 }
 
 export type AttemptResult =
@@ -98,6 +100,7 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
     return { kind: 'done', state: settled.state, reason: 'nothing left to send' };
   }
 
+  const message = input.prepare(record);
   let claimed: { value: StatusRecord; version: string };
   try {
     claimed = await deps.status.update(
@@ -121,7 +124,7 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
     '*',
     `delivery attempt ${attempt} of message ${input.id} to ${addresses.length} recipient(s)`,
   );
-  const report = await deliver(deps.session, { ...input.message, addresses });
+  const report = await deliver(deps.session, { ...message, addresses });
   const transcriptKey = await deps.transcripts.put(input.id, attempt, transcript.toString());
 
   const finished = now();

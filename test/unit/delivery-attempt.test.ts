@@ -126,7 +126,7 @@ function setup(codes: Record<string, number> = {}, at = T0) {
     owner,
     receiveCount,
     leaseMs: 60_000,
-    message: { envelope: { from: 'a@x.test' }, createBody: () => 'hello' },
+    prepare: () => ({ envelope: { from: 'a@x.test' }, createBody: () => 'hello' }),
   });
   return { status, transcripts, deps, sentTo, input };
 }

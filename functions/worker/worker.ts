@@ -1,0 +1,184 @@
+// The worker's core: SQSEvent → per-record delivery attempts → SQSBatchResponse. index.ts wires it to AWS;
+// tests wire it to moto and an in-process SMTP server.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { WorkerConfig } from '../../lib/config.ts';
+import { type AttemptResult, runAttempt } from '../../lib/delivery/attempt.ts';
+import { failMessage, isFinal } from '../../lib/delivery/ledger.ts';
+import { type StatusStore, type TranscriptStore, VersionConflictError } from '../../lib/delivery/ports.ts';
+import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
+import type { SmtpClientOptions, Transcript } from '../../lib/smtp/types.ts';
+import { prepareMessage } from './prepare.ts';
+import { MalformedRecordError, type PayloadReader, readQueueRecord } from './queue-record.ts';
+
+export interface VisibilityPort {
+  changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
+}
+
+export interface WorkerDeps {
+  config: WorkerConfig;
+  status: StatusStore;
+  transcripts: TranscriptStore;
+  payloads: PayloadReader;
+  queue: VisibilityPort;
+  /** Opens an SMTP connection (lib/smtp's SmtpConnection.connect), credentials already filled in. */
+  connect: Connect;
+  createTranscript: () => Transcript;
+  logger: Logger;
+  metrics: Metrics;
+  now?: () => Date;
+  random?: () => number;
+}
+
+/** No new record is started with less time left than this: it goes back to the queue untouched. */
+const MIN_REMAINING_MS = 10_000;
+/** The lease outlives the invocation by this much, covering clock skew between workers. */
+const LEASE_MARGIN_MS = 60_000;
+/** Without a Lambda context (local runs), a lease as long as the longest Lambda run. */
+const DEFAULT_LEASE_MS = 15 * 60_000;
+
+export type WorkerHandler = (event: SQSEvent, context?: Partial<Context>) => Promise<SQSBatchResponse>;
+
+export function createWorker(deps: WorkerDeps): WorkerHandler {
+  return async (event, context) => {
+    const invocation = `${context?.awsRequestId ?? 'local'}:${randomUUID().slice(0, 8)}`;
+    const remaining = () => context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
+    const session = new SmtpSession(deps.connect, smtpOptions(deps.config));
+    const failures: SQSBatchItemFailure[] = [];
+    try {
+      for (const record of event.Records) {
+        if (remaining() < MIN_REMAINING_MS) {
+          deps.logger.warn('out of time: record left for a later delivery', {
+            sqsMessageId: record.messageId,
+          });
+          failures.push({ itemIdentifier: record.messageId });
+          continue;
+        }
+        const leaseMs = Number.isFinite(remaining()) ? remaining() + LEASE_MARGIN_MS : DEFAULT_LEASE_MS;
+        const ok = await processRecord(deps, session, record, `${invocation}:${record.messageId}`, leaseMs);
+        if (!ok) failures.push({ itemIdentifier: record.messageId });
+      }
+    } finally {
+      await session.close();
+      if (deps.metrics.hasStoredMetrics()) deps.metrics.publishStoredMetrics();
+    }
+    return { batchItemFailures: failures };
+  };
+}
+
+function smtpOptions(config: WorkerConfig): Omit<SmtpClientOptions, 'transcript'> {
+  const { host, port, tls, requireTLS, name, ca, timeouts } = config.smtp;
+  return { host, port, tls, requireTLS, name, ca, timeouts };
+}
+
+/** True when the record is finished with (SQS may delete it); false to report it in batchItemFailures. */
+async function processRecord(
+  deps: WorkerDeps,
+  session: SmtpSession,
+  record: SQSRecord,
+  owner: string,
+  leaseMs: number,
+): Promise<boolean> {
+  const receiveCount = Math.max(
+    1,
+    Number.parseInt(record.attributes?.ApproximateReceiveCount ?? '1', 10) || 1,
+  );
+  const log = { sqsMessageId: record.messageId, receiveCount };
+  let id: string | undefined;
+  try {
+    const content = await readQueueRecord(record, deps.payloads);
+    id = content.id;
+    const { request } = content;
+    const result = await runAttempt(
+      {
+        status: deps.status,
+        transcripts: deps.transcripts,
+        session,
+        createTranscript: deps.createTranscript,
+        retry: deps.config.retry,
+        now: deps.now,
+        random: deps.random,
+      },
+      { id: content.id, receiveCount, owner, leaseMs, prepare: (ledger) => prepareMessage(request, ledger) },
+    );
+    if (result.kind === 'missing') {
+      id = undefined; // nothing to mark failed
+      throw new MalformedRecordError(`no status record for message ${content.id}`);
+    }
+    recordMetrics(deps.metrics, result);
+    deps.logger.info('delivery attempt', { ...log, id: content.id, ...summarize(result) });
+    if (result.kind === 'done') return true;
+    await hide(deps, record, result.delaySeconds);
+    return false;
+  } catch (error) {
+    if (error instanceof MalformedRecordError || isMessageError(error)) {
+      id ??= error instanceof MalformedRecordError ? error.id : undefined;
+      deps.logger.error('malformed queue record: left for the dead-letter queue', {
+        ...log,
+        id,
+        reason: error.message,
+      });
+      deps.metrics.addMetric('MalformedRecords', MetricUnit.Count, 1);
+      if (id) await markFailed(deps, id, `malformed queue record: ${error.message}`);
+      return false;
+    }
+    deps.logger.error('delivery attempt broke off; the record will be tried again', { ...log, id, error });
+    return false;
+  }
+}
+
+/** Sets the back-off as the record's visibility; if that fails the queue's own timeout applies. */
+async function hide(deps: WorkerDeps, record: SQSRecord, seconds: number): Promise<void> {
+  try {
+    await deps.queue.changeVisibility(record.receiptHandle, seconds);
+  } catch (error) {
+    deps.logger.warn('could not set the back-off as visibility timeout', {
+      sqsMessageId: record.messageId,
+      error,
+    });
+  }
+}
+
+async function markFailed(deps: WorkerDeps, id: string, reason: string): Promise<void> {
+  const now = deps.now?.() ?? new Date();
+  try {
+    const current = await deps.status.get(id);
+    if (!current || isFinal(current.value)) return;
+    await deps.status.update(failMessage(current.value, reason, now), current.version);
+  } catch (error) {
+    // Another delivery wrote meanwhile, or S3 failed: the record still reaches the DLQ, which is what counts.
+    const level = error instanceof VersionConflictError ? 'warn' : 'error';
+    deps.logger[level]('could not mark the message failed', { id, error });
+  }
+}
+
+function recordMetrics(metrics: Metrics, result: AttemptResult): void {
+  if (result.kind === 'missing' || !result.results) return;
+  const counts = { delivered: 0, deferred: 0, failed: 0 };
+  for (const r of result.results.values()) counts[r.state] += 1;
+  metrics.addMetric('RecipientsDelivered', MetricUnit.Count, counts.delivered);
+  metrics.addMetric('RecipientsDeferred', MetricUnit.Count, counts.deferred);
+  metrics.addMetric('RecipientsFailed', MetricUnit.Count, counts.failed);
+  for (const ms of result.transactionMs ?? [])
+    metrics.addMetric('SmtpTransactionLatency', MetricUnit.Milliseconds, ms);
+}
+
+/** What a log line says about an attempt: counts and states, never addresses' replies in full or bodies. */
+function summarize(result: Exclude<AttemptResult, { kind: 'missing' }>): Record<string, unknown> {
+  const states: Record<string, number> = {};
+  for (const r of result.results?.values() ?? []) states[r.state] = (states[r.state] ?? 0) + 1;
+  return result.kind === 'done'
+    ? { outcome: result.state, attempt: result.attempt, recipients: states, reason: result.reason }
+    : {
+        outcome: result.why,
+        attempt: result.attempt,
+        recipients: states,
+        retryInSeconds: result.delaySeconds,
+      };
+}
+
+function isMessageError(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'MessageError';
+}

@@ -1,0 +1,249 @@
+// Emulates the Lambda SQS event source against any SQS endpoint (moto, LocalStack, AWS): long-polls the
+// queue, hands each batch to the handler as a real SQSEvent, deletes the records the handler finished
+// (partial batch response, ReportBatchItemFailures) and leaves the rest to their visibility timeout.
+import {
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  type Message,
+  type MessageAttributeValue,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
+import { localLambdaContext } from './lambda-context.ts';
+
+/** A Lambda handler may resolve with nothing, which Lambda reads as "the whole batch succeeded". */
+// biome-ignore lint/suspicious/noConfusingVoidType: handlers declared as returning Promise<void> must fit
+type HandlerResult = SQSBatchResponse | undefined | void;
+
+export type BatchHandler = (event: SQSEvent, context: Context) => Promise<HandlerResult>;
+
+export interface SqsPollerOptions {
+  sqs: SQSClient;
+  queueUrl: string;
+  handler: BatchHandler;
+  /** For the records' awsRegion and the context's ARN. Default us-east-1. */
+  region?: string;
+  /** Records per invocation, 1–10 (Lambda's BatchSize for standard queues, up to the ReceiveMessage limit). Default 10. */
+  batchSize?: number;
+  /** MaximumBatchingWindowInSeconds: keep gathering records this long while the batch is not full. Default 0. */
+  batchingWindowSeconds?: number;
+  /** Long-poll wait of each ReceiveMessage, 0–20 s. Default 2, so stop() never waits long. */
+  waitTimeSeconds?: number;
+  /** The emulated function's timeout: getRemainingTimeInMillis() counts down from it. Default 300 s. */
+  functionTimeoutMs?: number;
+  functionName?: string;
+  /** Called after every batch: what was invoked and what became of each record. */
+  onBatch?: (report: BatchReport) => void;
+  /** Receive, delete or handler errors. Default: console.error. */
+  onError?: (error: unknown) => void;
+}
+
+export interface BatchReport {
+  event: SQSEvent;
+  /** SQS message ids deleted (finished), and left on the queue (reported failures, or the whole batch). */
+  deleted: string[];
+  retained: string[];
+  /** The handler threw, or answered with an identifier not in the batch: Lambda then retries the whole batch. */
+  wholeBatchFailed: boolean;
+}
+
+export interface SqsPoller {
+  start(): void;
+  /** Stops polling; resolves once the batch in progress (if any) is handled and its records deleted. */
+  stop(): Promise<void>;
+  /** One receive → invoke → delete round; the number of records handled. For tests that drive the pace. */
+  pollOnce(): Promise<number>;
+}
+
+const MAX_BATCH = 10;
+const ERROR_PAUSE_MS = 1000;
+
+export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
+  const region = options.region ?? 'us-east-1';
+  const batchSize = Math.min(MAX_BATCH, Math.max(1, options.batchSize ?? MAX_BATCH));
+  const waitTimeSeconds = Math.min(20, Math.max(0, options.waitTimeSeconds ?? 2));
+  const windowMs = Math.max(0, options.batchingWindowSeconds ?? 0) * 1000;
+  const onError = options.onError ?? ((error: unknown) => console.error('[sqs-poller]', error));
+  let queueArn: string | undefined;
+  let running = false;
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let abort = new AbortController();
+
+  async function arn(): Promise<string> {
+    if (queueArn) return queueArn;
+    const result = await options.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: options.queueUrl, AttributeNames: ['QueueArn'] }),
+      { abortSignal: abort.signal },
+    );
+    queueArn =
+      result.Attributes?.QueueArn ??
+      `arn:aws:sqs:${region}:000000000000:${options.queueUrl.split('/').pop()}`;
+    return queueArn;
+  }
+
+  async function receive(max: number, wait: number): Promise<Message[]> {
+    const result = await options.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: options.queueUrl,
+        MaxNumberOfMessages: max,
+        WaitTimeSeconds: wait,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+      { abortSignal: abort.signal },
+    );
+    return result.Messages ?? [];
+  }
+
+  /** A batch like Lambda's: the first receive long-polls; within the window, more receives fill it up. */
+  async function gather(): Promise<Message[]> {
+    const messages = await receive(batchSize, waitTimeSeconds);
+    if (messages.length === 0 || windowMs === 0) return messages;
+    const until = Date.now() + windowMs;
+    while (messages.length < batchSize && !stopping && Date.now() < until) {
+      const wait = Math.min(20, Math.floor((until - Date.now()) / 1000));
+      messages.push(...(await receive(batchSize - messages.length, wait)));
+    }
+    return messages;
+  }
+
+  async function pollOnce(): Promise<number> {
+    const source = await arn();
+    const messages = await gather();
+    if (messages.length === 0) return 0;
+    const event: SQSEvent = { Records: messages.map((m) => toRecord(m, source, region)) };
+    const context = localLambdaContext(
+      options.functionName ?? 'smtpq-worker',
+      options.functionTimeoutMs ?? 300_000,
+      region,
+    );
+    const ids = new Set(event.Records.map((r) => r.messageId));
+    let failed: Set<string>;
+    let wholeBatchFailed = false;
+    try {
+      const response = await options.handler(event, context);
+      const reported = (response?.batchItemFailures ?? []).map((f) => f.itemIdentifier);
+      // Lambda fails the whole batch on an identifier that is empty or not in it.
+      wholeBatchFailed = reported.some((id) => !id || !ids.has(id));
+      failed = wholeBatchFailed ? ids : new Set(reported);
+    } catch (error) {
+      onError(error);
+      wholeBatchFailed = true;
+      failed = ids;
+    }
+    const done = event.Records.filter((r) => !failed.has(r.messageId));
+    const deleted = await remove(done);
+    options.onBatch?.({
+      event,
+      deleted,
+      retained: event.Records.filter((r) => !deleted.includes(r.messageId)).map((r) => r.messageId),
+      wholeBatchFailed,
+    });
+    return messages.length;
+  }
+
+  async function remove(records: SQSRecord[]): Promise<string[]> {
+    if (records.length === 0) return [];
+    // Not aborted by stop(): a handled record must be deleted, or it would be delivered again.
+    const result = await options.sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: options.queueUrl,
+        Entries: records.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
+      }),
+    );
+    for (const f of result.Failed ?? [])
+      onError(new Error(`delete of record ${f.Id} failed: ${f.Code} ${f.Message}`));
+    return (result.Successful ?? []).map((s) => records[Number(s.Id)]!.messageId);
+  }
+
+  async function run(): Promise<void> {
+    while (running) {
+      try {
+        await pollOnce();
+      } catch (error) {
+        if (!running) break; // the receive was aborted by stop()
+        onError(error);
+        await pause(ERROR_PAUSE_MS, abort.signal);
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      stopping = false;
+      abort = new AbortController();
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      stopping = true;
+      abort.abort();
+      await loop;
+      loop = undefined;
+    },
+    pollOnce,
+  };
+}
+
+/** Creates and starts a poller (what `npm run dev` uses). */
+export async function startSqsPoller(options: SqsPollerOptions): Promise<SqsPoller> {
+  const poller = createSqsPoller(options);
+  poller.start();
+  return poller;
+}
+
+function toRecord(message: Message, eventSourceARN: string, awsRegion: string): SQSRecord {
+  const a = message.Attributes ?? {};
+  return {
+    messageId: message.MessageId!,
+    receiptHandle: message.ReceiptHandle!,
+    body: message.Body ?? '',
+    attributes: {
+      ApproximateReceiveCount: a.ApproximateReceiveCount ?? '1',
+      SentTimestamp: a.SentTimestamp ?? String(Date.now()),
+      SenderId: a.SenderId ?? '',
+      ApproximateFirstReceiveTimestamp: a.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      ...(a.AWSTraceHeader ? { AWSTraceHeader: a.AWSTraceHeader } : {}),
+    },
+    messageAttributes: toMessageAttributes(message.MessageAttributes ?? {}),
+    md5OfBody: message.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN,
+    awsRegion,
+  };
+}
+
+/** The SQS API's attribute shape → the Lambda event's (camel-cased, list fields always present). */
+function toMessageAttributes(attributes: Record<string, MessageAttributeValue>): SQSMessageAttributes {
+  const out: SQSMessageAttributes = {};
+  for (const [name, value] of Object.entries(attributes)) {
+    out[name] = {
+      dataType: value.DataType ?? 'String',
+      ...(value.StringValue !== undefined ? { stringValue: value.StringValue } : {}),
+      ...(value.BinaryValue !== undefined
+        ? { binaryValue: Buffer.from(value.BinaryValue).toString('base64') }
+        : {}),
+      stringListValues: value.StringListValues ?? [],
+      binaryListValues: (value.BinaryListValues ?? []).map((b) => Buffer.from(b).toString('base64')),
+    };
+  }
+  return out;
+}
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
+  });
+}
