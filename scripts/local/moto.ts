@@ -2,7 +2,7 @@
 // moto lives in a project-local virtualenv (.venv) that ensureMoto() creates on first use, so a clean
 // clone needs nothing but python3.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -57,11 +57,12 @@ async function motoInstalled(): Promise<boolean> {
 
 /**
  * Makes sure .venv exists with moto[server]; returns the venv's python. Idempotent and quiet.
- * Concurrent callers (a dev server and a test run) serialise on `flock .venv.lock`.
+ * Concurrent callers (a dev server and a test run) serialise on `flock .venv/.install.lock`.
  */
 export async function ensureMoto(): Promise<string> {
   if (await motoInstalled()) return venvPython;
-  const lock = join(projectRoot, '.venv.lock');
+  mkdirSync(venvDir, { recursive: true });
+  const lock = join(venvDir, '.install.lock');
   const install = [
     `[ -x "${venvPython}" ] || python3 -m venv "${venvDir}"`,
     `"${venvPython}" -c 'import moto.server' 2>/dev/null ||` +
