@@ -1,6 +1,6 @@
 // bench/RESULTS.md from one run's outcomes: machine, targets, one section per measurement, method.
 import type { MachineFacts } from './machine.ts';
-import type { HotSpot } from './profile.ts';
+import type { Profile } from './profile.ts';
 import { elapsedRoundTrips, failureNotes, figure, median, metrics, metricTable, type Row } from './report.ts';
 
 export interface Results {
@@ -15,7 +15,7 @@ export interface Results {
   chunkingDirect?: Row[];
   chunkingDelayed?: Row[];
   smtpdLog?: string[];
-  hotSpots?: HotSpot[] | string;
+  hotSpots?: Profile | string;
   bundles?: string;
   loadAfter?: number[];
   durationS?: number;
@@ -66,23 +66,32 @@ function targets(results: Results): string[] {
   ];
 }
 
-function hotSpotLines(hot: HotSpot[] | string | undefined): string[] {
-  if (hot === undefined) return [];
+function hotSpotLines(profile: Profile | string | undefined): string[] {
+  if (profile === undefined) return [];
   const head = [
     '## Where smtpq spends its CPU (prebuilt 1 KiB, measured phase only)',
     '',
     'smtpq missed a throughput/CPU target (or `--profile` was given), so the runner profiled one more run of the',
-    'headline cell with the V8 sampling profiler (100 µs interval, measured phase only). Self time per function:',
+    'headline cell with the V8 sampling profiler (100 µs interval, measured phase only, idle time left out;',
+    'bundle positions mapped back to the TypeScript sources).',
     '',
   ];
-  if (typeof hot === 'string') return [...head, hot, ''];
+  if (typeof profile === 'string') return [...head, profile, ''];
   return [
     ...head,
+    'Self time per function:',
+    '',
     '| self ms | share | function | where |',
     '|---:|---:|---|---|',
-    ...hot.map(
+    ...profile.functions.map(
       (h) => `| ${h.selfMs.toFixed(1)} | ${h.percent.toFixed(1)} % | \`${h.name}\` | ${h.location} |`,
     ),
+    '',
+    'Self time per file:',
+    '',
+    '| self ms | share | file |',
+    '|---:|---:|---|',
+    ...profile.files.map((f) => `| ${f.selfMs.toFixed(1)} | ${f.percent.toFixed(1)} % | ${f.file} |`),
     '',
   ];
 }

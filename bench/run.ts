@@ -14,7 +14,7 @@ import type { Workload } from './clients/protocol.ts';
 import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
 import { createFixtures, FROM, TO } from './fixtures.ts';
 import { machineFacts } from './machine.ts';
-import { type HotSpot, hotSpots } from './profile.ts';
+import { hotSpots, type Profile } from './profile.ts';
 import { type Results, renderResults } from './results.ts';
 
 const quick = process.argv.includes('--quick');
@@ -39,7 +39,7 @@ const plan = quick
       rttRuns: 3,
       count: { 1024: 2000, 102400: 300 },
       rttCount: { 1024: 100, 102400: 50 },
-      smtpdCount: 500,
+      smtpdCount: 300,
       rssRuns: 3,
       attachment: 50 * MiB,
     };
@@ -247,7 +247,7 @@ function missesCpuTargets(outcome: CellOutcome): boolean {
   return cpu >= 0.4 || (peer.length > 0 && rate(runs) < 3 * rate(peer));
 }
 
-async function profileSmtpq(commands: ClientCommands, outcome: CellOutcome): Promise<HotSpot[] | string> {
+async function profileSmtpq(commands: ClientCommands, outcome: CellOutcome): Promise<Profile | string> {
   const command = commands.get('smtpq');
   if (command === undefined || 'unavailable' in command) return 'smtpq client unavailable';
   const { spec } = outcome;
