@@ -209,7 +209,23 @@ const sendRequestSchema = z
     if (request.text === undefined && request.html === undefined) {
       ctx.addIssue({ code: 'custom', message: 'text or html (or both) is required', path: ['text'] });
     }
-  });
+  })
+  .transform(withoutRepeatedRecipients);
+
+/**
+ * An address listed twice (in to, cc or bcc) is kept where it first appears only, so that the status ledger
+ * built from these fields has one entry per address, as the envelope has.
+ */
+function withoutRepeatedRecipients<T extends Pick<SendRequest, 'to' | 'cc' | 'bcc'>>(request: T): T {
+  const seen = new Set<string>();
+  const firstOnly = (list: Mailbox[]) =>
+    list.filter((mailbox) => {
+      if (seen.has(mailbox.address)) return false;
+      seen.add(mailbox.address);
+      return true;
+    });
+  return { ...request, to: firstOnly(request.to), cc: firstOnly(request.cc), bcc: firstOnly(request.bcc) };
+}
 
 /** `['attachments', 0, 'content']` → `attachments[0].content`. */
 function formatPath(path: readonly PropertyKey[]): string {

@@ -81,6 +81,18 @@ describe('validateSendRequest: valid requests', () => {
     expect(validValue(JSON.parse(JSON.stringify(first)))).toEqual(first);
   });
 
+  it('keeps an address listed twice only where it first appears (one ledger entry per address)', () => {
+    const value = validValue({
+      ...minimal,
+      to: ['a@example.org', 'A <a@Example.ORG>', 'b@example.org'],
+      cc: 'b@example.org, c@example.org',
+      bcc: ['a@example.org', 'd@example.org'],
+    });
+    expect(value.to).toEqual([{ address: 'a@example.org' }, { address: 'b@example.org' }]);
+    expect(value.cc).toEqual([{ address: 'c@example.org' }]);
+    expect(value.bcc).toEqual([{ address: 'd@example.org' }]);
+  });
+
   it('allows exactly 50 recipients and no more', () => {
     const fifty = Array.from({ length: 50 }, (_, i) => `r${i}@example.org`);
     expect(validateSendRequest({ ...minimal, to: fifty }).ok).toBe(true);
