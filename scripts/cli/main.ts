@@ -7,7 +7,14 @@ const program = new Command('smtpq')
   .showHelpAfterError();
 
 // Sub-commands (each module exports `register(program: Command): void`):
-const modules: Array<() => Promise<{ register(program: Command): void }>> = [];
+const modules: Array<() => Promise<{ register(program: Command): void }>> = [
+  () => import('./dev.ts'),
+  () => import('./submit.ts'),
+  () => import('./batch.ts'),
+  () => import('./status.ts'),
+  () => import('./transcript.ts'),
+  () => import('./tail.ts'),
+];
 for (const load of modules) (await load()).register(program);
 
 await program.parseAsync(process.argv);

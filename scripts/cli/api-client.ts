@@ -1,0 +1,175 @@
+// HTTP client of the smtpq API for the CLI. A local API (npm run dev) gets plain requests; any other URL is the
+// IAM-protected API Gateway, so requests are SigV4-signed (service execute-api) with credentials from the
+// usual AWS chain (env, profile, SSO, instance role).
+import { Sha256 } from '@aws-crypto/sha256-js';
+import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+export const DEFAULT_API = 'http://localhost:3000';
+
+/** An answer other than 2xx, with the API's stable error code when it sent one. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly issues?: Array<{ path: string; message: string }>,
+  ) {
+    super(message);
+  }
+
+  /** Worth trying again later: throttling, a server error, or the network. */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+
+  /** The message with the validation issues, for a person to read. */
+  describe(): string {
+    const issues = this.issues?.map((i) => `${i.path || '(request)'}: ${i.message}`).join('; ');
+    return `${this.status ? `HTTP ${this.status} ` : ''}${this.code}: ${this.message}${issues ? ` (${issues})` : ''}`;
+  }
+}
+
+export interface SubmitResult {
+  id: string;
+  status: string;
+}
+
+export interface ApiClientOptions {
+  api?: string;
+  /** Region for SigV4; default from the execute-api host name, then AWS_REGION. */
+  region?: string;
+  /** Per-request timeout. Default 30 s. */
+  timeoutMs?: number;
+}
+
+export function isLocalApi(url: URL): boolean {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host);
+}
+
+export class ApiClient {
+  readonly base: URL;
+  readonly #signer?: SignatureV4;
+  readonly #timeoutMs: number;
+
+  constructor(options: ApiClientOptions = {}) {
+    const text = options.api ?? process.env.SMTPQ_API ?? DEFAULT_API;
+    try {
+      this.base = new URL(text);
+    } catch {
+      throw new ApiError(0, 'invalid_api_url', `--api is not a URL: ${text}`);
+    }
+    if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') {
+      throw new ApiError(0, 'invalid_api_url', `--api must be http(s)://…, not ${this.base.protocol}`);
+    }
+    if (!isLocalApi(this.base)) {
+      if (this.base.protocol !== 'https:') {
+        throw new ApiError(0, 'invalid_api_url', 'a deployed API must be reached over https');
+      }
+      const region =
+        options.region ??
+        /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(this.base.hostname)?.[1] ??
+        process.env.AWS_REGION ??
+        process.env.AWS_DEFAULT_REGION;
+      if (!region) throw new ApiError(0, 'no_region', 'cannot tell the API region: set AWS_REGION');
+      this.#signer = new SignatureV4({
+        service: 'execute-api',
+        region,
+        credentials: fromNodeProviderChain(),
+        sha256: Sha256,
+      });
+    }
+    this.#timeoutMs = options.timeoutMs ?? 30_000;
+  }
+
+  submit(request: unknown, idempotencyKey?: string): Promise<SubmitResult> {
+    const headers: Record<string, string> = idempotencyKey ? { 'idempotency-key': idempotencyKey } : {};
+    return this.#json<SubmitResult>('POST', '/v1/messages', JSON.stringify(request), headers);
+  }
+
+  status<T = unknown>(id: string): Promise<T> {
+    return this.#json<T>('GET', `/v1/messages/${encodeURIComponent(id)}`);
+  }
+
+  async transcript(id: string, attempt?: number): Promise<string> {
+    const query = attempt === undefined ? '' : `?attempt=${attempt}`;
+    const response = await this.#request('GET', `/v1/messages/${encodeURIComponent(id)}/transcript${query}`);
+    const text = await response.text();
+    if (!response.ok) throw errorFrom(response.status, text);
+    return text;
+  }
+
+  /** Any GET on the same server (the dev inbox's list, for `tail`). */
+  async getJson<T>(path: string): Promise<T> {
+    return this.#json<T>('GET', path);
+  }
+
+  async #json<T>(
+    method: string,
+    path: string,
+    body?: string,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const response = await this.#request(method, path, body, headers);
+    const text = await response.text();
+    if (!response.ok) throw errorFrom(response.status, text);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(
+        response.status,
+        'invalid_response',
+        `the API answered with something not JSON: ${text.slice(0, 200)}`,
+      );
+    }
+  }
+
+  async #request(
+    method: string,
+    path: string,
+    body?: string,
+    extra: Record<string, string> = {},
+  ): Promise<Response> {
+    const url = new URL(path, this.base);
+    let headers: Record<string, string> = {
+      accept: 'application/json',
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...extra,
+    };
+    if (this.#signer) {
+      const signed = await this.#signer.sign({
+        method,
+        protocol: url.protocol,
+        hostname: url.hostname,
+        ...(url.port ? { port: Number(url.port) } : {}),
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        headers: { ...headers, host: url.host },
+        ...(body !== undefined ? { body } : {}),
+      });
+      // fetch sets Host itself (to the same value that was signed).
+      const { host: _host, ...rest } = signed.headers;
+      headers = rest;
+    }
+    try {
+      return await fetch(url, { method, headers, body, signal: AbortSignal.timeout(this.#timeoutMs) });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code;
+      const reason =
+        cause === 'ECONNREFUSED'
+          ? `nothing listens at ${this.base.origin} (is \`npm run dev\` running?)`
+          : (error as Error).message;
+      throw new ApiError(0, 'network_error', reason);
+    }
+  }
+}
+
+function errorFrom(status: number, text: string): ApiError {
+  try {
+    const body = JSON.parse(text) as { error?: string; message?: string; issues?: ApiError['issues'] };
+    return new ApiError(status, body.error ?? 'http_error', body.message ?? text.slice(0, 200), body.issues);
+  } catch {
+    return new ApiError(status, 'http_error', text.slice(0, 200) || `HTTP ${status}`);
+  }
+}

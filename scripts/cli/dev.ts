@@ -1,0 +1,60 @@
+// `smtpq dev` (= `npm run dev`): runs the whole system locally until Ctrl-C. See scripts/local/dev.ts.
+import type { Command } from 'commander';
+
+interface DevCliOptions {
+  port?: string;
+  smtpPort?: string;
+  dataDir?: string;
+}
+
+function portOption(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`${flag} must be a port number (0-65535)`);
+  return port;
+}
+
+export function register(program: Command): void {
+  program
+    .command('dev')
+    .description('run smtpq locally: AWS emulator, API, worker, dev SMTP server and the dev inbox')
+    .option('--port <port>', 'API and inbox port (default $PORT or 3000; 0 = any free port)')
+    .option('--smtp-port <port>', 'dev SMTP server port (default $SMTP_DEV_PORT or 2525; 0 = any free port)')
+    .option(
+      '--data-dir <dir>',
+      'where mail, certificates and state live (default $SMTPQ_DATA_DIR or .smtpq/)',
+    )
+    .action(async (options: DevCliOptions) => {
+      const { startDev } = await import('../local/dev.ts');
+      let stack: Awaited<ReturnType<typeof startDev>>;
+      try {
+        stack = await startDev({
+          port: portOption(options.port, '--port'),
+          smtpPort: portOption(options.smtpPort, '--smtp-port'),
+          dataDir: options.dataDir,
+        });
+      } catch (error) {
+        console.error(`smtpq dev: ${(error as Error).message}`);
+        process.exit(1);
+      }
+      let stopping = false;
+      const shutdown = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          console.error('stopping now');
+          process.exit(130);
+        }
+        stopping = true;
+        console.error(`\n${signal}: stopping (Ctrl-C again to force)…`);
+        stack.stop().then(
+          () => process.exit(0),
+          (error: Error) => {
+            console.error(`smtpq dev: ${error.message}`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', shutdown);
+      process.on('SIGTERM', shutdown);
+    });
+}

@@ -1,0 +1,136 @@
+// `smtpq submit`: one message through the HTTP API (npm run dev locally, or the deployed, SigV4-signed API).
+// Built from flags like `smtpq send`, or taken whole from --json FILE (- for stdin).
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { ApiClient, ApiError } from './api-client.ts';
+import { appendHistory } from './history.ts';
+
+interface SubmitOptions {
+  api?: string;
+  json?: string;
+  from?: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  replyTo: string[];
+  subject?: string;
+  text?: string;
+  textFile?: string;
+  html?: string;
+  htmlFile?: string;
+  attach: string[];
+  header: string[];
+  tag: string[];
+  idempotencyKey?: string;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function register(program: Command): void {
+  program
+    .command('submit')
+    .description('submit one message through the smtpq HTTP API')
+    .option('--api <url>', 'API base URL (default $SMTPQ_API or http://localhost:3000)')
+    .option('--json <file>', 'the whole send request as JSON (- for stdin); other flags override its fields')
+    .option('--from <address>', 'sender, e.g. "Alice <alice@example.com>"')
+    .option('--to <address>', 'recipient (repeatable)', collect, [])
+    .option('--cc <address>', 'copy recipient (repeatable)', collect, [])
+    .option('--bcc <address>', 'blind copy recipient (repeatable)', collect, [])
+    .option('--reply-to <address>', 'Reply-To address (repeatable)', collect, [])
+    .option('--subject <text>', 'subject')
+    .option('--text <text>', 'plain-text body')
+    .option('--text-file <file>', 'plain-text body from a file')
+    .option('--html <html>', 'HTML body')
+    .option('--html-file <file>', 'HTML body from a file')
+    .option('--attach <file>', 'attach a file (repeatable)', collect, [])
+    .option('--header <"Name: value">', 'extra header (repeatable)', collect, [])
+    .option('--tag <key=value>', 'tag stored with the status (repeatable)', collect, [])
+    .option('--idempotency-key <key>', 'the same key within 24 h returns the same id and sends once')
+    .action(async (options: SubmitOptions) => {
+      try {
+        const request = await buildRequest(options);
+        const client = new ApiClient({ api: options.api });
+        const result = await client.submit(request, options.idempotencyKey);
+        await appendHistory([result.id]);
+        console.log(JSON.stringify(result));
+      } catch (error) {
+        process.exitCode = reportError(error);
+      }
+    });
+}
+
+/** Prints a failure for a person; returns the exit code (2: bad input, 1: the API or the network). */
+export function reportError(error: unknown): number {
+  if (error instanceof ApiError) {
+    console.error(`smtpq: ${error.describe()}`);
+    return error.status >= 400 && error.status < 500 ? 2 : 1;
+  }
+  if (error instanceof UsageError) {
+    console.error(`smtpq: ${error.message}`);
+    return 2;
+  }
+  throw error;
+}
+
+export class UsageError extends Error {
+  readonly code = 'USAGE';
+}
+
+async function readJson(file: string): Promise<Record<string, unknown>> {
+  const text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new UsageError(`${file} is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new UsageError(`${file} must hold a JSON object (a send request)`);
+  }
+  return value as Record<string, unknown>;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function keyValues(list: string[], separator: string, flag: string): Record<string, string> | undefined {
+  if (list.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const at = item.indexOf(separator);
+    if (at <= 0) throw new UsageError(`${flag} "${item}" must look like name${separator}value`);
+    out[item.slice(0, at).trim()] = item.slice(at + 1).trim();
+  }
+  return out;
+}
+
+async function buildRequest(options: SubmitOptions): Promise<Record<string, unknown>> {
+  const request: Record<string, unknown> = options.json ? await readJson(options.json) : {};
+  const set = (key: string, value: unknown) => {
+    if (value !== undefined && !(Array.isArray(value) && value.length === 0)) request[key] = value;
+  };
+  set('from', options.from);
+  set('to', options.to);
+  set('cc', options.cc);
+  set('bcc', options.bcc);
+  set('replyTo', options.replyTo);
+  set('subject', options.subject);
+  set('text', options.textFile ? await readFile(options.textFile, 'utf8') : options.text);
+  set('html', options.htmlFile ? await readFile(options.htmlFile, 'utf8') : options.html);
+  set('headers', keyValues(options.header, ':', '--header'));
+  set('tags', keyValues(options.tag, '=', '--tag'));
+  if (options.attach.length > 0) {
+    request.attachments = await Promise.all(
+      options.attach.map(async (file) => ({
+        filename: path.basename(file),
+        content: (await readFile(file)).toString('base64'),
+      })),
+    );
+  }
+  if (request.from === undefined) throw new UsageError('--from (or "from" in --json) is required');
+  return request;
+}

@@ -1,0 +1,351 @@
+// `npm run dev`: the whole of smtpq on one machine. It starts (or finds) an AWS emulator, creates the queue,
+// DLQ, bucket and secret, runs the real API handler behind a local API Gateway, the real worker handler behind
+// the SQS event-source poller, and a dev SMTP server the worker delivers to over STARTTLS with AUTH.
+// startDev() is also the programmatic entry of the e2e tests: every port may be 0, and the chosen ones come back.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type AwsClients, createAwsClients } from '../../lib/aws/clients.ts';
+import { S3StatusStore } from '../../lib/aws/status-store.ts';
+import { loadOrCreateLocalCa } from './certs.ts';
+import { type DevResources, ensureDevResources, type SmtpSecretValue } from './dev-resources.ts';
+import { type DevSmtpServer, type MailStore, startDevSmtp } from './dev-smtp.ts';
+import { drainQueues, mirrorBucket, restoreSnapshot, type SnapshotTarget } from './dev-snapshot.ts';
+import { type ApiHandler, createGateway, listen } from './http-gateway.ts';
+import { createInbox, type Inbox } from './inbox/server.ts';
+import { startMoto } from './moto.ts';
+import { parseSmtpUrl, type SmtpRelay } from './smtp-url.ts';
+import { startSqsPoller } from './sqs-poller.ts';
+
+const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface DevOptions {
+  /** API + inbox port (PORT, default 3000); 0 for any free port. */
+  port?: number;
+  /** Interface the API and the dev SMTP server bind to. Default 127.0.0.1: the dev stack has no auth. */
+  host?: string;
+  /** Dev SMTP server port (SMTP_DEV_PORT, default 2525); 0 for any free port. */
+  smtpPort?: number;
+  /** Where mail, certificates and the emulator snapshot live (SMTPQ_DATA_DIR, default <project>/.smtpq). */
+  dataDir?: string;
+  /** An existing emulator or AWS (AWS_ENDPOINT_URL); unset: start moto. */
+  awsEndpoint?: string;
+  /** A real relay instead of the dev SMTP server (SMTP_URL). */
+  smtpUrl?: string;
+  /** Name prefix of the queue, DLQ, bucket and secret. Default smtpq-dev. */
+  resourcePrefix?: string;
+  /** Print the banner and progress lines. Default true. */
+  log?: (line: string) => void;
+}
+
+export interface DevStack {
+  apiUrl: string;
+  inboxUrl: string;
+  port: number;
+  /** The dev SMTP server's port; undefined when SMTP_URL points at a real relay. */
+  smtpPort?: number;
+  awsEndpoint: string;
+  dataDir: string;
+  resources: DevResources;
+  /** Credentials of the dev SMTP server (also in the secret). */
+  smtpCredentials?: SmtpSecretValue;
+  mail?: MailStore;
+  clients: AwsClients;
+  stop(): Promise<void>;
+}
+
+function intOption(
+  value: number | undefined,
+  env: string | undefined,
+  fallback: number,
+  name: string,
+): number {
+  if (value !== undefined) return value;
+  if (env === undefined || env === '') return fallback;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${name} must be a port number (0-65535), got "${env}"`);
+  return n;
+}
+
+/** The dev SMTP server's credentials: generated once, kept in the data dir (mode 0600), put in the secret. */
+async function devCredentials(dataDir: string): Promise<SmtpSecretValue> {
+  const file = path.join(dataDir, 'dev-smtp-credentials.json');
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as SmtpSecretValue;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const credentials = { username: 'smtpq-dev', password: randomBytes(18).toString('base64url') };
+  await writeFile(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
+  return credentials;
+}
+
+function isLoopback(endpoint: string): boolean {
+  const host = new URL(endpoint).hostname;
+  return (
+    host === 'localhost' ||
+    host === '127.0.0.1' ||
+    host === '[::1]' ||
+    host.endsWith('.localhost.localstack.cloud')
+  );
+}
+
+export async function startDev(options: DevOptions = {}): Promise<DevStack> {
+  // The handlers read process.env at cold start, so the dev stack configures them through it.
+  const env = process.env;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const host = options.host ?? env.HOST ?? '127.0.0.1';
+  const port = intOption(options.port, env.PORT, 3000, 'PORT');
+  const smtpPortWanted = intOption(options.smtpPort, env.SMTP_DEV_PORT, 2525, 'SMTP_DEV_PORT');
+  const dataDir = path.resolve(options.dataDir ?? env.SMTPQ_DATA_DIR ?? path.join(projectRoot, '.smtpq'));
+  const prefix = options.resourcePrefix ?? env.SMTPQ_RESOURCE_PREFIX ?? 'smtpq-dev';
+  const relay: SmtpRelay | undefined =
+    (options.smtpUrl ?? env.SMTP_URL) ? parseSmtpUrl(options.smtpUrl ?? env.SMTP_URL!) : undefined;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        console.error(`[dev] while stopping: ${(error as Error).message}`);
+      }
+    }
+  };
+
+  try {
+    // The HTTP port first: a port in use is the most common start-up failure, so it fails before anything slow.
+    let api: ApiHandler | undefined;
+    let inbox: Inbox | undefined;
+    const gateway: Server = createGateway({
+      region: env.AWS_REGION ?? 'us-east-1',
+      handler: async (event, context) =>
+        api ? api(event, context) : { statusCode: 503, body: JSON.stringify({ message: 'starting' }) },
+      inbox: async (req, res, url) => (inbox ? inbox.handle(req, res, url) : false),
+      onApiWrite: () => inbox?.notify(),
+    });
+    const apiPort = await listen(gateway, port, host, 'API (PORT)');
+    cleanups.push(
+      () =>
+        new Promise<void>((resolve) => {
+          gateway.close(() => resolve());
+          gateway.closeAllConnections();
+        }),
+    );
+    const urlHost = host === '127.0.0.1' || host === '::1' || host === '0.0.0.0' ? 'localhost' : host;
+    const apiUrl = `http://${urlHost}:${apiPort}`;
+
+    // AWS: the given endpoint, or our own moto (state kept in <dataDir>/state between runs).
+    const external = options.awsEndpoint ?? env.AWS_ENDPOINT_URL;
+    let awsEndpoint = external;
+    let ownMoto = false;
+    if (!awsEndpoint) {
+      log('starting moto (AWS emulator; the first run installs it into .venv)…');
+      const moto = await startMoto();
+      cleanups.push(() => moto.stop());
+      awsEndpoint = moto.endpoint;
+      ownMoto = true;
+    }
+    // Emulators accept any credentials, but the SDK needs some to sign with. Real AWS uses the usual chain.
+    if (ownMoto || isLoopback(awsEndpoint)) {
+      env.AWS_ACCESS_KEY_ID ??= 'test';
+      env.AWS_SECRET_ACCESS_KEY ??= 'test';
+    }
+    const region = env.AWS_REGION ?? 'us-east-1';
+    const clients = createAwsClients({ region, endpoint: awsEndpoint });
+
+    const ca = relay ? undefined : await loadOrCreateLocalCa(path.join(dataDir, 'certs'));
+    const smtpCredentials = relay ? undefined : await devCredentials(dataDir);
+    const secret = relay ? relay.credentials : smtpCredentials;
+    const resources = await ensureDevResources(clients, {
+      prefix,
+      maxReceiveCount: 5,
+      visibilityTimeoutSeconds: 120,
+      secret: secret ?? { username: '', password: '' },
+    });
+    const bucket = env.BUCKET_NAME ?? resources.bucket;
+    const queueUrl = env.QUEUE_URL ?? resources.queueUrl;
+
+    const snapshot: SnapshotTarget = {
+      clients,
+      bucket,
+      queues: { main: queueUrl, dlq: resources.dlqUrl },
+      dir: path.join(dataDir, 'state'),
+    };
+    if (ownMoto) {
+      const restored = await restoreSnapshot(snapshot);
+      if (restored.objects + restored.messages > 0) {
+        log(
+          `restored ${restored.objects} objects and ${restored.messages} queued messages from ${snapshot.dir}`,
+        );
+      }
+    }
+
+    let smtp: DevSmtpServer | undefined;
+    if (ca && smtpCredentials) {
+      smtp = await startDevSmtp({
+        dir: path.join(dataDir, 'mail'),
+        host,
+        port: smtpPortWanted,
+        keyPem: ca.keyPem,
+        certPem: ca.certPem,
+        credentials: smtpCredentials,
+      });
+      cleanups.push(() => smtp!.stop());
+    }
+
+    // The handlers read their configuration from the environment at cold start, so it is set before they load.
+    Object.assign(env, {
+      AWS_REGION: region,
+      AWS_ENDPOINT_URL: awsEndpoint,
+      BUCKET_NAME: bucket,
+      QUEUE_URL: queueUrl,
+      ...(relay
+        ? relayEnv(relay, resources.secretArn)
+        : {
+            // 127.0.0.1 rather than localhost: the certificate names both, and the server listens on IPv4 only.
+            SMTP_HOST: host === '0.0.0.0' ? '127.0.0.1' : host,
+            SMTP_PORT: String(smtp!.port),
+            SMTP_TLS: 'starttls',
+            SMTP_REQUIRE_TLS: 'true',
+            SMTP_CA_PEM: ca!.caPem,
+            SMTP_SECRET_ARN: resources.secretArn,
+          }),
+    });
+    // Quicker retries than production (minutes, not tens of minutes), unless set explicitly.
+    env.RETRY_BASE_SECONDS ??= '30';
+    env.RETRY_MAX_SECONDS ??= '600';
+    // The handlers' JSON logs and EMF metrics would bury the banner; POWERTOOLS_LOG_LEVEL=INFO shows them.
+    env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+    env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+
+    // The same factories the Lambda entries call at cold start (functions/*/index.ts), with the env just set;
+    // built here rather than imported as module singletons, so a second stack in one process gets its own.
+    const { loadApiConfig, loadWorkerConfig } = await import('../../lib/config.ts');
+    const { createApiHandler } = await import('../../functions/api/app.ts');
+    const { createDeps } = await import('../../functions/api/index.ts');
+    const { createWorker } = await import('../../functions/worker/worker.ts');
+    const { createWorkerDeps } = await import('../../functions/worker/deps.ts');
+    const run = createApiHandler(createDeps(loadApiConfig(env)));
+    api = (event) => run(event);
+    const worker = createWorker(createWorkerDeps(loadWorkerConfig(env)));
+
+    inbox = createInbox({
+      s3: clients.s3,
+      bucket,
+      status: new S3StatusStore(clients.s3, bucket),
+      mail: smtp?.store,
+    });
+    cleanups.push(async () => inbox?.close());
+
+    const poller = await startSqsPoller({
+      sqs: clients.sqs,
+      queueUrl,
+      region,
+      handler: async (event, context) => {
+        try {
+          return await worker(event, context);
+        } finally {
+          inbox?.notify();
+        }
+      },
+    });
+    cleanups.push(() => poller.stop());
+
+    if (ownMoto) {
+      // Mirrored while running too, so a crash loses at most a few seconds of status.
+      const timer = setInterval(() => {
+        mirrorBucket(snapshot).catch((error: Error) => console.error(`[dev] snapshot: ${error.message}`));
+      }, 5_000);
+      timer.unref();
+      // Registered before poller.stop() runs (cleanups run in reverse): first the poller stops, then this saves.
+      cleanups.splice(cleanups.length - 1, 0, async () => {
+        clearInterval(timer);
+        await mirrorBucket(snapshot);
+        const saved = await drainQueues(snapshot);
+        if (saved > 0) log(`saved ${saved} queued messages to ${snapshot.dir}`);
+      });
+    }
+
+    // Stop order: the API first (no new work), then the poller, the snapshot, the servers, the emulator.
+    cleanups.push(...cleanups.splice(0, 1));
+
+    const stack: DevStack = {
+      apiUrl,
+      inboxUrl: `${apiUrl}/_inbox/`,
+      port: apiPort,
+      smtpPort: smtp?.port,
+      awsEndpoint,
+      dataDir,
+      resources: { ...resources, bucket, queueUrl },
+      smtpCredentials,
+      mail: smtp?.store,
+      clients,
+      stop: stopAll,
+    };
+    log(banner(stack, { ownMoto, relay }));
+    return stack;
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+function relayEnv(relay: SmtpRelay, secretArn: string): Record<string, string> {
+  return {
+    SMTP_HOST: relay.host,
+    ...(relay.port ? { SMTP_PORT: String(relay.port) } : {}),
+    SMTP_TLS: relay.tls,
+    ...(relay.credentials ? { SMTP_SECRET_ARN: secretArn } : {}),
+  };
+}
+
+function banner(stack: DevStack, info: { ownMoto: boolean; relay?: SmtpRelay }): string {
+  const rows: Array<[string, string]> = [
+    [
+      'API',
+      `${stack.apiUrl}   (POST /v1/messages, POST /v1/messages/batch, GET /v1/messages/{id}[/transcript])`,
+    ],
+    ['Dev inbox', stack.inboxUrl],
+    ['AWS', `${stack.awsEndpoint}${info.ownMoto ? '   (moto, started by smtpq)' : '   (AWS_ENDPOINT_URL)'}`],
+    ['Queue', stack.resources.queueUrl],
+    ['DLQ', stack.resources.dlqUrl],
+    ['Bucket', stack.resources.bucket],
+  ];
+  if (info.relay) {
+    rows.push([
+      'SMTP relay',
+      `${info.relay.host}:${info.relay.port ?? '(default)'} ${info.relay.tls} (SMTP_URL)`,
+    ]);
+  } else {
+    rows.push([
+      'Dev SMTP',
+      `localhost:${stack.smtpPort}   STARTTLS (CA: ${path.join(stack.dataDir, 'certs', 'ca.pem')}), AUTH ${stack.smtpCredentials!.username} / ${stack.smtpCredentials!.password}`,
+    ]);
+  }
+  rows.push([
+    'Data',
+    `${stack.dataDir}   (mail/, certs/${info.ownMoto ? ', state/ = the emulator snapshot' : ''})`,
+  ]);
+  const width = Math.max(...rows.map(([name]) => name.length));
+  const lines = rows.map(([name, value]) => `  ${name.padEnd(width)}  ${value}`);
+  const curl =
+    `  curl -X POST ${stack.apiUrl}/v1/messages -H 'content-type: application/json' \\\n` +
+    `    -d '{"from":"me@example.com","to":["you@example.com"],"subject":"Hello","text":"Hi!"}'`;
+  return [
+    '',
+    'smtpq dev is running',
+    '',
+    ...lines,
+    '',
+    'Try it:',
+    curl,
+    '',
+    'Ctrl-C stops everything.',
+    '',
+  ].join('\n');
+}

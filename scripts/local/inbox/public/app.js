@@ -1,0 +1,232 @@
+// The dev inbox page: the message list (status + each recipient's outcome), one message as the dev SMTP server
+// received it, and every attempt's transcript. Untrusted text only ever goes through textContent; the HTML body
+// is loaded into a sandboxed iframe from a URL served with a CSP sandbox.
+const $ = (selector) => document.querySelector(selector);
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value !== undefined) node.setAttribute(name, value);
+  }
+  for (const child of children) node.append(child ?? '');
+  return node;
+}
+
+async function getJson(url) {
+  const response = await fetch(url, { cache: 'no-store' });
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
+  return response.json();
+}
+
+function stateBadge(state) {
+  return el('span', { class: `state state-${state}`, 'data-state': state }, state);
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : '';
+}
+
+let selectedId = null;
+
+async function renderList() {
+  const { messages, other } = await getJson('/_inbox/api/messages');
+  const body = $('#messages tbody');
+  body.replaceChildren(
+    ...messages.map((m) => {
+      const recipients = el(
+        'td',
+        { class: 'recipients' },
+        ...m.recipients.flatMap((r, i) => [
+          i > 0 ? ', ' : '',
+          el('span', { class: `recipient state-${r.state}`, title: r.state }, `${r.address} (${r.state})`),
+        ]),
+      );
+      const row = el(
+        'tr',
+        { 'data-message-id': m.id, class: m.id === selectedId ? 'selected' : undefined },
+        el('td', {}, stateBadge(m.state)),
+        el('td', { class: 'subject' }, m.subject ?? el('span', { class: 'muted' }, '(no subject)')),
+        recipients,
+        el('td', { class: 'muted' }, when(m.createdAt)),
+      );
+      row.addEventListener('click', () => {
+        location.hash = `#/m/${m.id}`;
+      });
+      return row;
+    }),
+  );
+  $('#empty').hidden = messages.length > 0;
+  const otherList = $('#other-mail ul');
+  otherList.replaceChildren(
+    ...other.map((mail) =>
+      el(
+        'li',
+        {},
+        el(
+          'a',
+          { href: `/_inbox/api/mail/${mail.id}/raw`, target: '_blank' },
+          mail.subject ?? '(no subject)',
+        ),
+        ` — ${mail.envelope.from} → ${mail.envelope.to.join(', ')}, ${when(mail.receivedAt)}`,
+      ),
+    ),
+  );
+  $('#other-mail').hidden = other.length === 0;
+}
+
+function showTab(name) {
+  for (const button of document.querySelectorAll('.tabs button')) {
+    button.classList.toggle('active', button.dataset.tab === name);
+  }
+  for (const panel of document.querySelectorAll('[data-panel]')) panel.hidden = panel.dataset.panel !== name;
+}
+
+async function renderMail(mail) {
+  const parsed = await getJson(`/_inbox/api/mail/${mail.id}`);
+  $('#raw-link').href = `/_inbox/api/mail/${mail.id}/raw`;
+  const frame = $('#html-body');
+  const htmlUrl = `/_inbox/api/mail/${mail.id}/html`;
+  if (parsed.hasHtml && frame.getAttribute('src') !== htmlUrl) frame.setAttribute('src', htmlUrl);
+  $('#text-body').textContent = parsed.text;
+  $('#headers').textContent = parsed.headers.join('\n');
+  $('#attachments').replaceChildren(
+    ...(parsed.attachments.length === 0
+      ? [el('li', { class: 'muted' }, 'none')]
+      : parsed.attachments.map((a) =>
+          el(
+            'li',
+            {},
+            el(
+              'a',
+              { href: `/_inbox/api/mail/${mail.id}/attachments/${a.index}` },
+              a.filename ?? `attachment ${a.index}`,
+            ),
+            ` ${a.contentType}, ${a.size} bytes`,
+          ),
+        )),
+  );
+  const active = document.querySelector('.tabs button.active')?.dataset.tab;
+  showTab(active ?? (parsed.hasHtml ? 'html' : 'text'));
+}
+
+async function renderTranscripts(record) {
+  const container = $('#transcripts');
+  const count = Math.max(record.attempts ?? 0, record.transcripts?.length ?? 0);
+  if (count === 0) {
+    container.replaceChildren(el('p', { class: 'muted' }, 'No attempt yet.'));
+    return;
+  }
+  const blocks = [];
+  for (let attempt = 1; attempt <= count; attempt++) {
+    const response = await fetch(`/v1/messages/${record.id}/transcript?attempt=${attempt}`, {
+      cache: 'no-store',
+    });
+    const text = response.ok ? await response.text() : `(no transcript: HTTP ${response.status})`;
+    blocks.push(
+      el('h4', {}, `Attempt ${attempt}`),
+      el('pre', { class: 'transcript', 'data-attempt': String(attempt) }, text),
+    );
+  }
+  container.replaceChildren(...blocks);
+}
+
+async function renderDetail() {
+  const detail = $('#detail');
+  if (!selectedId) {
+    detail.hidden = true;
+    return;
+  }
+  const { status, mails } = await getJson(`/_inbox/api/messages/${encodeURIComponent(selectedId)}`);
+  detail.hidden = false;
+  detail.dataset.messageId = status.id;
+  $('#detail-subject').textContent = status.subject ?? '(no subject)';
+  const meta = [
+    ['Status', stateBadge(status.state)],
+    ['Id', status.id],
+    ['From', status.from],
+    ['Message-ID', status.messageId],
+    ['Created', when(status.createdAt)],
+    ['Updated', when(status.updatedAt)],
+    ['Attempts', String(status.attempts)],
+  ];
+  if (status.nextAttemptAt) meta.push(['Next attempt', when(status.nextAttemptAt)]);
+  if (status.error) meta.push(['Error', status.error]);
+  $('#detail-meta').replaceChildren(
+    ...meta.flatMap(([name, value]) => [el('dt', {}, name), el('dd', {}, value)]),
+  );
+  $('#recipients tbody').replaceChildren(
+    ...status.recipients.map((r) =>
+      el(
+        'tr',
+        { 'data-address': r.address },
+        el('td', {}, r.address),
+        el('td', {}, r.kind),
+        el('td', {}, stateBadge(r.state)),
+        el(
+          'td',
+          { class: 'muted' },
+          r.reply
+            ? `${r.reply.code} ${r.reply.enhanced ?? ''} ${r.reply.lines.join(' ')}`.trim()
+            : (r.error ?? ''),
+        ),
+      ),
+    ),
+  );
+  const mail = mails[0];
+  $('#no-mail').hidden = Boolean(mail);
+  $('#mail').hidden = !mail;
+  if (mail) await renderMail(mail);
+  await renderTranscripts(status);
+}
+
+let refreshing = null;
+let again = false;
+
+/** One refresh at a time; changes that arrive meanwhile cause exactly one more. */
+async function refresh() {
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      again = false;
+      try {
+        await renderList();
+        await renderDetail();
+      } catch (error) {
+        console.error(error);
+      }
+    } while (again);
+  })();
+  await refreshing;
+  refreshing = null;
+}
+
+function route() {
+  const match = /^#\/m\/([A-Za-z0-9_-]+)$/.exec(location.hash);
+  selectedId = match ? match[1] : null;
+  refresh();
+}
+
+function connect() {
+  const live = $('#live');
+  const events = new EventSource('/_inbox/api/events');
+  events.addEventListener('open', () => {
+    live.textContent = 'live';
+    live.classList.add('on');
+    refresh();
+  });
+  events.addEventListener('change', () => refresh());
+  events.addEventListener('error', () => {
+    live.textContent = 'reconnecting…';
+    live.classList.remove('on');
+  });
+}
+
+for (const button of document.querySelectorAll('.tabs button')) {
+  button.addEventListener('click', () => showTab(button.dataset.tab));
+}
+window.addEventListener('hashchange', route);
+route();
+connect();
