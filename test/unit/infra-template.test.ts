@@ -1,0 +1,225 @@
+// Invariants of infra/template.yaml that a reviewer would otherwise check by eye: the queue outlives a worker
+// invocation, redrive and partial batch responses are wired, the API is IAM-protected, the environment
+// matches lib/config.ts, and every policy is scoped to this stack's resources.
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { type CollectionTag, parse, type ScalarTag, type YAMLSeq } from 'yaml';
+import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+// CloudFormation short forms (!Ref X, !GetAtt A.B, !If [...]) parsed into their long JSON forms.
+const scalar = (tag: string, toValue: (text: string) => unknown): ScalarTag => ({
+  tag: `!${tag}`,
+  resolve: (text: string) => toValue(text) as string,
+});
+const sequence = (tag: string): CollectionTag => ({
+  tag: `!${tag}`,
+  collection: 'seq',
+  resolve: (seq) => ({ [`Fn::${tag}`]: (seq as YAMLSeq).toJSON() }) as unknown as YAMLSeq,
+});
+const cloudFormationTags = [
+  scalar('Ref', (text) => ({ Ref: text })),
+  scalar('GetAtt', (text) => ({ 'Fn::GetAtt': text.split('.') })),
+  scalar('Sub', (text) => ({ 'Fn::Sub': text })),
+  ...['If', 'Not', 'Equals', 'Join', 'Select', 'Split', 'Sub', 'GetAtt', 'And', 'Or'].map(sequence),
+];
+
+// biome-ignore lint/suspicious/noExplicitAny: the parsed template is untyped JSON, navigated by known paths.
+type Node = Record<string, any>;
+const template = parse(readFileSync(`${root}infra/template.yaml`, 'utf8'), {
+  customTags: cloudFormationTags,
+}) as Node;
+const resources = template.Resources as Node;
+const globals = template.Globals.Function as Node;
+const worker = resources.WorkerFunction as Node;
+const api = resources.ApiFunction as Node;
+const queue = resources.Queue.Properties as Node;
+const queueEvent = Object.values(worker.Properties.Events as Node).find((e) => e.Type === 'SQS') as Node;
+
+const ref = (name: string) => ({ Ref: name });
+const getAtt = (resource: string, attribute: string) => ({ 'Fn::GetAtt': [resource, attribute] });
+const defaultOf = (parameter: string) => Number(template.Parameters[parameter].Default);
+
+describe('infra/template.yaml: queue and worker', () => {
+  it('keeps the visibility timeout at least 6 x the worker timeout plus the batching window', () => {
+    const timeout = worker.Properties.Timeout ?? globals.Timeout;
+    const window = queueEvent.Properties.MaximumBatchingWindowInSeconds ?? 0;
+
+    expect(typeof timeout).toBe('number');
+    expect(queue.VisibilityTimeout).toBeGreaterThanOrEqual(6 * timeout + window);
+  });
+
+  it('redrives to the DLQ after MaxReceiveCount receives, above the worker’s own attempt limit', () => {
+    expect(queue.RedrivePolicy).toEqual({
+      deadLetterTargetArn: getAtt('DeadLetterQueue', 'Arn'),
+      maxReceiveCount: ref('MaxReceiveCount'),
+    });
+    expect(worker.Properties.Environment.Variables.RETRY_MAX_ATTEMPTS).toEqual(ref('RetryMaxAttempts'));
+    expect(defaultOf('MaxReceiveCount')).toBeGreaterThan(defaultOf('RetryMaxAttempts'));
+  });
+
+  it('encrypts both queues and keeps messages 14 days', () => {
+    for (const name of ['Queue', 'DeadLetterQueue']) {
+      expect(resources[name].Properties).toMatchObject({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 1209600,
+      });
+    }
+  });
+
+  it('wires the queue to the worker with partial batch responses and a concurrency cap parameter', () => {
+    expect(queueEvent.Properties).toMatchObject({
+      Queue: getAtt('Queue', 'Arn'),
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: ref('WorkerMaxConcurrency') },
+    });
+    expect(queueEvent.Properties.BatchSize).toBeGreaterThanOrEqual(1);
+  });
+
+  it('alarms on messages in the DLQ', () => {
+    const alarm = Object.values(resources).find((r: Node) => r.Type === 'AWS::CloudWatch::Alarm') as Node;
+    expect(alarm.Properties).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: getAtt('DeadLetterQueue', 'QueueName') }],
+    });
+  });
+});
+
+describe('infra/template.yaml: functions', () => {
+  it('runs both functions on nodejs24.x arm64, bundled by SAM esbuild as minified ESM with source maps', () => {
+    expect(globals).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
+    for (const fn of [api, worker]) {
+      expect(fn.Properties.Runtime ?? globals.Runtime).toBe('nodejs24.x');
+      expect(fn.Metadata).toMatchObject({
+        BuildMethod: 'esbuild',
+        BuildProperties: { Format: 'esm', Minify: true, Sourcemap: true, OutExtension: ['.js=.mjs'] },
+      });
+      expect(fn.Properties.Handler).toBe('index.handler');
+    }
+  });
+
+  it('points each build at an entry point that exists', () => {
+    expect(api.Metadata.BuildProperties.EntryPoints).toEqual(['functions/api/index.ts']);
+    expect(worker.Metadata.BuildProperties.EntryPoints).toEqual(['functions/worker/index.ts']);
+    for (const fn of [api, worker]) {
+      expect(
+        existsSync(`${root}infra/${fn.Properties.CodeUri}${fn.Metadata.BuildProperties.EntryPoints[0]}`),
+      ).toBe(true);
+    }
+  });
+
+  it('sets exactly the environment variables lib/config.ts reads (plus Powertools and Node options)', () => {
+    const configSource = readFileSync(`${root}lib/config.ts`, 'utf8');
+    const known = new Set([...configSource.matchAll(/^\s+([A-Z][A-Z0-9_]+): /gm)].map((m) => m[1]));
+    const extras = new Set(['POWERTOOLS_METRICS_NAMESPACE', 'NODE_OPTIONS']);
+    for (const fn of [api, worker]) {
+      const names = Object.keys({ ...globals.Environment.Variables, ...fn.Properties.Environment.Variables });
+      for (const name of names) expect(known.has(name) || extras.has(name), name).toBe(true);
+      // Lambda sets AWS_REGION itself and refuses a function that tries to.
+      expect(names).not.toContain('AWS_REGION');
+    }
+  });
+
+  it('gives configurations that lib/config.ts accepts once the references are resolved', () => {
+    const resolve = (env: Node): NodeJS.ProcessEnv =>
+      Object.fromEntries(
+        Object.entries(env).map(([name, value]) => {
+          if (typeof value !== 'object') return [name, String(value)];
+          if (value.Ref === 'Queue')
+            return [name, 'https://sqs.eu-west-1.amazonaws.com/123456789012/smtpq-Queue'];
+          if (value.Ref === 'Bucket') return [name, 'smtpq-bucket'];
+          if (value.Ref && template.Parameters[value.Ref]) {
+            return [name, String(template.Parameters[value.Ref].Default ?? 'relay.example.com')];
+          }
+          return [name, undefined]; // Fn::If with AWS::NoValue: the default leaves it unset
+        }),
+      );
+    const apiEnv = resolve({ ...globals.Environment.Variables, ...api.Properties.Environment.Variables });
+    const workerEnv = resolve({
+      ...globals.Environment.Variables,
+      ...worker.Properties.Environment.Variables,
+    });
+
+    expect(loadApiConfig(apiEnv).aws.bucket).toBe('smtpq-bucket');
+    expect(loadWorkerConfig(workerEnv)).toMatchObject({
+      smtp: { host: 'relay.example.com', tls: 'starttls' },
+    });
+  });
+
+  it('routes the four API paths to the API function through the IAM-authorised HTTP API', () => {
+    expect(resources.HttpApi.Properties.Auth).toEqual({
+      EnableIamAuthorizer: true,
+      DefaultAuthorizer: 'AWS_IAM',
+    });
+    const routes = Object.values(api.Properties.Events as Node).map((e) => {
+      expect(e.Type).toBe('HttpApi');
+      expect(e.Properties.ApiId).toEqual(ref('HttpApi'));
+      expect(e.Properties.Auth).toBeUndefined(); // no route opts out of IAM
+      return `${e.Properties.Method} ${e.Properties.Path}`;
+    });
+    expect(routes.sort()).toEqual([
+      'GET /v1/messages/{id}',
+      'GET /v1/messages/{id}/transcript',
+      'POST /v1/messages',
+      'POST /v1/messages/batch',
+    ]);
+  });
+
+  it('grants only SAM policy templates scoped to this stack’s bucket, queue and secret', () => {
+    const allowed: Record<string, Node> = {
+      S3CrudPolicy: { BucketName: ref('Bucket') },
+      SQSSendMessagePolicy: { QueueName: getAtt('Queue', 'QueueName') },
+      SQSPollerPolicy: { QueueName: getAtt('Queue', 'QueueName') },
+      AWSSecretsManagerGetSecretValuePolicy: { SecretArn: ref('SmtpSecret') },
+    };
+    for (const fn of [api, worker]) {
+      for (const policy of fn.Properties.Policies as Node[]) {
+        const [name, scope] = Object.entries(policy)[0]!;
+        expect(allowed[name], name).toBeDefined();
+        expect(scope).toEqual(allowed[name]);
+      }
+    }
+    expect(api.Properties.Policies.map((p: Node) => Object.keys(p)[0])).not.toContain(
+      'AWSSecretsManagerGetSecretValuePolicy',
+    );
+  });
+});
+
+describe('infra/template.yaml: bucket', () => {
+  const bucket = resources.Bucket.Properties as Node;
+
+  it('is encrypted and blocks every kind of public access', () => {
+    expect(
+      bucket.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault,
+    ).toBeDefined();
+    expect(Object.values(bucket.PublicAccessBlockConfiguration)).toEqual([true, true, true, true]);
+  });
+
+  it('denies any request that does not use TLS', () => {
+    const policy = Object.values(resources).find((r: Node) => r.Type === 'AWS::S3::BucketPolicy') as Node;
+    expect(policy.Properties.Bucket).toEqual(ref('Bucket'));
+    expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
+  });
+
+  it('expires transcripts after the retention parameter and idempotency keys after 2 days', () => {
+    const expiry = Object.fromEntries(
+      (bucket.LifecycleConfiguration.Rules as Node[]).map((rule) => [rule.Prefix, rule.ExpirationInDays]),
+    );
+    expect(expiry['transcripts/']).toEqual(ref('TranscriptRetentionDays'));
+    expect(expiry['idempotency/']).toBe(2);
+    expect(expiry['messages/']).toBeUndefined(); // the status ledger is kept
+  });
+});
+
+describe('infra/template.yaml: outputs', () => {
+  it('outputs the API URL, the queue URL and the bucket name', () => {
+    expect(Object.keys(template.Outputs)).toEqual(
+      expect.arrayContaining(['ApiUrl', 'QueueUrl', 'BucketName']),
+    );
+  });
+});
