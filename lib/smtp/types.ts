@@ -151,3 +151,30 @@ export interface RetryPolicy {
   /** Epoch ms that no attempt or back-off may run past (a Lambda's remaining time). */
   deadline?: number;
 }
+
+/** The stable `code` of an SmtpError (errors.ts); callers branch on it, never on the message text. */
+export type SmtpErrorCode =
+  | 'SMTP_REPLY'
+  | 'SMTP_TIMEOUT'
+  | 'SMTP_TLS_REQUIRED'
+  | 'SMTP_TLS'
+  | 'SMTP_PROTOCOL'
+  | 'SMTP_CONNECTION'
+  | 'SMTP_AUTH'
+  | 'SMTP_INVALID_ARGUMENT'
+  | 'SMTP_SMTPUTF8_UNSUPPORTED'
+  | 'SMTP_8BIT_UNSUPPORTED'
+  | 'SMTP_SIZE'
+  | 'SMTP_BODY';
+
+/** What sendWithRetry (retry.ts) hands back after its last attempt. */
+export interface RetryResult {
+  /** Final outcome per envelope recipient, in envelope order. */
+  recipients: RecipientOutcome[];
+  /** Attempts made (transactions after a 452 split do not count as attempts). */
+  attempts: number;
+  /** The last session-level error, when the last attempt ended in one. */
+  error?: import('./errors.ts').SmtpError;
+  /** The connection, when it is still usable, for the caller to reuse or quit. */
+  connection?: import('./connection.ts').SmtpConnection;
+}

@@ -1,0 +1,42 @@
+// Typed errors with a stable `code` (like undici's): callers branch on `code` and `transient`, never on text.
+import type { Reply, SmtpErrorCode, SmtpStage } from './types.ts';
+
+export interface SmtpErrorOptions {
+  stage: SmtpStage;
+  reply?: Reply;
+  /** Overrides the default for the code (a reply's first digit decides for SMTP_REPLY and SMTP_AUTH). */
+  transient?: boolean;
+  cause?: unknown;
+}
+
+/** Codes where a later attempt may succeed without anything changing on our side. */
+const TRANSIENT_CODES: ReadonlySet<SmtpErrorCode> = new Set(['SMTP_TIMEOUT', 'SMTP_CONNECTION', 'SMTP_TLS']);
+
+export class SmtpError extends Error {
+  override readonly name = 'SmtpError';
+  readonly code: SmtpErrorCode;
+  readonly stage: SmtpStage;
+  readonly reply?: Reply;
+  /** 4xx, 421, timeout, connection loss, TLS handshake failure: a later attempt may succeed. */
+  readonly transient: boolean;
+
+  constructor(code: SmtpErrorCode, message: string, options: SmtpErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.stage = options.stage;
+    if (options.reply) this.reply = options.reply;
+    this.transient =
+      options.transient ??
+      (options.reply ? options.reply.code >= 400 && options.reply.code < 500 : TRANSIENT_CODES.has(code));
+  }
+
+  /** A reply the client did not expect at this stage, e.g. a 550 to MAIL FROM or a 421 anywhere. */
+  static fromReply(stage: SmtpStage, reply: Reply, what = `${stage} rejected`): SmtpError {
+    return new SmtpError('SMTP_REPLY', `${what}: ${formatReply(reply)}`, { stage, reply });
+  }
+}
+
+/** `550 5.1.1 No such user` (first line only; enough for an error message). */
+export function formatReply(reply: Reply): string {
+  return `${reply.code} ${reply.lines[0] ?? ''}`.trimEnd();
+}

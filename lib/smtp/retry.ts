@@ -1,0 +1,138 @@
+// Short, in-invocation retries of transient outcomes (4xx, 421, timeout, connection loss; never 5xx) with
+// exponential back-off and full jitter, within a deadline it never runs past. Only recipients not accepted
+// yet are sent again. Recipients deferred with 452 (too many recipients) after some were accepted go in a
+// further transaction at once: that is not a failure, and it does not use up an attempt.
+import { SmtpConnection } from './connection.ts';
+import { SmtpError } from './errors.ts';
+import { DEFAULT_TIMEOUTS } from './options.ts';
+import type {
+  Envelope,
+  MessageBody,
+  RecipientOutcome,
+  Reply,
+  RetryPolicy,
+  RetryResult,
+  SmtpClientOptions,
+  Transcript,
+} from './types.ts';
+
+export interface SendWithRetryArgs {
+  options: SmtpClientOptions;
+  envelope: Envelope;
+  /** A fresh body for each attempt (a stream can be read once). */
+  body: () => MessageBody;
+  policy: RetryPolicy;
+  /** A connection to use first (reused when it is still usable). */
+  connection?: SmtpConnection;
+  /** Where attempts are recorded; default options.transcript. */
+  transcript?: Transcript;
+  sleep?: (ms: number) => Promise<void>;
+  /** Random number in [0, 1) for the jitter (tests pin it). */
+  random?: () => number;
+}
+
+/** Session errors worth another attempt now: the reply's 4xx, 421, timeouts and lost connections. */
+export function isRetryable(error: SmtpError): boolean {
+  if (error.code === 'SMTP_TIMEOUT' || error.code === 'SMTP_CONNECTION') return true;
+  return (
+    error.code === 'SMTP_REPLY' &&
+    error.reply !== undefined &&
+    error.reply.code >= 400 &&
+    error.reply.code < 500
+  );
+}
+
+/** The reply recorded for recipients when the session failed without one of its own. */
+function replyFor(error: SmtpError): Reply {
+  if (error.reply) return error.reply;
+  return error.transient
+    ? { code: 451, enhanced: '4.4.0', lines: [`4.4.0 ${error.code}: ${error.message}`] }
+    : { code: 554, enhanced: '5.0.0', lines: [`5.0.0 ${error.code}: ${error.message}`] };
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResult> {
+  const { envelope, policy } = args;
+  const transcript = args.transcript ?? args.options.transcript;
+  const options: SmtpClientOptions = { ...args.options, transcript };
+  const sleep = args.sleep ?? defaultSleep;
+  const random = args.random ?? Math.random;
+  const maxAttempts = Math.max(1, Math.floor(policy.attempts));
+  if (!Array.isArray(envelope?.to)) {
+    throw new SmtpError('SMTP_INVALID_ARGUMENT', 'envelope.to must be an array', { stage: 'rcpt' });
+  }
+
+  const final = new Map<string, RecipientOutcome>();
+  let remaining = [...new Set(envelope.to)];
+  let connection = args.connection?.usable ? args.connection : undefined;
+  let attempts = 0;
+  let lastError: SmtpError | undefined;
+
+  while (remaining.length > 0) {
+    attempts++;
+    transcript?.add('*', `attempt ${attempts} of ${maxAttempts}: ${remaining.length} recipient(s)`);
+    lastError = undefined;
+    try {
+      let progress = true;
+      // Splits after 452: keep going while the server accepts some recipients of each transaction.
+      while (remaining.length > 0 && progress) {
+        connection ??= await SmtpConnection.connect(
+          policy.deadline === undefined ? options : withDeadline(options, policy.deadline),
+        );
+        connection.deadline = policy.deadline;
+        const result = await connection.send({ ...envelope, to: remaining }, args.body());
+        for (const outcome of result.recipients) final.set(outcome.address, outcome);
+        const accepted = result.recipients.some((r) => r.status === 'accepted');
+        const split = result.recipients.filter((r) => r.status === 'deferred' && r.reply.code === 452);
+        remaining = result.recipients.filter((r) => r.status === 'deferred').map((r) => r.address);
+        progress = accepted && split.length > 0 && split.length === remaining.length;
+        if (progress) transcript?.add('*', `452: ${split.length} recipient(s) go in a further transaction`);
+      }
+    } catch (error) {
+      if (!(error instanceof SmtpError)) throw error;
+      lastError = error;
+      if (connection && !connection.usable) connection = undefined;
+      const reply = replyFor(error);
+      const status = isRetryable(error) ? 'deferred' : 'failed';
+      for (const address of remaining) final.set(address, { address, status, reply });
+      if (status === 'failed') break;
+    }
+    if (remaining.length === 0 || attempts >= maxAttempts) break;
+
+    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempts - 1));
+    const delay = Math.floor(random() * ceiling);
+    if (policy.deadline !== undefined && Date.now() + delay >= policy.deadline) {
+      transcript?.add('*', `no further attempt: the deadline is in ${policy.deadline - Date.now()} ms`);
+      break;
+    }
+    transcript?.add('*', `retrying ${remaining.length} recipient(s) in ${delay} ms`);
+    await sleep(delay);
+  }
+
+  if (connection) connection.deadline = undefined;
+  const recipients = envelope.to.map(
+    (address) =>
+      final.get(address) ?? {
+        address,
+        status: 'deferred' as const,
+        reply: { code: 451, lines: ['4.4.0 not attempted'], enhanced: '4.4.0' },
+      },
+  );
+  return {
+    recipients,
+    attempts,
+    ...(lastError ? { error: lastError } : {}),
+    ...(connection?.usable ? { connection } : {}),
+  };
+}
+
+/** Every timeout of a new connection shortened so that it ends by the deadline. */
+function withDeadline(options: SmtpClientOptions, deadline: number): SmtpClientOptions {
+  const left = Math.max(1, deadline - Date.now());
+  const timeouts = { ...options.timeouts };
+  for (const key of ['connect', 'greeting', 'command', 'data', 'dataEnd'] as const) {
+    timeouts[key] = Math.min(timeouts[key] ?? DEFAULT_TIMEOUTS[key], left);
+  }
+  return { ...options, timeouts };
+}
