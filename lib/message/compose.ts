@@ -1,6 +1,5 @@
 // MIME composition with Nodemailer's MailComposer: the RFC 5322 message as a stream, plus its SMTP envelope.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import MailComposer, {
   type MailComposerAttachment,
@@ -8,6 +7,7 @@ import MailComposer, {
 } from 'nodemailer/lib/mail-composer';
 import { encodeWord } from 'nodemailer/lib/mime-funcs';
 import { type Mailbox, type MailboxInput, needsSmtpUtf8, parseAddress, parseAddressList } from './address.ts';
+import { type AttachmentSource, isAttachmentSource, sourceOpener } from './attachment-source.ts';
 import { MessageError, type ValidationIssue } from './errors.ts';
 import {
   cidProblem,
@@ -22,11 +22,7 @@ import {
 } from './rules.ts';
 import type { SendRequest } from './schema.ts';
 
-/**
- * Attachment bytes: in memory, a one-shot stream, a stream factory (called once per createStream, so a
- * retry can re-read it), or a file path (opened anew on every createStream).
- */
-export type AttachmentSource = Uint8Array | Readable | (() => Readable) | { path: string };
+export type { AttachmentSource };
 
 export interface ComposeAttachment {
   filename: string;
@@ -86,9 +82,9 @@ export interface ComposedMessage {
 // encoded so that folding can split it, keeping every line under RFC 5322's 998 octets.
 const LONGEST_UNFOLDABLE_RUN = 900;
 
-export function composeMessage(input: ComposeInput): ComposedMessage {
-  const issues: ValidationIssue[] = [];
-  const addresses = (path: string, field: AddressField | undefined): Mailbox[] => {
+/** The input's addresses, canonical; problems go to `issues`. */
+function readAddresses(input: ComposeInput, issues: ValidationIssue[]) {
+  const read = (path: string, field: AddressField | undefined): Mailbox[] => {
     const entries = field === undefined ? [] : Array.isArray(field) ? field : [field as MailboxInput];
     return entries.flatMap((entry, index) => {
       const parsed = typeof entry === 'string' ? parseAddressList(entry) : parseAddress(entry);
@@ -97,19 +93,25 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
       return [];
     });
   };
-  const fromList = addresses('from', input.from);
-  if (fromList.length === 0 && input.from === undefined)
-    issues.push({ path: 'from', message: 'from is required' });
-  if (fromList.length > 1) issues.push({ path: 'from', message: 'exactly one From address is required' });
-  const to = addresses('to', input.to);
-  const cc = addresses('cc', input.cc);
-  const bcc = addresses('bcc', input.bcc);
-  const replyTo = addresses('replyTo', input.replyTo);
-  const listed = to.length + cc.length + bcc.length;
+  const from = read('from', input.from);
+  if (input.from === undefined) issues.push({ path: 'from', message: 'from is required' });
+  if (from.length > 1) issues.push({ path: 'from', message: 'exactly one From address is required' });
+  const addresses = {
+    from: from[0],
+    to: read('to', input.to),
+    cc: read('cc', input.cc),
+    bcc: read('bcc', input.bcc),
+    replyTo: read('replyTo', input.replyTo),
+  };
+  const listed = addresses.to.length + addresses.cc.length + addresses.bcc.length;
   if (listed === 0)
     issues.push({ path: 'to', message: 'at least one recipient (to, cc or bcc) is required' });
   if (listed > MAX_RECIPIENTS) issues.push({ path: 'to', message: `at most ${MAX_RECIPIENTS} recipients` });
+  return addresses;
+}
 
+/** The rules of the request schema for the fields that end up in headers; problems go to `issues`. */
+function checkHeaderFields(input: ComposeInput, issues: ValidationIssue[]): void {
   const check = (path: string, problem: string | undefined) => {
     if (problem) issues.push({ path, message: problem });
   };
@@ -133,52 +135,75 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
       );
     }
   });
-  const from = fromList[0];
-  let messageId = input.messageId === undefined ? undefined : normaliseMessageId(input.messageId);
-  if (input.messageId !== undefined && messageId === undefined) {
-    issues.push({ path: 'messageId', message: 'must be a Message-ID like "<unique-part@example.com>"' });
+  if (input.messageId !== undefined && normaliseMessageId(input.messageId) === undefined) {
+    check('messageId', 'must be a Message-ID like "<unique-part@example.com>"');
   }
-  if (input.date !== undefined && Number.isNaN(input.date.getTime()))
-    issues.push({ path: 'date', message: 'invalid date' });
+  if (input.date !== undefined && Number.isNaN(input.date.getTime())) check('date', 'invalid date');
+}
+
+/** Composes the message; throws MessageError MESSAGE_INVALID (with every issue) on bad input. */
+export function composeMessage(input: ComposeInput): ComposedMessage {
+  const issues: ValidationIssue[] = [];
+  const { from, to, cc, bcc, replyTo } = readAddresses(input, issues);
+  checkHeaderFields(input, issues);
   if (issues.length > 0 || from === undefined)
     throw new MessageError('MESSAGE_INVALID', 'invalid message', issues);
 
-  messageId ??= generatedMessageId(
-    input.messageIdDomain ?? from.address.slice(from.address.lastIndexOf('@') + 1),
-  );
+  const fromDomain = from.address.slice(from.address.lastIndexOf('@') + 1);
+  const messageId =
+    input.messageId !== undefined
+      ? normaliseMessageId(input.messageId)!
+      : `<${randomUUID()}@${input.messageIdDomain ?? fromDomain}>`;
   const date = input.date ?? new Date();
-  const recipients = [...new Set([...to, ...cc, ...bcc].map((mailbox) => mailbox.address))];
   const smtpUtf8 = [from, ...to, ...cc, ...bcc, ...replyTo].some((mailbox) => needsSmtpUtf8(mailbox.address));
-  const envelope: ComposedEnvelope = { from: from.address, to: recipients, smtpUtf8, eightBit: smtpUtf8 };
+  const envelope: ComposedEnvelope = {
+    from: from.address,
+    to: [...new Set([...to, ...cc, ...bcc].map((mailbox) => mailbox.address))],
+    smtpUtf8,
+    eightBit: smtpUtf8,
+  };
 
-  const openers = (input.attachments ?? []).map(sourceOpener);
-  // Fixed once, so that every createStream builds the same multipart boundaries.
-  const baseBoundary = randomBytes(12).toString('hex');
-  const options = (): MailComposerOptions => ({
-    from,
-    ...(to.length ? { to } : {}),
-    ...(cc.length ? { cc } : {}),
-    ...(replyTo.length ? { replyTo } : {}),
-    ...subjectOption(input.subject, headers),
+  const attachments = (input.attachments ?? []).map((attachment) => ({
+    attachment,
+    opener: sourceOpener(attachment.content),
+  }));
+  // MailComposer rewrites the address objects it is given (IDN forms), so each call gets copies.
+  const copies = (list: Mailbox[]) => list.map((mailbox) => ({ ...mailbox }));
+  const fixed: MailComposerOptions = {
+    ...subjectOption(input.subject, input.headers ?? {}),
     ...(input.text !== undefined ? { text: lineBreaks(input.text) } : {}),
     ...(input.html !== undefined ? { html: lineBreaks(input.html) } : {}),
-    attachments: (input.attachments ?? []).map((attachment, index) =>
-      toMailComposer(attachment, openers[index]!()),
-    ),
     messageId,
     date,
-    baseBoundary,
+    // Fixed once, so that every createStream builds the same multipart boundaries.
+    baseBoundary: randomBytes(12).toString('hex'),
     newline: 'windows',
     // Content is always handed over as bytes or streams; MailComposer must never read a path or URL itself.
     disableFileAccess: true,
     disableUrlAccess: true,
-  });
-  return {
-    envelope,
-    messageId,
-    date,
-    createStream: () => new MailComposer(options()).compile().createReadStream(),
   };
+  const createStream = (): Readable => {
+    // Checked before any source is opened, so that a refused call leaves no file handle behind.
+    const spent = attachments.findIndex(({ opener }) => opener.spent());
+    if (spent >= 0) {
+      throw new MessageError(
+        'MESSAGE_SOURCE_CONSUMED',
+        `attachments[${spent}] is a stream that was already read; pass a stream factory or a path to compose again`,
+      );
+    }
+    const parts = attachments.map(({ attachment, opener }) => toMailComposer(attachment, opener.open()));
+    return new MailComposer({
+      ...fixed,
+      from: { ...from },
+      ...(to.length ? { to: copies(to) } : {}),
+      ...(cc.length ? { cc: copies(cc) } : {}),
+      ...(replyTo.length ? { replyTo: copies(replyTo) } : {}),
+      attachments: parts,
+    })
+      .compile()
+      .createReadStream();
+  };
+  return { envelope, messageId, date, createStream };
 }
 
 /**
@@ -187,10 +212,6 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
  */
 function lineBreaks(body: string): string {
   return body.replace(/\r\n?/g, '\n');
-}
-
-function generatedMessageId(domain: string): string {
-  return `<${randomUUID()}@${domain}>`;
 }
 
 /** Subject as a MailComposer option; a subject that folding could not split goes in pre-encoded (RFC 2047). */
@@ -216,42 +237,6 @@ function toMailComposer(attachment: ComposeAttachment, content: Buffer | Readabl
     contentTransferEncoding: 'base64',
     ...(attachment.contentType !== undefined ? { contentType: attachment.contentType } : {}),
     ...(attachment.cid !== undefined ? { cid: attachment.cid, contentDisposition: 'inline' } : {}),
-  };
-}
-
-function isAttachmentSource(source: unknown): source is AttachmentSource {
-  if (source instanceof Uint8Array || typeof source === 'function') return true;
-  if (typeof source !== 'object' || source === null) return false;
-  return (
-    typeof (source as Readable).pipe === 'function' || typeof (source as { path?: unknown }).path === 'string'
-  );
-}
-
-/** A function giving the attachment's content for one createStream call. */
-function sourceOpener(attachment: ComposeAttachment, index: number): () => Buffer | Readable {
-  const source = attachment.content;
-  if (source instanceof Uint8Array) {
-    const bytes = Buffer.isBuffer(source)
-      ? source
-      : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-    return () => bytes;
-  }
-  if (typeof source === 'function') return source;
-  // fs.ReadStream has a `path` too, but it is a one-shot stream like any other.
-  if (!('pipe' in source) && typeof source.path === 'string') {
-    const { path } = source;
-    return () => createReadStream(path);
-  }
-  let used = false;
-  return () => {
-    if (used) {
-      throw new MessageError(
-        'MESSAGE_SOURCE_CONSUMED',
-        `attachments[${index}] is a stream that was already read; pass a stream factory or a path to compose again`,
-      );
-    }
-    used = true;
-    return source as Readable;
   };
 }
 
