@@ -246,13 +246,28 @@ function fixPath(path: PropertyKey[], input: unknown): PropertyKey[] {
   return Array.isArray((input as Record<string, unknown>)[field as string]) ? path : [field, ...rest];
 }
 
+/**
+ * Where the (JSON-parsed) input has an own "__proto__" key. zod leaves such a key out of its output without
+ * a word, so a header or tag of that name would vanish silently; it is refused instead.
+ */
+function protoKeyPaths(value: unknown, path: PropertyKey[]): PropertyKey[][] {
+  if (typeof value !== 'object' || value === null) return [];
+  if (Array.isArray(value)) return value.flatMap((item, index) => protoKeyPaths(item, [...path, index]));
+  const found = Object.hasOwn(value, '__proto__') ? [[...path, '__proto__']] : [];
+  return [...found, ...Object.entries(value).flatMap(([key, item]) => protoKeyPaths(item, [...path, key]))];
+}
+
 export function validateSendRequest(input: unknown): ValidationResult {
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return { ok: false, issues: [{ path: '', message: 'the request must be a JSON object' }] };
   }
+  const issues: ValidationIssue[] = protoKeyPaths(input, []).map((path) => ({
+    path: formatPath(path),
+    message: '"__proto__" is not allowed as a name',
+  }));
   const result = sendRequestSchema.safeParse(input);
-  if (result.success) return { ok: true, value: result.data };
-  const issues: ValidationIssue[] = [];
+  if (result.success && issues.length === 0) return { ok: true, value: result.data };
+  if (result.success) return { ok: false, issues };
   for (const issue of result.error.issues) {
     const path = fixPath([...issue.path], input);
     if (issue.code === 'unrecognized_keys') {

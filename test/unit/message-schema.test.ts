@@ -146,6 +146,19 @@ describe('validateSendRequest: field-level issues', () => {
     ]);
   });
 
+  it('refuses a "__proto__" key anywhere rather than dropping it silently', () => {
+    const input = JSON.parse(
+      '{"from":"a@example.com","to":"b@example.org","text":"x","headers":{"__proto__":"v"},"tags":{"__proto__":"t"}}',
+    );
+    expect(issuesOf(input)).toEqual([
+      { path: 'headers.__proto__', message: '"__proto__" is not allowed as a name' },
+      { path: 'tags.__proto__', message: '"__proto__" is not allowed as a name' },
+    ]);
+    expect(
+      issuesOf(JSON.parse('{"__proto__":{"x":1},"from":"a@example.com","to":"b@example.org","text":"x"}')),
+    ).toContainEqual({ path: '__proto__', message: '"__proto__" is not allowed as a name' });
+  });
+
   it('rejects a request that is not an object', () => {
     for (const input of [null, [], 'text', 42]) {
       expect(issuesOf(input)).toEqual([{ path: '', message: 'the request must be a JSON object' }]);
