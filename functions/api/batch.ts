@@ -16,6 +16,7 @@ import { type Accepted, acceptRequest } from './accept.ts';
 import { toQueueMessage } from './claim-check.ts';
 import type { ApiDeps } from './deps.ts';
 import { newMessageId } from './ids.ts';
+import { markNotEnqueued } from './not-enqueued.ts';
 import { header, readJsonBody } from './request-body.ts';
 import { type ApiResponse, type Issue, json, problem } from './responses.ts';
 import { rawBodyLimit } from './submit.ts';
@@ -81,7 +82,7 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
       results[item.index] = {
         error: { code: 'internal_error', message: 'the item could not be stored; retry it' },
       };
-      if (item.stored) await markFailed(deps, item.stored, 'not enqueued: the request could not be stored');
+      if (item.stored) await markNotEnqueued(deps, item.stored, 'the request could not be stored');
     }
   });
 
@@ -95,7 +96,7 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
     }
     const reason = outcome ? `${outcome.code}: ${outcome.error}` : 'no result from the queue producer';
     logger.error('batch item not enqueued', { messageId: item.accepted.id, reason });
-    await markFailed(deps, item.stored!, `not enqueued: ${reason}`);
+    await markNotEnqueued(deps, item.stored!, reason);
     results[item.index] = {
       id: item.accepted.id,
       status: 'failed',
@@ -137,24 +138,6 @@ export function readEnvelope(value: unknown): Envelope {
     return { ok: false, issues: [{ path: 'messages', message }] };
   }
   return { ok: true, messages };
-}
-
-/** A request that never reached the queue: its ledger says failed, so a status look-up never shows `queued`. */
-async function markFailed(deps: ApiDeps, stored: Versioned<StatusRecord>, reason: string): Promise<void> {
-  const at = (deps.now?.() ?? new Date()).toISOString();
-  const record: StatusRecord = {
-    ...stored.value,
-    state: 'failed',
-    updatedAt: at,
-    error: reason,
-    recipients: stored.value.recipients.map((r) => ({ ...r, state: 'failed', error: reason, updatedAt: at })),
-  };
-  try {
-    await deps.status.update(record, stored.version);
-  } catch (error) {
-    // The client still learns of the failure from the item result; the log carries the ledger problem.
-    deps.logger.error('could not mark a refused batch item failed', { messageId: record.id, error });
-  }
 }
 
 async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -8,6 +8,7 @@
 // record yet is answered with the winner's id without the comparison.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
+import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
 import { decodedSize, validateSendRequest } from '../../lib/message/index.ts';
 import { acceptRequest } from './accept.ts';
 import { toQueueMessage } from './claim-check.ts';
@@ -15,6 +16,7 @@ import type { ApiDeps } from './deps.ts';
 import { requestFingerprint } from './fingerprint.ts';
 import { readIdempotencyKey } from './idempotency-key.ts';
 import { newMessageId } from './ids.ts';
+import { markNotEnqueued } from './not-enqueued.ts';
 import { readJsonBody } from './request-body.ts';
 import { type ApiResponse, json, problem } from './responses.ts';
 
@@ -59,16 +61,22 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
     idempotencyKey: key,
     requestFingerprint: fingerprint,
   });
+  let stored: Versioned<StatusRecord>;
   try {
-    await deps.status.create(accepted.record);
+    stored = await deps.status.create(accepted.record);
+  } catch (error) {
+    await releaseKey(deps, key, id); // nothing exists yet: the client's retry may claim the key again
+    throw error;
+  }
+  try {
     await deps.queue.send(await toQueueMessage(id, accepted.stored, deps.payloads));
   } catch (error) {
-    // Nothing reached the queue: give the key back so the client's retry submits afresh.
-    if (key !== undefined) {
-      await deps.idempotency
-        .release(key, id)
-        .catch((e: unknown) => logger.warn('key not released', { error: e }));
-    }
+    await markNotEnqueued(
+      deps,
+      stored,
+      error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+    );
+    await releaseKey(deps, key, id);
     throw error;
   }
   logger.info('message queued', {
@@ -77,6 +85,17 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
     bytes: size,
   });
   return json(202, { id, status: 'queued' });
+}
+
+/**
+ * Gives the key back after a submit that enqueued nothing, so the client's retry submits afresh (and gets
+ * a new id: the old one's record says failed).
+ */
+async function releaseKey(deps: ApiDeps, key: string | undefined, id: string): Promise<void> {
+  if (key === undefined) return;
+  await deps.idempotency
+    .release(key, id)
+    .catch((error: unknown) => deps.logger.warn('key not released', { error }));
 }
 
 /** Claims the key for `id`; undefined when this request won, else the response for a replay or a conflict. */

@@ -1,0 +1,85 @@
+// When SQS refuses, nothing is lost silently: the API handler pointed at a queue that does not exist (a real
+// SQS error from moto, not a mock) answers a single submit with a 500 carrying the request id, reports every
+// batch item as enqueue_failed, and leaves each status record failed with the reason.
+import { Logger } from '@aws-lambda-powertools/logger';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { createApiHandler } from '../../functions/api/app.ts';
+import { createAwsDeps } from '../../functions/api/aws-deps.ts';
+import { S3StatusStore } from '../../lib/aws/status-store.ts';
+import { loadApiConfig } from '../../lib/config.ts';
+import { createTestResources, type TestResources } from '../support/moto.ts';
+import {
+  type ApiHandler,
+  apiEvent,
+  drainQueue,
+  loadHandler,
+  parseBody,
+  validRequest,
+} from './api-harness.ts';
+
+let resources: TestResources;
+let healthy: ApiHandler;
+let broken: ApiHandler;
+let status: S3StatusStore;
+
+beforeAll(async () => {
+  resources = await createTestResources(inject('motoEndpoint'));
+  healthy = await loadHandler(resources);
+  const config = loadApiConfig();
+  const missingQueue = `${resources.queueUrl}-missing`;
+  const quiet = new Logger({ serviceName: 'smtpq-api-test', logLevel: 'SILENT' });
+  broken = createApiHandler(
+    createAwsDeps({ ...config, aws: { ...config.aws, queueUrl: missingQueue } }, quiet),
+  );
+  status = new S3StatusStore(resources.clients.s3, resources.bucket);
+});
+
+const submit = (handler: ApiHandler, headers: Record<string, string> = {}) =>
+  handler(apiEvent({ method: 'POST', path: '/v1/messages', body: validRequest, headers }));
+
+describe('the queue refuses', () => {
+  it('answers a single submit with 500 and the request id, and frees its Idempotency-Key', async () => {
+    // Act
+    const failed = await submit(broken, { 'Idempotency-Key': 'retry-me' });
+    const retried = await submit(healthy, { 'Idempotency-Key': 'retry-me' });
+
+    // Assess
+    expect(failed.statusCode).toBe(500);
+    const body = parseBody(failed);
+    expect(body).toMatchObject({ error: 'internal_error' });
+    expect(body.requestId).toMatch(/^req-/);
+    expect(retried.statusCode).toBe(202);
+    expect(retried.headers).not.toHaveProperty('idempotent-replayed');
+    const queued = (await drainQueue(resources)) as { id: string }[];
+    expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
+  });
+
+  it('reports every valid batch item as enqueue_failed and marks its status record failed', async () => {
+    const response = await broken(
+      apiEvent({
+        method: 'POST',
+        path: '/v1/messages/batch',
+        body: { messages: [validRequest, { ...validRequest, from: 'bad' }, validRequest] },
+      }),
+    );
+
+    expect(response.statusCode).toBe(202);
+    const { results, queued } = parseBody(response) as {
+      results: { id?: string; status?: string; error: { code: string; message?: string } }[];
+      queued: number;
+    };
+    expect(queued).toBe(0);
+    expect(results.map((r) => r.error.code)).toEqual([
+      'enqueue_failed',
+      'validation_failed',
+      'enqueue_failed',
+    ]);
+    for (const item of [results[0]!, results[2]!]) {
+      expect(item.status).toBe('failed');
+      const record = (await status.get(item.id!))!.value;
+      expect(record.state).toBe('failed');
+      expect(record.error).toMatch(/^not enqueued: /);
+      expect(record.recipients.every((r) => r.state === 'failed')).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,105 @@
+// Idempotency-Key on POST /v1/messages against moto: one key, one message — for sequential retries and for
+// concurrent submits racing on the S3 conditional write; a reuse with another body is refused.
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
+import { createTestResources, type TestResources } from '../support/moto.ts';
+import {
+  type ApiHandler,
+  apiEvent,
+  drainQueue,
+  loadHandler,
+  parseBody,
+  validRequest,
+} from './api-harness.ts';
+
+let resources: TestResources;
+let handler: ApiHandler;
+
+beforeAll(async () => {
+  resources = await createTestResources(inject('motoEndpoint'));
+  handler = await loadHandler(resources);
+});
+
+const submit = (body: unknown, key: string) =>
+  handler(apiEvent({ method: 'POST', path: '/v1/messages', body, headers: { 'Idempotency-Key': key } }));
+
+describe('Idempotency-Key', () => {
+  it('returns the same id for a sequential retry and enqueues once', async () => {
+    // Act
+    const first = await submit(validRequest, 'order-1001');
+    const retry = await submit({ ...validRequest }, 'order-1001');
+
+    // Assess
+    expect(first.statusCode).toBe(202);
+    expect(retry.statusCode).toBe(202);
+    const id = parseBody(first).id;
+    expect(parseBody(retry)).toEqual({ id, status: 'queued' });
+    expect(retry.headers).toMatchObject({ 'idempotent-replayed': 'true' });
+    const queued = (await drainQueue(resources)) as QueueMessage[];
+    expect(queued.map((m) => m.id)).toEqual([id]);
+    const stored = await resources.clients.s3.send(
+      new GetObjectCommand({ Bucket: resources.bucket, Key: `messages/${id}.json` }),
+    );
+    const record = JSON.parse(await stored.Body!.transformToString()) as StatusRecord;
+    expect(record.idempotencyKey).toBe('order-1001');
+  });
+
+  it('gives every one of several concurrent submits the same id and enqueues exactly one message', async () => {
+    // Act
+    const responses = await Promise.all(Array.from({ length: 6 }, () => submit(validRequest, 'race-42')));
+
+    // Assess
+    expect(responses.map((r) => r.statusCode)).toEqual(Array(6).fill(202));
+    const ids = new Set(responses.map((r) => parseBody(r).id));
+    expect(ids.size).toBe(1);
+    const queued = (await drainQueue(resources)) as QueueMessage[];
+    expect(queued.map((m) => m.id)).toEqual([...ids]);
+  });
+
+  it('treats a reordered but equal body as the same request', async () => {
+    const first = await submit(validRequest, 'order-1002');
+    const reordered = Object.fromEntries(Object.entries(validRequest).reverse());
+    const retry = await submit(reordered, 'order-1002');
+
+    expect(parseBody(retry).id).toBe(parseBody(first).id);
+    expect(await drainQueue(resources)).toHaveLength(1);
+  });
+
+  it('answers 422 when the key is reused with a different body, and enqueues nothing more', async () => {
+    const first = await submit(validRequest, 'order-1003');
+    const reuse = await submit({ ...validRequest, subject: 'Something else' }, 'order-1003');
+
+    expect(first.statusCode).toBe(202);
+    expect(reuse.statusCode).toBe(422);
+    expect(parseBody(reuse)).toMatchObject({ error: 'idempotency_key_reused' });
+    expect(await drainQueue(resources)).toHaveLength(1);
+  });
+
+  it('keeps different keys apart', async () => {
+    const a = await submit(validRequest, 'key-a');
+    const b = await submit(validRequest, 'key-b');
+
+    expect(parseBody(a).id).not.toBe(parseBody(b).id);
+    expect(await drainQueue(resources)).toHaveLength(2);
+  });
+
+  it.each([
+    ['longer than 256 characters', 'k'.repeat(257)],
+    ['with a control character', 'key\u0001x'],
+    ['empty', ''],
+  ])('answers 400 for a key %s', async (_name, key) => {
+    const response = await submit(validRequest, key);
+
+    expect(response.statusCode).toBe(400);
+    expect(parseBody(response)).toMatchObject({ error: 'invalid_idempotency_key' });
+  });
+
+  it('accepts a key of exactly 256 characters', async () => {
+    const response = await submit(validRequest, 'k'.repeat(256));
+
+    expect(response.statusCode).toBe(202);
+    expect(await drainQueue(resources)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,259 @@
+// Pure mapping of the API: routes, paths, response shapes, ids, header and query parsing.
+import { describe, expect, it } from 'vitest';
+import { acceptRequest } from '../../functions/api/accept.ts';
+import { readEnvelope } from '../../functions/api/batch.ts';
+import { canonicalJson, requestFingerprint } from '../../functions/api/fingerprint.ts';
+import { readIdempotencyKey } from '../../functions/api/idempotency-key.ts';
+import { isMessageId, newMessageId } from '../../functions/api/ids.ts';
+import { isJsonContentType, readJsonBody } from '../../functions/api/request-body.ts';
+import { ERROR_STATUS, problem } from '../../functions/api/responses.ts';
+import { matchRoute, normalizePath } from '../../functions/api/routes.ts';
+import { statusView } from '../../functions/api/status.ts';
+import { parseAttempt } from '../../functions/api/transcript.ts';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import { validateSendRequest } from '../../lib/message/index.ts';
+import { apiEvent } from '../integration/api-harness.ts';
+
+const ID = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
+
+describe('matchRoute', () => {
+  it.each([
+    ['POST', '/v1/messages', { name: 'submit' }],
+    ['POST', '/v1/messages/batch', { name: 'batch' }],
+    ['GET', `/v1/messages/${ID}`, { name: 'status', id: ID }],
+    ['GET', `/v1/messages/${ID}/transcript`, { name: 'transcript', id: ID }],
+    ['get', `/v1/messages/${ID}`, { name: 'status', id: ID }],
+  ])('%s %s is %o', (method, path, route) => {
+    expect(matchRoute(method, path)).toEqual({ kind: 'route', route });
+  });
+
+  it.each([
+    ['GET', '/v1/messages', ['POST']],
+    ['GET', '/v1/messages/batch', ['POST']],
+    ['DELETE', `/v1/messages/${ID}`, ['GET']],
+    ['POST', `/v1/messages/${ID}/transcript`, ['GET']],
+  ])('%s %s is 405 allowing %o', (method, path, allow) => {
+    expect(matchRoute(method, path)).toEqual({ kind: 'method_not_allowed', allow });
+  });
+
+  it.each(['/', '/v1', '/v1/message', `/v1/messages/${ID}/transcript/1`, '/v2/messages'])(
+    '%s is 404',
+    (path) => {
+      expect(matchRoute('GET', path)).toEqual({ kind: 'not_found' });
+    },
+  );
+
+  it('decodes a %-escaped id so that the id check sees what S3 would', () => {
+    expect(matchRoute('GET', '/v1/messages/a%2Fb')).toEqual({
+      kind: 'route',
+      route: { name: 'status', id: 'a/b' },
+    });
+    expect(matchRoute('GET', '/v1/messages/%E0%A4%A')).toMatchObject({ route: { id: '%E0%A4%A' } });
+  });
+});
+
+describe('normalizePath', () => {
+  it('strips a named stage and a trailing slash, keeps $default paths', () => {
+    expect(normalizePath('/prod/v1/messages', 'prod')).toBe('/v1/messages');
+    expect(normalizePath('/v1/messages/', '$default')).toBe('/v1/messages');
+    expect(normalizePath('/v1/messages', 'prod')).toBe('/v1/messages');
+    expect(normalizePath('/', undefined)).toBe('/');
+  });
+});
+
+describe('responses', () => {
+  it('maps every error code to its status with a JSON body', () => {
+    for (const [code, status] of Object.entries(ERROR_STATUS)) {
+      const response = problem(code as keyof typeof ERROR_STATUS, 'why');
+      expect(response.statusCode).toBe(status);
+      expect(response.headers).toMatchObject({ 'content-type': 'application/json; charset=utf-8' });
+      expect(JSON.parse(response.body)).toEqual({ error: code, message: 'why' });
+    }
+  });
+
+  it('puts extras in the body and headers in the headers', () => {
+    const response = problem('method_not_allowed', 'no', { headers: { allow: 'GET' }, requestId: 'r1' });
+    expect(response.headers).toMatchObject({ allow: 'GET' });
+    expect(JSON.parse(response.body)).toEqual({
+      error: 'method_not_allowed',
+      message: 'no',
+      requestId: 'r1',
+    });
+  });
+});
+
+describe('message ids', () => {
+  it('are 26 Crockford base32 characters that sort by time', () => {
+    const a = newMessageId(1_700_000_000_000);
+    const b = newMessageId(1_700_000_000_001);
+    expect(isMessageId(a)).toBe(true);
+    expect(a < b).toBe(true);
+    // 1_700_000_000_000 ms in Crockford base32, computed independently.
+    expect(a.slice(0, 10)).toBe('01HF7YAT00');
+  });
+
+  it.each(['', ID.toLowerCase(), `${ID}0`, 'ILOU0000000000000000000000', '../messages/x'])(
+    'rejects %j',
+    (id) => {
+      expect(isMessageId(id)).toBe(false);
+    },
+  );
+});
+
+describe('request body', () => {
+  it.each([
+    ['application/json', true],
+    ['application/json; charset=utf-8', true],
+    ['Application/JSON; Charset="UTF-8"', true],
+    ['application/merge-patch+json', true],
+    ['application/json; charset=latin1', false],
+    ['text/json', false],
+    ['text/plain', false],
+    [undefined, false],
+  ])('%s is JSON: %s', (type, expected) => {
+    expect(isJsonContentType(type)).toBe(expected);
+  });
+
+  it('decodes base64 bodies and rejects invalid UTF-8, empty and oversize bodies with typed answers', () => {
+    const ok = readJsonBody(apiEvent({ method: 'POST', path: '/', body: { a: 1 }, base64: true }), 100);
+    expect(ok).toEqual({ ok: true, value: { a: 1 }, bytes: 7 });
+
+    const latin1 = apiEvent({ method: 'POST', path: '/', body: {} });
+    latin1.body = Buffer.from([0x7b, 0xff, 0x7d]).toString('base64');
+    latin1.isBase64Encoded = true;
+    expect(bodyError(readJsonBody(latin1, 100))).toBe('invalid_json');
+
+    expect(
+      bodyError(readJsonBody(apiEvent({ method: 'POST', path: '/', rawBody: '', headers: json }), 100)),
+    ).toBe('invalid_json');
+    expect(bodyError(readJsonBody(apiEvent({ method: 'POST', path: '/', body: 'x'.repeat(200) }), 100))).toBe(
+      'payload_too_large',
+    );
+  });
+
+  it('finds the content type whatever the header name case', () => {
+    const event = apiEvent({ method: 'POST', path: '/', rawBody: '{}' });
+    event.headers = { 'Content-Type': 'application/json' };
+    expect(readJsonBody(event, 100)).toMatchObject({ ok: true });
+  });
+});
+
+const json = { 'content-type': 'application/json' };
+
+function bodyError(result: ReturnType<typeof readJsonBody>): string | undefined {
+  return result.ok ? undefined : (JSON.parse(result.response.body) as { error: string }).error;
+}
+
+describe('Idempotency-Key', () => {
+  const key = (value?: string) =>
+    readIdempotencyKey(
+      apiEvent({ path: '/', ...(value === undefined ? {} : { headers: { 'Idempotency-Key': value } }) }),
+    );
+
+  it('is optional, accepts up to 256 printable characters, unwraps a structured-field string', () => {
+    expect(key()).toEqual({ ok: true, key: undefined });
+    expect(key('k'.repeat(256))).toEqual({ ok: true, key: 'k'.repeat(256) });
+    expect(key('"8e03978e-40d5"')).toEqual({ ok: true, key: '8e03978e-40d5' });
+  });
+
+  it.each(['', 'k'.repeat(257), 'a\r\nb', 'ü', 'a\tb'])('rejects %j', (value) => {
+    expect(key(value).ok).toBe(false);
+  });
+});
+
+describe('fingerprint', () => {
+  it('ignores key order and undefined fields, not values or array order', () => {
+    expect(canonicalJson({ b: 1, a: [2, { d: 3, c: 4 }], u: undefined })).toBe(
+      '{"a":[2,{"c":4,"d":3}],"b":1}',
+    );
+    expect(requestFingerprint({ a: 1, b: 2 })).toBe(requestFingerprint({ b: 2, a: 1 }));
+    expect(requestFingerprint({ a: [1, 2] })).not.toBe(requestFingerprint({ a: [2, 1] }));
+    expect(requestFingerprint({ a: '1' })).not.toBe(requestFingerprint({ a: 1 }));
+  });
+});
+
+describe('parseAttempt', () => {
+  it('is undefined when absent, the number when a positive integer, null otherwise', () => {
+    expect(parseAttempt(undefined)).toBeUndefined();
+    expect(parseAttempt('3')).toBe(3);
+    for (const bad of ['0', '-1', '01', '1.0', 'x', '', '9999999']) expect(parseAttempt(bad)).toBeNull();
+  });
+});
+
+describe('batch envelope', () => {
+  it('accepts 1 to 100 messages and names the field of each problem', () => {
+    expect(readEnvelope({ messages: [{}] })).toEqual({ ok: true, messages: [{}] });
+    expect(readEnvelope({ messages: Array(100).fill({}) }).ok).toBe(true);
+    expect(readEnvelope({ messages: Array(101).fill({}) })).toMatchObject({
+      ok: false,
+      issues: [{ path: 'messages' }],
+    });
+    expect(readEnvelope({ messages: {} })).toMatchObject({ ok: false, issues: [{ path: 'messages' }] });
+    expect(readEnvelope({ messages: [{}], extra: 1 })).toMatchObject({
+      ok: false,
+      issues: [{ path: 'extra' }],
+    });
+    expect(readEnvelope(null)).toMatchObject({ ok: false, issues: [{ path: '' }] });
+  });
+});
+
+describe('acceptRequest', () => {
+  const request = validateSendRequest({
+    from: 'a@example.com',
+    to: 'b@example.org, c@example.org',
+    bcc: ['d@example.org'],
+    text: 'x',
+    tags: { campaign: 'c1' },
+  });
+  if (!request.ok) throw new Error('fixture invalid');
+  const now = new Date('2026-11-28T10:00:00.000Z');
+
+  it('fixes Message-ID and Date on the stored request and lists every recipient with its kind', () => {
+    const { stored, record } = acceptRequest(request.value, ID, now, { messageIdDomain: 'm.test' });
+    expect(stored.messageId).toBe(`<${ID}@m.test>`);
+    expect(stored.date).toBe('2026-11-28T10:00:00.000Z');
+    expect(record).toMatchObject({
+      id: ID,
+      state: 'queued',
+      attempts: 0,
+      from: 'a@example.com',
+      tags: { campaign: 'c1' },
+    });
+    expect(record.recipients.map((r) => `${r.kind}:${r.address}`)).toEqual([
+      'to:b@example.org',
+      'to:c@example.org',
+      'bcc:d@example.org',
+    ]);
+  });
+
+  it('keeps a Message-ID and Date the caller gave', () => {
+    const own = { ...request.value, messageId: '<mine@example.com>', date: '2026-01-01T00:00:00Z' };
+    const { stored, record } = acceptRequest(own, ID, now, { messageIdDomain: 'm.test' });
+    expect(stored.messageId).toBe('<mine@example.com>');
+    expect(stored.date).toBe('2026-01-01T00:00:00Z');
+    expect(record.messageId).toBe('<mine@example.com>');
+  });
+});
+
+describe('statusView', () => {
+  it('drops the lease and turns transcript keys into links', () => {
+    const record: StatusRecord = {
+      id: ID,
+      state: 'deferred',
+      createdAt: 't',
+      updatedAt: 't',
+      messageId: '<x@y>',
+      from: 'a@example.com',
+      recipients: [],
+      attempts: 2,
+      transcripts: [`transcripts/${ID}/1.log`, `transcripts/${ID}/2.log`],
+      lease: { owner: 'w', until: 't' },
+    };
+    const view = statusView(record);
+    expect(view).not.toHaveProperty('lease');
+    expect(view.transcripts).toEqual([
+      { attempt: 1, href: `/v1/messages/${ID}/transcript?attempt=1` },
+      { attempt: 2, href: `/v1/messages/${ID}/transcript?attempt=2` },
+    ]);
+  });
+});
