@@ -55,8 +55,8 @@ export function resolveOptions(options: SmtpClientOptions): ResolvedOptions {
   if (requireTLS && tls === 'none') throw invalid("options.requireTLS cannot be true with tls 'none'");
 
   const name = options.name ?? defaultName();
-  if (name.length === 0 || /\s/.test(name)) throw invalid('options.name must be a domain or address literal');
   checkArgument(name, 'options.name', 'ehlo');
+  if (name.length === 0 || /\s/.test(name)) throw invalid('options.name must be a domain or address literal');
 
   const timeouts = { ...DEFAULT_TIMEOUTS };
   for (const [key, value] of Object.entries(options.timeouts ?? {})) {
