@@ -47,7 +47,10 @@ export function register(program: Command): void {
         stopping = true;
         console.error(`\n${signal}: stopping (Ctrl-C again to force)…`);
         stack.stop().then(
-          () => process.exit(0),
+          () => {
+            console.error('stopped.');
+            process.exit(0);
+          },
           (error: Error) => {
             console.error(`smtpq dev: ${error.message}`);
             process.exit(1);

@@ -7,11 +7,13 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
+  ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
 } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../lib/aws/clients.ts';
+import type { BatchReport } from './sqs-poller.ts';
 
 export interface SnapshotTarget {
   clients: AwsClients;
@@ -133,6 +135,39 @@ export async function mirrorBucket(target: SnapshotTarget): Promise<void> {
   // The manifest is written last and atomically enough for a dev tool: a crash before it means the next
   // mirror simply fetches the same objects again.
   await writeFile(path.join(dir, 'manifest.json'), JSON.stringify(after));
+}
+
+/**
+ * The records the worker left on the queue (deferred: invisible until their back-off ends), by SQS message id,
+ * with the latest receipt handle. At shutdown they are made visible again, so drainQueues() can save them.
+ */
+export class RetainedRecords {
+  readonly #records = new Map<string, string>();
+
+  /** The poller's onBatch: remember what stayed on the queue, forget what was deleted. */
+  track(report: BatchReport): void {
+    for (const record of report.event.Records) {
+      if (report.deleted.includes(record.messageId)) this.#records.delete(record.messageId);
+      else this.#records.set(record.messageId, record.receiptHandle);
+    }
+  }
+
+  async release(target: SnapshotTarget): Promise<void> {
+    for (const receiptHandle of this.#records.values()) {
+      try {
+        await target.clients.sqs.send(
+          new ChangeMessageVisibilityCommand({
+            QueueUrl: target.queues.main,
+            ReceiptHandle: receiptHandle,
+            VisibilityTimeout: 0,
+          }),
+        );
+      } catch {
+        // Moved to the DLQ or already gone: nothing to release.
+      }
+    }
+    this.#records.clear();
+  }
 }
 
 /**

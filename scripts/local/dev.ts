@@ -12,7 +12,13 @@ import { S3StatusStore } from '../../lib/aws/status-store.ts';
 import { loadOrCreateLocalCa } from './certs.ts';
 import { type DevResources, ensureDevResources, type SmtpSecretValue } from './dev-resources.ts';
 import { type DevSmtpServer, type MailStore, startDevSmtp } from './dev-smtp.ts';
-import { drainQueues, mirrorBucket, restoreSnapshot, type SnapshotTarget } from './dev-snapshot.ts';
+import {
+  drainQueues,
+  mirrorBucket,
+  RetainedRecords,
+  restoreSnapshot,
+  type SnapshotTarget,
+} from './dev-snapshot.ts';
 import { type ApiHandler, createGateway, listen } from './http-gateway.ts';
 import { createInbox, type Inbox } from './inbox/server.ts';
 import { startMoto } from './moto.ts';
@@ -242,10 +248,12 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     });
     cleanups.push(async () => inbox?.close());
 
+    const retained = new RetainedRecords();
     const poller = await startSqsPoller({
       sqs: clients.sqs,
       queueUrl,
       region,
+      onBatch: (report) => retained.track(report),
       handler: async (event, context) => {
         try {
           return await worker(event, context);
@@ -266,6 +274,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       cleanups.splice(cleanups.length - 1, 0, async () => {
         clearInterval(timer);
         await mirrorBucket(snapshot);
+        await retained.release(snapshot);
         const saved = await drainQueues(snapshot);
         if (saved > 0) log(`saved ${saved} queued messages to ${snapshot.dir}`);
       });

@@ -1,0 +1,141 @@
+// The whole local loop of `npm run dev`, in process: submit over HTTP → API handler → SQS (moto) → poller →
+// worker → dev SMTP server over STARTTLS with AUTH → captured on disk; status and transcript through the API;
+// the dev inbox's JSON API joins them.
+
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import path from 'node:path';
+import { simpleParser } from 'mailparser';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import type { DevStack } from '../../scripts/local/dev.ts';
+import { startDev } from '../../scripts/local/dev.ts';
+import { startTestDev, submit, waitFor } from './dev-harness.ts';
+
+let dev: DevStack;
+
+beforeAll(async () => {
+  dev = await startTestDev();
+});
+
+afterAll(async () => {
+  await dev?.stop();
+});
+
+async function status(id: string): Promise<StatusRecord> {
+  const response = await fetch(`${dev.apiUrl}/v1/messages/${id}`);
+  expect(response.status).toBe(200);
+  return (await response.json()) as StatusRecord;
+}
+
+describe('npm run dev, in process', () => {
+  it('delivers a submitted message to the dev SMTP server over STARTTLS with AUTH, with status and transcript', async () => {
+    const id = await submit(dev.apiUrl, {
+      from: 'Alice <alice@example.com>',
+      to: ['bob@example.com'],
+      subject: 'Hello from the dev stack',
+      text: 'plain body',
+      html: '<p>html <b>body</b></p>',
+      attachments: [
+        {
+          filename: 'note.txt',
+          contentType: 'text/plain',
+          content: Buffer.from('attached').toString('base64'),
+        },
+      ],
+    });
+
+    const record = await waitFor('status sent', async () => {
+      const current = await status(id);
+      return current.state === 'sent' ? current : undefined;
+    });
+    expect(record.recipients).toMatchObject([{ address: 'bob@example.com', state: 'delivered' }]);
+
+    const [mail] = dev.mail!.byMessageId(record.messageId);
+    expect(mail).toBeDefined();
+    expect(mail!.envelope).toEqual({ from: 'alice@example.com', to: ['bob@example.com'] });
+    expect(mail!.tls).toBe(true);
+    expect(mail!.authUser).toBe(dev.smtpCredentials!.username);
+    const parsed = await simpleParser(await readFile(path.join(dev.dataDir, 'mail', `${mail!.id}.eml`)));
+    expect(parsed.subject).toBe('Hello from the dev stack');
+    expect(parsed.text?.trim()).toBe('plain body');
+    expect(parsed.attachments.map((a) => a.content.toString())).toEqual(['attached']);
+
+    const transcript = await (await fetch(`${dev.apiUrl}/v1/messages/${id}/transcript?attempt=1`)).text();
+    expect(transcript).toContain('C: STARTTLS');
+    expect(transcript).toContain('C: AUTH PLAIN <redacted>');
+    expect(transcript).not.toContain(dev.smtpCredentials!.password);
+    expect(transcript).toMatch(/S: 250 2\.0\.0 Ok: queued as /);
+  });
+
+  it('records per-recipient outcomes: delivered, failed (550) and deferred (451) then retried', async () => {
+    const id = await submit(dev.apiUrl, {
+      from: 'alice@example.com',
+      to: ['ok@example.com', 'nobody+reject@example.com', 'later+defer@example.com'],
+      subject: 'mixed',
+      text: 'x',
+    });
+    // A transcript is stored when its attempt ends: two of them means the retry is over.
+    const record = await waitFor('a second attempt', async () => {
+      const current = await status(id);
+      return current.transcripts.length >= 2 && current.state !== 'sending' ? current : undefined;
+    });
+    const byAddress = Object.fromEntries(record.recipients.map((r) => [r.address, r]));
+    expect(byAddress['ok@example.com']!.state).toBe('delivered');
+    expect(byAddress['nobody+reject@example.com']!.state).toBe('failed');
+    expect(byAddress['nobody+reject@example.com']!.reply?.code).toBe(550);
+    expect(byAddress['later+defer@example.com']!.state).toBe('deferred');
+    // The retry addressed only the deferred recipient: the delivered one got exactly one copy.
+    const copies = dev.mail!.list().filter((m) => m.envelope.to.includes('ok@example.com'));
+    expect(copies).toHaveLength(1);
+    const second = await (await fetch(`${dev.apiUrl}/v1/messages/${id}/transcript?attempt=2`)).text();
+    expect(second).toContain('RCPT TO:<later+defer@example.com>');
+    expect(second).not.toContain('RCPT TO:<ok@example.com>');
+  });
+
+  it('lists messages in the dev inbox API with their recipients, and serves HTML bodies sandboxed', async () => {
+    const id = await submit(dev.apiUrl, {
+      from: 'alice@example.com',
+      to: ['carol@example.com'],
+      subject: 'inbox listing',
+      html: '<p>hi</p><script>parent.document.title = "owned"</script>',
+    });
+    const listed = await waitFor('the message listed as sent', async () => {
+      const list = (await (await fetch(`${dev.apiUrl}/_inbox/api/messages`)).json()) as {
+        messages: Array<{ id: string; state: string; received: number; recipients: unknown[] }>;
+      };
+      const entry = list.messages.find((m) => m.id === id);
+      return entry?.state === 'sent' && entry.received === 1 ? entry : undefined;
+    });
+    expect(listed.recipients).toEqual([{ address: 'carol@example.com', kind: 'to', state: 'delivered' }]);
+
+    const detail = (await (await fetch(`${dev.apiUrl}/_inbox/api/messages/${id}`)).json()) as {
+      mails: Array<{ id: string }>;
+    };
+    const html = await fetch(`${dev.apiUrl}/_inbox/api/mail/${detail.mails[0]!.id}/html`);
+    expect(html.headers.get('content-security-policy')).toMatch(/^sandbox;.*default-src 'none'/);
+    expect(await html.text()).toContain('<p>hi</p>');
+  });
+
+  it('answers unknown routes like API Gateway and never serves files outside the inbox', async () => {
+    const unknown = await fetch(`${dev.apiUrl}/v2/messages`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ message: 'Not Found' });
+    const traversal = await fetch(`${dev.apiUrl}/_inbox/api/mail/..%2F..%2Fdev-smtp-credentials.json/raw`);
+    expect(traversal.status).toBe(404);
+    expect(await traversal.text()).not.toContain(dev.smtpCredentials!.password);
+  });
+
+  it('fails with a clear error when the API port is already in use, and leaves nothing running', async () => {
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      await expect(startDev({ port, smtpPort: 0, dataDir: dev.dataDir, log: () => {} })).rejects.toThrow(
+        new RegExp(`port ${port} on 127\\.0\\.0\\.1 is already in use`),
+      );
+    } finally {
+      blocker.close();
+    }
+  });
+});
