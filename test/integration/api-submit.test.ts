@@ -1,6 +1,7 @@
 // POST /v1/messages through the real handler against moto: the status record in S3, the message on SQS,
 // and every way a request is refused (400, 413, 415) without anything stored or enqueued.
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import fc from 'fast-check';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
@@ -184,5 +185,43 @@ describe('POST /v1/messages', () => {
     };
     expect(payload.attachments[0]!.content).toBe(content);
     expect(payload.messageId).toBe(`<${id}@mail.test>`);
+  });
+
+  it('never answers 500 to arbitrary bodies, content types and idempotency keys', async () => {
+    // Any JSON value, or any text, under a JSON or other content type: always a 4xx (or 202 if it happens
+    // to be a valid request), never an unexpected error.
+    const body = fc.oneof(
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.string(),
+      fc
+        .record({ from: fc.string(), to: fc.array(fc.string()), text: fc.string() })
+        .map((v) => JSON.stringify(v)),
+    );
+    const contentType = fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'text/plain',
+      '',
+    );
+    const key = fc.option(fc.string({ maxLength: 300 }), { nil: undefined });
+    await fc.assert(
+      fc.asyncProperty(
+        body,
+        contentType,
+        key,
+        fc.boolean(),
+        async (rawBody, type, idempotencyKey, base64) => {
+          const headers: Record<string, string> = type ? { 'content-type': type } : {};
+          if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
+          const response = await handler(
+            apiEvent({ method: 'POST', path: '/v1/messages', rawBody, headers, base64 }),
+          );
+          expect([202, 400, 413, 415, 422]).toContain(response.statusCode);
+          expect(() => JSON.parse(response.body ?? '')).not.toThrow();
+        },
+      ),
+      { numRuns: 200 },
+    );
+    await drainQueue(resources);
   });
 });
