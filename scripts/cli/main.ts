@@ -9,6 +9,7 @@ const program = new Command('smtpq')
 // Sub-commands (each module exports `register(program: Command): void`):
 const modules: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import('./dev.ts'),
+  () => import('./send.ts'),
   () => import('./submit.ts'),
   () => import('./batch.ts'),
   () => import('./status.ts'),
