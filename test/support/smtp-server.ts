@@ -160,7 +160,11 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
         const raw = Buffer.concat(chunks);
-        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) return callback(null); // 552 by the server
+        if ((stream as unknown as { sizeExceeded?: boolean }).sizeExceeded) {
+          return callback(
+            replyError({ code: 552, message: '5.3.4 Error: message exceeds fixed maximum message size' }),
+          );
+        }
         const reply = hooks.data?.({ raw, ...count.data() });
         if (reply) return callback(replyError(reply));
         messages.push({
