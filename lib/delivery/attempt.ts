@@ -119,11 +119,11 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
   const addresses = pendingAddresses(claimed.value);
 
   const transcript = deps.createTranscript();
-  deps.session.attach(transcript);
   transcript.add(
     '*',
     `delivery attempt ${attempt} of message ${input.id} to ${addresses.length} recipient(s)`,
   );
+  deps.session.attach(transcript);
   const report = await deliver(deps.session, { ...message, addresses });
   const transcriptKey = await deps.transcripts.put(input.id, attempt, transcript.toString());
 

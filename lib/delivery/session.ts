@@ -1,10 +1,9 @@
-// One SMTP connection per invocation, reused across the records of a batch: RSET after a transaction that
-// did not complete, one reconnect when the connection breaks, and each record's lines routed to that
-// record's own transcript.
+// One SMTP connection per invocation, reused across the records of a batch: one reconnect when the
+// connection breaks, and each record's lines routed to that record's own transcript. (The RSET after a
+// transaction that did not complete is lib/smtp's: SmtpConnection starts the next transaction with it.)
 import type {
   Envelope,
   MessageBody,
-  Reply,
   SendResult,
   SmtpClientOptions,
   Transcript,
@@ -17,7 +16,6 @@ import { describeFailure, toSmtpFailure } from './outcome.ts';
 export interface SmtpConnectionLike {
   readonly usable: boolean;
   send(envelope: Envelope, body: MessageBody): Promise<SendResult>;
-  rset(): Promise<Reply>;
   quit(): Promise<unknown>;
   close(): void;
 }
@@ -38,7 +36,6 @@ export class SmtpSession implements SmtpSender {
   private connection: SmtpConnectionLike | undefined;
   private connectionsOpened = 0;
   private transactionsOnConnection = 0;
-  private needsReset = false;
   private lastConnectFailure: string | undefined;
   private sink: Transcript | undefined;
   /** The `*` events of the current connection's setup (TCP, TLS), repeated in later records' transcripts. */
@@ -98,19 +95,8 @@ export class SmtpSession implements SmtpSender {
     envelope: Envelope,
     createBody: () => MessageBody,
   ): Promise<SendResult> {
-    if (this.needsReset) {
-      await connection.rset();
-      this.needsReset = false;
-    }
     this.transactionsOnConnection += 1;
-    try {
-      const result = await connection.send(envelope, createBody());
-      this.needsReset = !(result.data && result.data.code >= 200 && result.data.code < 300);
-      return result;
-    } catch (thrown) {
-      this.needsReset = true;
-      throw thrown;
-    }
+    return connection.send(envelope, createBody());
   }
 
   private async ready(): Promise<SmtpConnectionLike> {
@@ -126,7 +112,6 @@ export class SmtpSession implements SmtpSender {
     }
     this.connectionsOpened += 1;
     this.transactionsOnConnection = 0;
-    this.needsReset = false;
     this.setupEvents = [];
     this.recordingSetup = true;
     try {

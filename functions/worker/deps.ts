@@ -1,0 +1,59 @@
+// The worker's dependencies from its configuration: lib/aws adapters, the SMTP connector with credentials
+// from Secrets Manager (cached between invocations), Powertools logger and metrics.
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { type AwsClients, createAwsClients } from '../../lib/aws/clients.ts';
+import { S3PayloadStore } from '../../lib/aws/payload-store.ts';
+import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
+import { SmtpSecretReader } from '../../lib/aws/smtp-secret.ts';
+import { S3StatusStore } from '../../lib/aws/status-store.ts';
+import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
+import type { WorkerConfig } from '../../lib/config.ts';
+import type { Connect } from '../../lib/delivery/session.ts';
+import { SmtpConnection } from '../../lib/smtp/connection.ts';
+import { createTranscript } from '../../lib/smtp/transcript.ts';
+import type { WorkerDeps } from './worker.ts';
+
+export const SERVICE_NAME = 'smtpq-worker';
+
+/** Namespace from POWERTOOLS_METRICS_NAMESPACE; without one (local runs) metrics still print as EMF to stdout. */
+export function createMetrics(): Metrics {
+  return new Metrics({
+    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || 'smtpq',
+    serviceName: SERVICE_NAME,
+  });
+}
+
+export function createLogger(): Logger {
+  return new Logger({ serviceName: SERVICE_NAME });
+}
+
+/** Opens SMTP connections with the relay's credentials, read (and cached) only when a connection is made. */
+export function smtpConnector(credentials?: () => Promise<{ username: string; password: string }>): Connect {
+  return async (options) => {
+    if (!credentials) return SmtpConnection.connect(options);
+    const { username, password } = await credentials();
+    return SmtpConnection.connect({ ...options, auth: { user: username, pass: password } });
+  };
+}
+
+export function createWorkerDeps(
+  config: WorkerConfig,
+  overrides: Partial<WorkerDeps> & { clients?: AwsClients } = {},
+): WorkerDeps {
+  const { s3, sqs, secrets } = overrides.clients ?? createAwsClients(config.aws);
+  const bucket = config.aws.bucket;
+  const secret = config.smtp.secretArn ? new SmtpSecretReader(secrets, config.smtp.secretArn) : undefined;
+  return {
+    config,
+    status: new S3StatusStore(s3, bucket),
+    transcripts: new S3TranscriptStore(s3, bucket),
+    payloads: new S3PayloadStore(s3, bucket),
+    queue: new SqsQueueProducer(sqs, config.aws.queueUrl),
+    connect: smtpConnector(secret ? () => secret.get() : undefined),
+    createTranscript,
+    logger: overrides.logger ?? createLogger(),
+    metrics: overrides.metrics ?? createMetrics(),
+    ...overrides,
+  };
+}

@@ -1,0 +1,241 @@
+// The worker handler against moto and an in-process SMTP server (STARTTLS + AUTH), driven by the SQS
+// event-source poller: connection reuse across a batch, one reconnect, a relay that is down, giving up at
+// the attempt limit, credentials from Secrets Manager never in a transcript, and the cold-start config check.
+
+import { Logger } from '@aws-lambda-powertools/logger';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { simpleParser } from 'mailparser';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { createApiHandler } from '../../functions/api/app.ts';
+import { createAwsDeps } from '../../functions/api/aws-deps.ts';
+import { createWorkerDeps } from '../../functions/worker/deps.ts';
+import { createWorker, type WorkerHandler } from '../../functions/worker/worker.ts';
+import { S3StatusStore } from '../../lib/aws/status-store.ts';
+import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import { type BatchReport, createSqsPoller } from '../../scripts/local/sqs-poller.ts';
+import { createTestResources, type TestResources } from '../support/moto.ts';
+import { startTestSmtpServer, TEST_USER, type TestSmtpServer } from '../support/smtp-server.ts';
+import { apiEvent } from './api-harness.ts';
+
+let resources: TestResources;
+let smtp: TestSmtpServer;
+let submit: (request: object) => Promise<string>;
+
+beforeAll(async () => {
+  process.env.POWERTOOLS_LOG_LEVEL = 'CRITICAL';
+  process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  resources = await createTestResources(inject('motoEndpoint'), {
+    visibilityTimeoutSeconds: 1,
+    maxReceiveCount: 10,
+    smtpCredentials: { username: TEST_USER.user, password: TEST_USER.pass },
+  });
+  smtp = await startTestSmtpServer({
+    auth: ['PLAIN'],
+    hooks: {
+      // `drop-…` addresses end the session with a 421, as a relay going away mid-batch does.
+      rcpt: ({ address }) =>
+        address?.startsWith('drop-') ? { code: 421, message: '4.3.2 going away' } : undefined,
+      mail: ({ address }) =>
+        address?.startsWith('busy-') ? { code: 451, message: '4.3.0 try later' } : undefined,
+    },
+  });
+  const api = createApiHandler(
+    createAwsDeps(loadApiConfig({ ...resources.env, MESSAGE_ID_DOMAIN: 'smtpq.test' }), new Logger()),
+  );
+  submit = async (request) => {
+    const response = await api(apiEvent({ method: 'POST', path: '/v1/messages', body: request }));
+    expect(response.statusCode).toBe(202);
+    return (JSON.parse(response.body!) as { id: string }).id;
+  };
+});
+
+afterEach(async () => {
+  // Records a test left deferred would otherwise reach the next test's worker.
+  const drain = createSqsPoller({
+    sqs: resources.clients.sqs,
+    queueUrl: resources.queueUrl,
+    waitTimeSeconds: 2,
+    handler: async () => undefined,
+  });
+  while ((await drain.pollOnce()) > 0);
+});
+
+afterAll(async () => {
+  await smtp?.close();
+});
+
+function worker(env: Record<string, string> = {}): WorkerHandler {
+  const config = loadWorkerConfig({
+    ...resources.env,
+    SMTP_HOST: smtp.host,
+    SMTP_PORT: String(smtp.port),
+    SMTP_TLS: 'starttls',
+    SMTP_CA_PEM: smtp.caPem,
+    SMTP_EHLO_NAME: 'worker.smtpq.test',
+    SMTP_SECRET_ARN: resources.secretArn,
+    RETRY_BASE_SECONDS: '1',
+    RETRY_MAX_SECONDS: '1',
+    ...env,
+  });
+  return createWorker(createWorkerDeps(config, { clients: resources.clients }));
+}
+
+/** Runs the queue through `handler` until `done` holds (or 30 rounds); returns every batch report. */
+async function pump(handler: WorkerHandler, done: () => Promise<boolean>): Promise<BatchReport[]> {
+  const reports: BatchReport[] = [];
+  const poller = createSqsPoller({
+    sqs: resources.clients.sqs,
+    queueUrl: resources.queueUrl,
+    waitTimeSeconds: 1,
+    batchingWindowSeconds: 1,
+    handler,
+    onBatch: (r) => reports.push(r),
+  });
+  for (let round = 0; round < 30 && !(await done()); round++) await poller.pollOnce();
+  return reports;
+}
+
+const status = () => new S3StatusStore(resources.clients.s3, resources.bucket);
+async function record(id: string): Promise<StatusRecord> {
+  return (await status().get(id))!.value;
+}
+async function transcript(key: string): Promise<string> {
+  const object = await resources.clients.s3.send(
+    new GetObjectCommand({ Bucket: resources.bucket, Key: key }),
+  );
+  return object.Body!.transformToString();
+}
+const idOf = (r: { body: string }) => (JSON.parse(r.body) as { id: string }).id;
+const settled =
+  (...ids: string[]) =>
+  async () =>
+    (await Promise.all(ids.map(record))).every((r) => !['queued', 'sending', 'deferred'].includes(r.state));
+
+describe('worker handler', () => {
+  it('delivers a batch over one authenticated STARTTLS connection, a transcript per message', async () => {
+    const before = smtp.connections();
+    const ids = [];
+    for (const n of [1, 2, 3]) {
+      ids.push(
+        await submit({
+          from: 'alice@example.com',
+          to: [`batch${n}@example.org`],
+          subject: `n${n}`,
+          text: `body ${n}`,
+        }),
+      );
+    }
+    const reports = await pump(worker(), settled(...ids));
+    expect(reports.some((r) => r.event.Records.length > 1)).toBe(true);
+    expect(smtp.connections() - before).toBe(reports.length);
+
+    for (const [i, id] of ids.entries()) {
+      const r = await record(id);
+      expect(r).toMatchObject({ state: 'sent', attempts: 1, transcripts: [`transcripts/${id}/1.log`] });
+      const text = await transcript(r.transcripts[0]!);
+      // The first message's transcript shows the whole session; the others the connection they reused.
+      expect(text).toMatch(i === 0 ? /C: AUTH PLAIN <redacted>/ : /reusing the connection/);
+      expect(text).toMatch(/certificate verified for 127\.0\.0\.1/);
+      expect(text).not.toContain(TEST_USER.pass);
+      expect(text).toMatch(/S: 250 .*queued as/);
+      const received = smtp.messages.find((m) => m.rcptTo.includes(`batch${i + 1}@example.org`))!;
+      expect(received.secure).toBe(true);
+      expect(received.user).toBe(TEST_USER.user);
+      expect((await simpleParser(received.raw)).messageId).toBe(r.messageId);
+    }
+  });
+
+  it('reconnects once after the relay drops the session, then defers instead of reconnecting again', async () => {
+    const dropFirst = await submit({ from: 'alice@example.com', to: ['drop-1@example.org'], text: 'x' });
+    const ok = await submit({ from: 'alice@example.com', to: ['after-drop@example.org'], text: 'y' });
+    const dropSecond = await submit({ from: 'alice@example.com', to: ['drop-2@example.org'], text: 'z' });
+    const last = await submit({
+      from: 'alice@example.com',
+      to: ['after-second-drop@example.org'],
+      text: 'w',
+    });
+    const handler = worker();
+    const before = smtp.connections();
+    // One invocation with all four, in order, as one batch.
+    const records: Parameters<WorkerHandler>[0]['Records'] = [];
+    const poller = createSqsPoller({
+      sqs: resources.clients.sqs,
+      queueUrl: resources.queueUrl,
+      waitTimeSeconds: 1,
+      batchingWindowSeconds: 2,
+      handler: async (event) => {
+        records.push(...event.Records);
+        return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+      },
+    });
+    const order = [dropFirst, ok, dropSecond, last];
+    const latest = new Map<string, (typeof records)[number]>(); // by id: the newest receipt of each
+    for (let i = 0; i < 10 && latest.size < 4; i++) {
+      await poller.pollOnce();
+      for (const r of records.splice(0)) if (order.includes(idOf(r))) latest.set(idOf(r), r);
+    }
+    const batch = order.map((id) => latest.get(id)!);
+
+    const response = await handler({ Records: batch });
+    expect(smtp.connections() - before).toBe(2);
+    expect((await record(ok)).state).toBe('sent');
+    expect((await record(dropFirst)).state).toBe('deferred');
+    expect((await record(dropSecond)).state).toBe('deferred');
+    const lastRecord = await record(last);
+    expect(lastRecord.state).toBe('deferred');
+    expect(await transcript(lastRecord.transcripts[0]!)).toMatch(/not connecting again/);
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+      [batch[0]!, batch[2]!, batch[3]!].map((r) => r.messageId).sort(),
+    );
+  });
+
+  it('a relay that is down: deferred, and the transcript says how the connection failed', async () => {
+    const closed = await startTestSmtpServer();
+    const port = closed.port;
+    await closed.close();
+    const id = await submit({ from: 'alice@example.com', to: ['nobody-home@example.org'], text: 'x' });
+    const reports = await pump(
+      worker({ SMTP_PORT: String(port) }),
+      async () => (await record(id)).attempts >= 1,
+    );
+    expect(reports.flatMap((r) => r.retained)).toHaveLength(1);
+    const r = await record(id);
+    expect(r.state).toBe('deferred');
+    expect(r.nextAttemptAt).toBeDefined();
+    expect(r.recipients[0]).toMatchObject({ state: 'deferred' });
+    expect(r.recipients[0]!.error).toMatch(/connect/);
+    expect(await transcript(r.transcripts[0]!)).toMatch(
+      /connection to 127\.0\.0\.1:\d+ failed: SMTP_CONNECTION/,
+    );
+  });
+
+  it('past the attempt limit: failed with the last reply, and the record is deleted', async () => {
+    const id = await submit({ from: 'busy-sender@example.com', to: ['patient@example.org'], text: 'x' });
+    const reports = await pump(worker({ RETRY_MAX_ATTEMPTS: '2' }), settled(id));
+    const r = await record(id);
+    expect(r).toMatchObject({ state: 'failed', attempts: 2 });
+    expect(r.recipients[0]).toMatchObject({ state: 'failed', reply: { code: 451 } });
+    expect(r.error).toMatch(/gave up after 2 attempts/);
+    expect(r.transcripts).toHaveLength(2);
+    const last = reports.findLast((r) => r.event.Records.some((x) => idOf(x) === id))!;
+    const mine = last.event.Records.find((x) => idOf(x) === id)!;
+    expect(last.deleted).toContain(mine.messageId);
+  });
+});
+
+describe('worker cold start', () => {
+  it('fails the init with a message naming the missing variable', async () => {
+    vi.resetModules();
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, resources.env);
+      delete process.env.SMTP_HOST;
+      await expect(import('../../functions/worker/index.ts')).rejects.toThrow(
+        /invalid configuration: SMTP_HOST/,
+      );
+    } finally {
+      process.env = saved;
+    }
+  });
+});
