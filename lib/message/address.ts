@@ -2,6 +2,7 @@
 // strictly enough that an address can go into an SMTP command and a header without any further escaping.
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
+import { CONTROL } from './rules.ts';
 
 /** One mailbox. `address` is canonical: the domain is lower-case ASCII (IDN → punycode A-labels). */
 export interface Mailbox {
@@ -20,8 +21,6 @@ const MAX_ADDRESS_OCTETS = 254;
 const MAX_DOMAIN_OCTETS = 253;
 const MAX_NAME_CHARS = 256;
 
-// C0 controls (CR, LF, NUL, …) and DEL: never allowed anywhere in an address field, including the name.
-const CONTROL = /[\x00-\x1f\x7f]/;
 // Dot-atom local part (RFC 5322 atext), extended with any non-ASCII character (RFC 6532 UTF8-non-ascii).
 const ATOM = "[A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~\\u0080-\\u{10FFFF}]+";
 const DOT_ATOM = new RegExp(`^${ATOM}(?:\\.${ATOM})*$`, 'u');
