@@ -15,13 +15,13 @@ export async function handleStatus(id: string, deps: ApiDeps): Promise<ApiRespon
   return json(200, statusView(found.value));
 }
 
-export interface StatusView extends Omit<StatusRecord, 'lease' | 'transcripts'> {
+export interface StatusView extends Omit<StatusRecord, 'lease' | 'transcripts' | 'requestFingerprint'> {
   transcripts: { attempt: number; href: string }[];
 }
 
-/** The record without the worker's lease (an internal lock); transcript keys become API links. */
+/** The record without internals (the worker's lease, the body hash); transcript keys become API links. */
 export function statusView(record: StatusRecord): StatusView {
-  const { lease: _lease, transcripts, ...rest } = record;
+  const { lease: _lease, requestFingerprint: _fingerprint, transcripts, ...rest } = record;
   return {
     ...rest,
     transcripts: transcripts.flatMap((key) => {

@@ -51,8 +51,8 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
   const id = deps.newId?.() ?? newMessageId(now.getTime());
   const key = keyResult.key;
   const fingerprint = key === undefined ? undefined : requestFingerprint(body.value);
-  if (key !== undefined && fingerprint !== undefined) {
-    const replay = await claimKey(deps, key, id, fingerprint, now);
+  if (key !== undefined) {
+    const replay = await claimKey(deps, key, id, fingerprint!, now);
     if (replay) return replay;
   }
 

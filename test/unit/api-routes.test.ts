@@ -236,7 +236,7 @@ describe('acceptRequest', () => {
 });
 
 describe('statusView', () => {
-  it('drops the lease and turns transcript keys into links', () => {
+  it('drops the lease and the body hash, and turns transcript keys into links', () => {
     const record: StatusRecord = {
       id: ID,
       state: 'deferred',
@@ -248,9 +248,11 @@ describe('statusView', () => {
       attempts: 2,
       transcripts: [`transcripts/${ID}/1.log`, `transcripts/${ID}/2.log`],
       lease: { owner: 'w', until: 't' },
+      requestFingerprint: 'abc',
     };
     const view = statusView(record);
     expect(view).not.toHaveProperty('lease');
+    expect(view).not.toHaveProperty('requestFingerprint');
     expect(view.transcripts).toEqual([
       { attempt: 1, href: `/v1/messages/${ID}/transcript?attempt=1` },
       { attempt: 2, href: `/v1/messages/${ID}/transcript?attempt=2` },
