@@ -19,6 +19,16 @@ export interface MachineFacts {
   postfix?: string;
   nodemailer: string;
   loadBefore: number[];
+  /** RSS of a Node process that loaded nothing: the floor under every Node client's peak. */
+  bareNodeRssMiB?: number;
+}
+
+function bareNodeRss(): number | undefined {
+  const out = commandOutput(process.execPath, [
+    '-e',
+    'process.stdout.write(String(process.memoryUsage.rss()))',
+  ]);
+  return out === undefined ? undefined : Number(out) / 2 ** 20;
 }
 
 export function machineFacts(): MachineFacts {
@@ -34,5 +44,6 @@ export function machineFacts(): MachineFacts {
     postfix: commandOutput('/usr/sbin/postconf', ['-d', '-h', 'mail_version']),
     nodemailer: nodemailerVersion,
     loadBefore: loadavg(),
+    bareNodeRssMiB: bareNodeRss(),
   };
 }

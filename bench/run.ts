@@ -1,6 +1,7 @@
 // `npm run bench`: smtpq's SMTP client beside Nodemailer and Python's smtplib, in one run, against the
 // same local Postfix sinks; writes bench/RESULTS.md. `--quick` checks the harness in a few seconds
-// (figures meaningless); `--profile` profiles smtpq even when it meets its targets.
+// (figures meaningless); `--runs N` runs every cell N times (a shorter full-size run); `--profile` profiles
+// smtpq even when it meets its targets.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -23,12 +24,15 @@ const benchDir = fileURLToPath(new URL('./', import.meta.url));
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-/** Sizes and repetitions, chosen to keep a full run within about five minutes on 2 shared cores. */
+/**
+ * Sizes and repetitions, chosen to keep a full run within about five minutes on 2 shared cores.
+ * slowRuns: cells whose runs take long (20 ms RTT, a real Postfix queue) and vary little.
+ */
 const plan = quick
   ? {
       runs: 1,
-      rttRuns: 1,
-      count: { 1024: 50, 102400: 10 },
+      slowRuns: 1,
+      count: { prebuilt: { 1024: 50, 102400: 10 }, composed: { 1024: 50, 102400: 10 } },
       rttCount: { 1024: 5, 102400: 3 },
       smtpdCount: 20,
       rssRuns: 1,
@@ -36,17 +40,27 @@ const plan = quick
     }
   : {
       runs: 5,
-      rttRuns: 3,
-      count: { 1024: 2000, 102400: 300 },
-      rttCount: { 1024: 100, 102400: 50 },
-      smtpdCount: 300,
+      slowRuns: 3,
+      count: { prebuilt: { 1024: 2000, 102400: 300 }, composed: { 1024: 1000, 102400: 100 } },
+      rttCount: { 1024: 100, 102400: 30 },
+      smtpdCount: 200,
       rssRuns: 3,
       attachment: 50 * MiB,
     };
+const runsOverride = process.argv.indexOf('--runs');
+if (runsOverride > 0) {
+  const runs = Number(process.argv[runsOverride + 1]);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs needs a positive whole number');
+  Object.assign(plan, { runs, slowRuns: runs, rssRuns: runs });
+}
 const ONE_WAY_DELAY_MS = 10;
 const RTT_MS = 2 * ONE_WAY_DELAY_MS;
 
-const log = (line: string) => process.stderr.write(`${line}\n`);
+const startedAt = Date.now();
+const log = (line: string) => {
+  const seconds = ((Date.now() - startedAt) / 1000).toFixed(0).padStart(3);
+  process.stderr.write(`[${seconds} s] ${line}\n`);
+};
 
 async function clientCommands(): Promise<ClientCommands> {
   const commands: ClientCommands = new Map();
@@ -93,7 +107,6 @@ async function bundlesSection(): Promise<string | undefined> {
 }
 
 async function main(): Promise<void> {
-  const started = Date.now();
   const machine = machineFacts();
   const commands = await clientCommands();
   log('fixtures…');
@@ -130,7 +143,7 @@ async function main(): Promise<void> {
             title: `throughput ${label}`,
             server: direct,
             workload,
-            count: plan.count[size],
+            count: plan.count[kind][size],
             runs: plan.runs,
             clients: [...peers],
           };
@@ -152,7 +165,7 @@ async function main(): Promise<void> {
           server: delayed,
           workload: prebuilt(size),
           count: plan.rttCount[size],
-          runs: plan.rttRuns,
+          runs: plan.slowRuns,
           clients: [...peers],
         };
         results.pipelining.push({ label, outcome: await cell(spec) });
@@ -199,7 +212,7 @@ async function main(): Promise<void> {
             server: direct,
             workload: prebuilt(1024),
             count: plan.smtpdCount,
-            runs: plan.runs,
+            runs: plan.slowRuns,
             clients: [...chunkingClients],
           }),
         },
@@ -212,7 +225,7 @@ async function main(): Promise<void> {
             server: delayed,
             workload: prebuilt(1024),
             count: plan.rttCount[1024],
-            runs: plan.rttRuns,
+            runs: plan.slowRuns,
             clients: [...chunkingClients],
           }),
         },
@@ -232,7 +245,7 @@ async function main(): Promise<void> {
     await fixtures.remove();
   }
   results.loadAfter = loadavg();
-  results.durationS = (Date.now() - started) / 1000;
+  results.durationS = (Date.now() - startedAt) / 1000;
   const file = quick ? `${benchDir}.build/RESULTS.quick.md` : `${benchDir}RESULTS.md`;
   await writeFile(file, renderResults(results));
   log(`wrote ${file} in ${results.durationS.toFixed(0)} s`);
