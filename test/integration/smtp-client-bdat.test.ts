@@ -1,0 +1,196 @@
+// CHUNKING (RFC 3030) framing against a small BDAT server of our own (smtp-server has no BDAT): the exact
+// bytes on the wire, several transactions in flight at once, streamed bodies in chunks, refusals.
+import { once } from 'node:events';
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
+
+interface BdatServer {
+  port: number;
+  /** Every byte each client connection sent. */
+  received: Buffer[];
+  messages: Array<{ from: string; to: string[]; body: Buffer }>;
+  close(): Promise<void>;
+}
+
+interface BdatServerOptions {
+  /** Hold every reply until this many messages have fully arrived (proves the client does not wait). */
+  holdUntil?: number;
+  rcpt?: (address: string) => string | undefined;
+}
+
+function startBdatServer(options: BdatServerOptions = {}): Promise<BdatServer> {
+  const received: Buffer[] = [];
+  const messages: BdatServer['messages'] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const index = received.push(Buffer.alloc(0)) - 1;
+    let buffer = Buffer.alloc(0);
+    let chunk: { left: number; last: boolean } | undefined;
+    let tx = { from: '', to: [] as string[], parts: [] as Buffer[] };
+    const held: string[] = [];
+    let sawMail = false;
+    const reply = (text: string) => {
+      if (options.holdUntil && sawMail && messages.length < options.holdUntil) held.push(text);
+      else socket.write(held.splice(0).join('') + text);
+    };
+    socket.write('220 bdat.test ESMTP\r\n');
+    socket.on('data', (data: Buffer) => {
+      received[index] = Buffer.concat([received[index]!, data]);
+      buffer = Buffer.concat([buffer, data]);
+      for (;;) {
+        if (chunk) {
+          const take = Math.min(chunk.left, buffer.length);
+          tx.parts.push(buffer.subarray(0, take));
+          buffer = buffer.subarray(take);
+          chunk.left -= take;
+          if (chunk.left > 0) return;
+          const { last } = chunk;
+          chunk = undefined;
+          if (!last) reply('250 2.0.0 chunk received\r\n');
+          else if (tx.to.length === 0) reply('554 5.5.1 no valid recipients\r\n');
+          else {
+            messages.push({ from: tx.from, to: tx.to, body: Buffer.concat(tx.parts) });
+            reply(`250 2.0.0 queued as b${messages.length}\r\n`);
+          }
+          if (last) tx = { from: '', to: [], parts: [] };
+          continue;
+        }
+        const end = buffer.indexOf('\r\n');
+        if (end < 0) return;
+        const line = buffer.subarray(0, end).toString();
+        buffer = buffer.subarray(end + 2);
+        const [verb = ''] = line.split(' ');
+        if (/^EHLO/i.test(verb))
+          reply('250-bdat.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n');
+        else if (verb === 'MAIL') {
+          sawMail = true;
+          tx = { from: /<(.*)>/.exec(line)?.[1] ?? '', to: [], parts: [] };
+          reply('250 2.1.0 ok\r\n');
+        } else if (verb === 'RCPT') {
+          const address = /<(.*)>/.exec(line)?.[1] ?? '';
+          const refusal = options.rcpt?.(address);
+          if (refusal) reply(`${refusal}\r\n`);
+          else {
+            tx.to.push(address);
+            reply('250 2.1.5 ok\r\n');
+          }
+        } else if (verb === 'BDAT') {
+          const [, size, last] = line.split(' ');
+          chunk = { left: Number(size), last: last === 'LAST' };
+        } else if (verb === 'RSET') {
+          tx = { from: '', to: [], parts: [] };
+          reply('250 2.0.0 ok\r\n');
+        } else if (verb === 'QUIT') {
+          reply('221 2.0.0 bye\r\n');
+          socket.end();
+        } else reply('500 5.5.2 unknown command\r\n');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  return once(server, 'listening').then(() => ({
+    port: (server.address() as net.AddressInfo).port,
+    received,
+    messages,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  }));
+}
+
+const servers: BdatServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+async function setup(options: BdatServerOptions = {}) {
+  const s = await startBdatServer(options);
+  servers.push(s);
+  const transcript = createTranscript();
+  const c = await SmtpConnection.connect({
+    host: '127.0.0.1',
+    port: s.port,
+    tls: 'none',
+    name: 'client.test',
+    transcript,
+    timeouts: { command: 5000, dataEnd: 5000 },
+  });
+  return { s, c, transcript };
+}
+
+describe('BDAT', () => {
+  it('sends MAIL, RCPT and BDAT n LAST with the message in one go, without dot-stuffing', async () => {
+    const { s, c } = await setup();
+    expect(c.extensions.chunking).toBe(true);
+    const body = 'Subject: b\n\n.not stuffed\r\nend';
+    const expected = 'Subject: b\r\n\r\n.not stuffed\r\nend\r\n';
+    const result = await c.send({ from: 'a@client.test', to: ['b@server.test', 'c@server.test'] }, body);
+    expect(result.recipients.map((r) => r.status)).toEqual(['accepted', 'accepted']);
+    expect(result.data).toMatchObject({ code: 250, enhanced: '2.0.0' });
+    await c.quit();
+    const size = Buffer.byteLength(expected);
+    expect(s.received[0]!.toString()).toBe(
+      'EHLO client.test\r\n' +
+        `MAIL FROM:<a@client.test> SIZE=${size}\r\nRCPT TO:<b@server.test>\r\nRCPT TO:<c@server.test>\r\n` +
+        `BDAT ${size} LAST\r\n${expected}QUIT\r\n`,
+    );
+    expect(s.messages[0]?.body.toString()).toBe(expected);
+  });
+
+  it('keeps several transactions in flight: nothing waits for a reply', async () => {
+    // The server answers nothing until three messages are in; a client that waited would time out.
+    const { s, c, transcript } = await setup({ holdUntil: 3 });
+    const results = await Promise.all(
+      [1, 2, 3].map((i) =>
+        c.send({ from: 'a@client.test', to: [`r${i}@server.test`] }, `Subject: ${i}\r\n\r\n${i}\r\n`),
+      ),
+    );
+    expect(results.map((r) => r.recipients[0]?.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(s.messages.map((m) => m.to[0])).toEqual(['r1@server.test', 'r2@server.test', 'r3@server.test']);
+    // Each transaction written while another was in flight starts with RSET: it cannot inherit open state.
+    const commands = transcript.entries.filter((e) => e.kind === 'C').map((e) => e.text.split(' ')[0]);
+    expect(commands.filter((v) => v === 'RSET')).toHaveLength(2);
+    await c.quit();
+  });
+
+  it('streams a large body as BDAT chunks and ends with LAST', async () => {
+    const { s, c, transcript } = await setup();
+    const line = `${'z'.repeat(70)}\n`;
+    const text = line.repeat(3000); // 213,000 octets before CRLF normalisation
+    const result = await c.send(
+      { from: 'a@client.test', to: ['b@server.test'] },
+      Readable.from([Buffer.from(text.slice(0, 100_000)), Buffer.from(text.slice(100_000))]),
+    );
+    expect(result.recipients[0]?.status).toBe('accepted');
+    const expected = text.replace(/\n/g, '\r\n');
+    expect(s.messages[0]?.body.toString()).toBe(expected);
+    const headers = transcript.entries.filter((e) => e.text.startsWith('BDAT')).map((e) => e.text);
+    expect(headers.length).toBeGreaterThan(1);
+    expect(headers.at(-1)).toMatch(/ LAST$/);
+    const sizes = headers.map((h) => Number(h.split(' ')[1]));
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(Buffer.byteLength(expected));
+    await c.quit();
+  });
+
+  it('reports refused recipients; all refused means no message and a clean next transaction', async () => {
+    const { s, c } = await setup({
+      rcpt: (a) => (a.startsWith('bad') ? '550 5.1.1 no such user' : undefined),
+    });
+    const first = await c.send({ from: 'a@client.test', to: ['bad@server.test'] }, 'x\r\n');
+    expect(first.recipients[0]).toMatchObject({ status: 'failed', reply: { code: 550, enhanced: '5.1.1' } });
+    const second = await c.send(
+      { from: 'a@client.test', to: ['bad2@server.test', 'ok@server.test'] },
+      'y\r\n',
+    );
+    expect(second.recipients.map((r) => r.status)).toEqual(['failed', 'accepted']);
+    expect(s.messages.map((m) => m.to)).toEqual([['ok@server.test']]);
+    expect(s.received[0]!.toString()).toContain('RSET\r\nMAIL FROM:<a@client.test>');
+    await c.quit();
+  });
+});
