@@ -73,6 +73,8 @@ export interface PostfixOptions {
   delivery?: 'file' | 'discard';
   /** message_size_limit in octets (default 0: no limit). */
   messageSizeLimit?: number;
+  /** Offer STARTTLS with this key and certificate (PEM), e.g. from scripts/local/certs.ts. Default: no TLS. */
+  tls?: { keyPem: string; certPem: string };
   /** Extra main.cf settings, applied last. */
   mainCf?: Record<string, string>;
 }
@@ -114,6 +116,16 @@ export async function startPostfix(options: PostfixOptions = {}): Promise<Postfi
     await chmod(paths.delivery, 0o1777);
     const { uid: postfixUid } = await userIds('postfix');
     await chown(paths.data, postfixUid, -1);
+    if (options.tls) {
+      // smtpd reads its key as root at start-up, before it drops privileges: root-only is enough.
+      await writeFile(
+        join(paths.config, 'tls-chain.pem'),
+        `${options.tls.keyPem.trim()}\n${options.tls.certPem.trim()}\n`,
+        {
+          mode: 0o600,
+        },
+      );
+    }
     await writeFile(join(paths.config, 'main.cf'), mainCf(paths, options));
     const saveScript = join(dir, 'save-message.sh');
     await writeFile(saveScript, saveMessageScript(paths.delivery), { mode: 0o755 });
@@ -210,6 +222,9 @@ function mainCf(
     smtpd_error_sleep_time: '0',
     smtp_host_lookup: 'native',
     disable_dns_lookups: 'yes',
+    ...(options.tls
+      ? { smtpd_tls_security_level: 'may', smtpd_tls_chain_files: join(paths.config, 'tls-chain.pem') }
+      : {}),
     ...options.mainCf,
   };
   return `${Object.entries(settings)
@@ -237,6 +252,7 @@ function masterCf(port: number, saveScript: string): string {
     'anvil unix - - n - 1 anvil',
     'scache unix - - n - 1 scache',
     'postlog unix-dgram n - n - 1 postlogd',
+    'tlsmgr unix - - n 1000? 1 tlsmgr',
     // One file per delivery (see saveScript); the pipe agent runs it as `nobody`, without a shell.
     'savefile unix - n n - - pipe',
     `  flags= user=nobody argv=${saveScript} \${queue_id} \${recipient}`,
