@@ -5,7 +5,8 @@
 // and nothing is enqueued again. The same key with a different body is refused with 422 (the draft's code:
 // the request is well-formed but conflicts with the key's original request). The comparison uses the
 // fingerprint kept on the winner's status record, so a racing request whose winner has not written that
-// record yet is answered with the winner's id without the comparison.
+// record yet is answered with the winner's id without the comparison. A claim left by a request that died
+// before writing its record is taken over after ABANDONED_CLAIM_MS.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
 import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
@@ -98,6 +99,12 @@ async function releaseKey(deps: ApiDeps, key: string | undefined, id: string): P
     .catch((error: unknown) => deps.logger.warn('key not released', { error }));
 }
 
+/**
+ * A claim whose status record still does not exist this long after it was made belongs to a request that
+ * died between the claim and the record (15 minutes: the longest a Lambda can run, so the claimant is gone).
+ */
+export const ABANDONED_CLAIM_MS = 15 * 60 * 1000;
+
 /** Claims the key for `id`; undefined when this request won, else the response for a replay or a conflict. */
 async function claimKey(
   deps: ApiDeps,
@@ -105,6 +112,7 @@ async function claimKey(
   id: string,
   fingerprint: string,
   now: Date,
+  takeOver = true,
 ): Promise<ApiResponse | undefined> {
   let result: Awaited<ReturnType<ApiDeps['idempotency']['claim']>>;
   try {
@@ -120,6 +128,13 @@ async function claimKey(
   }
   if (result.claimed) return undefined;
   const original = await deps.status.get(result.id);
+  if (!original && takeOver && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS) {
+    // release() deletes only the claim that still names result.id (If-Match), so of two requests taking
+    // over at once, one re-claims and the other replays its id.
+    deps.logger.warn('taking over an abandoned Idempotency-Key', { messageId: result.id });
+    await deps.idempotency.release(key, result.id);
+    return claimKey(deps, key, id, fingerprint, now, false);
+  }
   const originalFingerprint = original?.value.requestFingerprint;
   if (originalFingerprint !== undefined && originalFingerprint !== fingerprint) {
     return problem(

@@ -2,6 +2,7 @@
 // concurrent submits racing on the S3 conditional write; a reuse with another body is refused.
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { S3IdempotencyStore } from '../../lib/aws/idempotency-store.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
@@ -101,5 +102,34 @@ describe('Idempotency-Key', () => {
 
     expect(response.statusCode).toBe(202);
     expect(await drainQueue(resources)).toHaveLength(1);
+  });
+
+  it('takes over a key whose claimant died before writing the status record', async () => {
+    // Prepare: a claim made 20 minutes ago whose message never got a status record.
+    const store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
+    const lost = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
+    await store.claim('abandoned-1', lost, new Date(Date.now() - 20 * 60 * 1000));
+
+    // Act
+    const response = await submit(validRequest, 'abandoned-1');
+    const retry = await submit(validRequest, 'abandoned-1');
+
+    // Assess
+    expect(response.statusCode).toBe(202);
+    const id = parseBody(response).id;
+    expect(id).not.toBe(lost);
+    expect(parseBody(retry).id).toBe(id);
+    expect(((await drainQueue(resources)) as QueueMessage[]).map((m) => m.id)).toEqual([id]);
+  });
+
+  it('answers a recent claim without a status record (its claimant is still at work) with the claimed id', async () => {
+    const store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
+    const inFlight = '01ARZ3NDEKTSV4RRFFQ69G5FAW';
+    await store.claim('in-flight-1', inFlight, new Date(Date.now() - 60 * 1000));
+
+    const response = await submit(validRequest, 'in-flight-1');
+
+    expect(parseBody(response)).toEqual({ id: inFlight, status: 'queued' });
+    expect(await drainQueue(resources)).toEqual([]);
   });
 });
