@@ -14,6 +14,9 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   // The SDK needs some credentials to sign with; moto accepts any. Set before the test workers start.
   for (const [name, value] of Object.entries(fakeCredentials)) process.env[name] ??= value;
+  // The SDK warns once per process that its 2027 releases need Node 22; the project supports Node 20 until
+  // then, and the warning would repeat in every test worker's output.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const external = process.env.AWS_ENDPOINT_URL;
   if (external) {
     project.provide('motoEndpoint', external);
