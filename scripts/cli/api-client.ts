@@ -155,13 +155,21 @@ export class ApiClient {
     try {
       return await fetch(url, { method, headers, body, signal: AbortSignal.timeout(this.#timeoutMs) });
     } catch (error) {
-      const cause = (error as { cause?: { code?: string } }).cause?.code;
-      const reason =
-        cause === 'ECONNREFUSED'
-          ? `nothing listens at ${this.base.origin} (is \`npm run dev\` running?)`
-          : (error as Error).message;
-      throw new ApiError(0, 'network_error', reason);
+      throw new ApiError(0, 'network_error', this.#networkReason(error));
     }
+  }
+
+  /** fetch says only "fetch failed"; the reason is in its cause (an AggregateError when both IPv4 and IPv6 failed). */
+  #networkReason(error: unknown): string {
+    const cause = (
+      error as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }
+    ).cause;
+    const codes = [cause?.code, ...(cause?.errors ?? []).map((e) => e.code)];
+    if (codes.includes('ECONNREFUSED'))
+      return `nothing listens at ${this.base.origin} (is \`npm run dev\` running?)`;
+    if ((error as Error).name === 'TimeoutError')
+      return `no answer from ${this.base.origin} within ${this.#timeoutMs} ms`;
+    return cause?.message ? `${(error as Error).message}: ${cause.message}` : (error as Error).message;
   }
 }
 
