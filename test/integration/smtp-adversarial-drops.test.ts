@@ -142,6 +142,19 @@ describe('the server stalls', () => {
     if (client) expect(client.usable).toBe(false);
   });
 
+  it('after the STARTTLS 220, in the TLS handshake: SMTP_TIMEOUT at starttls', async () => {
+    server = await startRawSmtpServer({
+      script: [...greetAndEhlo(['STARTTLS']), ...reply('STARTTLS', '220 2.0.0 Ready\r\n'), stall()],
+    });
+    const { error } = await runUntilFailure(server.port, {
+      stage: 'starttls',
+      script: [],
+      client: { tls: 'starttls' },
+    });
+
+    expect(error).toMatchObject({ code: 'SMTP_TIMEOUT', stage: 'starttls', transient: true });
+  });
+
   it('while the body is streamed (the server stops reading): SMTP_TIMEOUT at data', async () => {
     server = await startRawSmtpServer({
       script: [...untilData, ...reply('DATA', '354 go\r\n'), pauseReading(), stall()],
