@@ -149,6 +149,15 @@ describe('infra/template.yaml: functions', () => {
     });
   });
 
+  it('logs each function as JSON to its own log group with a retention', () => {
+    for (const fn of [api, worker]) {
+      const { LogFormat, LogGroup } = fn.Properties.LoggingConfig;
+      expect(LogFormat).toBe('JSON');
+      expect(resources[LogGroup.Ref].Type).toBe('AWS::Logs::LogGroup');
+      expect(resources[LogGroup.Ref].Properties.RetentionInDays).toEqual(ref('LogRetentionDays'));
+    }
+  });
+
   it('routes the four API paths to the API function through the IAM-authorised HTTP API', () => {
     expect(resources.HttpApi.Properties.Auth).toEqual({
       EnableIamAuthorizer: true,
