@@ -3,6 +3,12 @@ import type { MachineFacts } from './machine.ts';
 import type { Profile } from './profile.ts';
 import { elapsedRoundTrips, failureNotes, figure, median, metrics, metricTable, type Row } from './report.ts';
 
+/** A throughput cell that was profiled once more, and why. */
+export interface ProfiledCell {
+  label: string;
+  reason: string;
+}
+
 export interface Results {
   machine: MachineFacts;
   quick: boolean;
@@ -15,7 +21,7 @@ export interface Results {
   chunkingDirect?: Row[];
   chunkingDelayed?: Row[];
   smtpdLog?: string[];
-  hotSpots?: Profile | string;
+  profiles?: Array<ProfiledCell & { profile: Profile | string }>;
   bundles?: string;
   loadAfter?: number[];
   durationS?: number;
@@ -66,16 +72,68 @@ function targets(results: Results): string[] {
   ];
 }
 
-function hotSpotLines(profile: Profile | string | undefined): string[] {
-  if (profile === undefined) return [];
-  const head = [
-    '## Where smtpq spends its CPU (prebuilt 1 KiB, measured phase only)',
+/** This run's peer figures beside the ones the issue quotes for this kind of machine: how loaded it was. */
+function calibration(results: Results): string[] {
+  const t = results.throughput;
+  const row = (label: string) => t?.find((r) => r.label === label)?.outcome;
+  const rtt = results.pipelining?.[0]?.outcome;
+  const rss = (label: string) => results.rss?.find((r) => r.label.startsWith(label))?.outcome;
+  const wall = elapsedRoundTrips(results.rttMs);
+  const lines: Array<[string, string, number | undefined]> = [
+    [
+      'Nodemailer, prebuilt 1 KiB, msg/s',
+      '~990',
+      median(row('prebuilt, 1 KiB'), 'nodemailer', metrics.messagesPerSecond),
+    ],
+    [
+      'Nodemailer, composed 1 KiB, msg/s',
+      '~800',
+      median(row('composed, 1 KiB'), 'nodemailer', metrics.messagesPerSecond),
+    ],
+    [
+      'Nodemailer, prebuilt 1 KiB, CPU ms/msg',
+      '1.3–1.6',
+      median(row('prebuilt, 1 KiB'), 'nodemailer', metrics.cpuMsPerMessage),
+    ],
+    [
+      'Nodemailer, composed 1 KiB, CPU ms/msg',
+      '1.3–1.6',
+      median(row('composed, 1 KiB'), 'nodemailer', metrics.cpuMsPerMessage),
+    ],
+    [`Nodemailer, RTTs/msg at ${results.rttMs} ms (wall time)`, '2.2', median(rtt, 'nodemailer', wall)],
+    [
+      'Nodemailer, peak RSS, 50 MiB streamed (MiB)',
+      '65',
+      median(rss('Nodemailer, attachment streamed'), 'nodemailer', metrics.peakRssMiB),
+    ],
+    [
+      'Nodemailer, peak RSS, 50 MiB from a Buffer (MiB)',
+      '309',
+      median(rss('Nodemailer, attachment read'), 'nodemailer', metrics.peakRssMiB),
+    ],
+    [
+      'smtplib, prebuilt 1 KiB, msg/s',
+      '~2,900',
+      median(row('prebuilt, 1 KiB'), 'smtplib', metrics.messagesPerSecond),
+    ],
+    [`smtplib, RTTs/msg at ${results.rttMs} ms (wall time)`, '5', median(rtt, 'smtplib', wall)],
+  ];
+  return [
+    "## Calibration: the peers against the issue's figures for this kind of machine",
     '',
-    'smtpq missed a throughput/CPU target (or `--profile` was given), so the runner profiled one more run of the',
-    'headline cell with the V8 sampling profiler (100 µs interval, measured phase only, idle time left out;',
-    'bundle positions mapped back to the TypeScript sources).',
+    'When the peers come out far below these, the machine was busy during the run; the ratios above still',
+    'compare like with like.',
+    '',
+    '| figure | issue 2 (2026-11, medians) | this run, median |',
+    '|---|---:|---:|',
+    ...lines.map(([label, reference, value]) => `| ${label} | ${reference} | ${figure(value)} |`),
     '',
   ];
+}
+
+function profileLines(cell: ProfiledCell & { profile: Profile | string }): string[] {
+  const head = [`### ${cell.label} (profiled because ${cell.reason})`, ''];
+  const { profile } = cell;
   if (typeof profile === 'string') return [...head, profile, ''];
   return [
     ...head,
@@ -93,6 +151,19 @@ function hotSpotLines(profile: Profile | string | undefined): string[] {
     '|---:|---:|---|',
     ...profile.files.map((f) => `| ${f.selfMs.toFixed(1)} | ${f.percent.toFixed(1)} % | ${f.file} |`),
     '',
+  ];
+}
+
+function hotSpotLines(profiles: Results['profiles']): string[] {
+  if (!profiles?.length) return [];
+  return [
+    '## Where smtpq spends its CPU',
+    '',
+    'One more run of a throughput cell with the V8 sampling profiler (100 µs interval, measured phase only,',
+    'idle time left out; bundle positions mapped back to the TypeScript sources). "(native)" is time in V8',
+    'and libuv themselves: socket writes (`writev`, `writeBuffer`), the garbage collector, and so on.',
+    '',
+    ...profiles.flatMap(profileLines),
   ];
 }
 
@@ -236,7 +307,8 @@ export function renderResults(results: Results): string {
         '',
       ],
     ),
-    ...hotSpotLines(results.hotSpots),
+    ...calibration(results),
+    ...hotSpotLines(results.profiles),
     ...(results.bundles ? [results.bundles.trim(), ''] : []),
     ...methodLines(results),
     ...(results.skipped.length ? ['## Skipped', '', ...results.skipped.map((s) => `- ${s}`), ''] : []),

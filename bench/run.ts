@@ -16,7 +16,8 @@ import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
 import { createFixtures, FROM, TO } from './fixtures.ts';
 import { machineFacts } from './machine.ts';
 import { hotSpots, type Profile } from './profile.ts';
-import { type Results, renderResults } from './results.ts';
+import { median, metrics, type Row } from './report.ts';
+import { type ProfiledCell, type Results, renderResults } from './results.ts';
 
 const quick = process.argv.includes('--quick');
 const forceProfile = process.argv.includes('--profile');
@@ -99,8 +100,8 @@ async function bundlesSection(): Promise<string | undefined> {
   if (!existsSync(`${benchDir}bundles.ts`)) return undefined;
   try {
     const path = './bundles.ts';
-    const module = (await import(path)) as { measureBundles?: () => Promise<string> };
-    return module.measureBundles ? await module.measureBundles() : undefined;
+    const module = (await import(path)) as { measureBundles?: (runs?: number) => Promise<string> };
+    return module.measureBundles ? await module.measureBundles(quick ? 1 : undefined) : undefined;
   } catch (error) {
     return `Bundle sizes could not be measured: ${error instanceof Error ? error.message : String(error)}`;
   }
@@ -233,10 +234,11 @@ async function main(): Promise<void> {
       results.smtpdLog = await smtpdWarnings(smtpd);
     }
 
-    const headline = results.throughput?.[0]?.outcome;
-    if (headline && (forceProfile || missesCpuTargets(headline))) {
-      log('profiling smtpq (prebuilt 1 KiB)…');
-      results.hotSpots = await profileSmtpq(commands, headline);
+    results.profiles = [];
+    for (const cell of cellsToProfile(results.throughput ?? [])) {
+      log(`profiling smtpq (${cell.label})…`);
+      const row = results.throughput!.find((r) => r.label === cell.label)!;
+      results.profiles.push({ ...cell, profile: await profileSmtpq(commands, row.outcome) });
     }
     log('bundles…');
     results.bundles = await bundlesSection();
@@ -251,13 +253,38 @@ async function main(): Promise<void> {
   log(`wrote ${file} in ${results.durationS.toFixed(0)} s`);
 }
 
-function missesCpuTargets(outcome: CellOutcome): boolean {
-  const runs = outcome.results.get('smtpq') ?? [];
-  const peer = outcome.results.get('nodemailer') ?? [];
-  if (runs.length === 0) return false;
-  const cpu = Math.min(...runs.map((m) => m.cpuMs / m.sent));
-  const rate = (list: typeof runs) => Math.max(...list.map((m) => m.sent / m.elapsedMs));
-  return cpu >= 0.4 || (peer.length > 0 && rate(runs) < 3 * rate(peer));
+/**
+ * Which throughput cells to profile: the headline (prebuilt 1 KiB) when smtpq misses its CPU or rate target
+ * there (or with --profile), and the cell where smtpq spends the most CPU per message relative to Nodemailer
+ * when that is more than Nodemailer spends.
+ */
+function cellsToProfile(rows: readonly Row[]): ProfiledCell[] {
+  const chosen: ProfiledCell[] = [];
+  const cpu = (row: Row, client: 'smtpq' | 'nodemailer') =>
+    median(row.outcome, client, metrics.cpuMsPerMessage);
+  const rate = (row: Row, client: 'smtpq' | 'nodemailer') =>
+    median(row.outcome, client, metrics.messagesPerSecond);
+  const headline = rows[0];
+  if (headline && cpu(headline, 'smtpq') !== undefined) {
+    const ownCpu = cpu(headline, 'smtpq')!;
+    const ratio = (rate(headline, 'smtpq') ?? 0) / (rate(headline, 'nodemailer') ?? 0);
+    const misses = ownCpu >= 0.4 || ratio < 3;
+    if (misses || forceProfile) {
+      chosen.push({ label: headline.label, reason: misses ? 'missed a target' : '--profile' });
+    }
+  }
+  let worst: { row: Row; ratio: number } | undefined;
+  for (const row of rows) {
+    const ratio = (cpu(row, 'smtpq') ?? 0) / (cpu(row, 'nodemailer') ?? Number.POSITIVE_INFINITY);
+    if (ratio > 1 && ratio > (worst?.ratio ?? 0)) worst = { row, ratio };
+  }
+  if (worst && !chosen.some((cell) => cell.label === worst.row.label)) {
+    chosen.push({
+      label: worst.row.label,
+      reason: `smtpq used ${worst.ratio.toFixed(2)}x Nodemailer's CPU per message here`,
+    });
+  }
+  return chosen;
 }
 
 async function profileSmtpq(commands: ClientCommands, outcome: CellOutcome): Promise<Profile | string> {
@@ -265,19 +292,9 @@ async function profileSmtpq(commands: ClientCommands, outcome: CellOutcome): Pro
   if (command === undefined || 'unavailable' in command) return 'smtpq client unavailable';
   const { spec } = outcome;
   const file = `${benchDir}.build/smtpq.cpuprofile`;
+  const job = { host: spec.server.host, port: spec.server.port, from: FROM, to: TO, count: spec.count };
   try {
-    await runClient(
-      command,
-      {
-        host: spec.server.host,
-        port: spec.server.port,
-        from: FROM,
-        to: TO,
-        count: spec.count,
-        workload: spec.workload,
-      },
-      { BENCH_CPU_PROFILE: file },
-    );
+    await runClient(command, { ...job, workload: spec.workload }, { BENCH_CPU_PROFILE: file });
     return await hotSpots(file, 15);
   } catch (error) {
     return `profiling failed: ${error instanceof Error ? error.message : String(error)}`;
