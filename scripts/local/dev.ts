@@ -89,6 +89,13 @@ async function devCredentials(dataDir: string): Promise<SmtpSecretValue> {
   return credentials;
 }
 
+function setEnv(env: NodeJS.ProcessEnv, values: Record<string, string | undefined>): void {
+  for (const [name, value] of Object.entries(values)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+}
+
 function isLoopback(endpoint: string): boolean {
   const host = new URL(endpoint).hostname;
   return (
@@ -103,7 +110,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   // The handlers read process.env at cold start, so the dev stack configures them through it.
   const env = process.env;
   const log = options.log ?? ((line: string) => console.log(line));
-  const host = options.host ?? env.HOST ?? '127.0.0.1';
+  // Not $HOST: zsh sets that to the machine's name.
+  const host = options.host ?? env.SMTPQ_HOST ?? '127.0.0.1';
   const port = intOption(options.port, env.PORT, 3000, 'PORT');
   const smtpPortWanted = intOption(options.smtpPort, env.SMTP_DEV_PORT, 2525, 'SMTP_DEV_PORT');
   const dataDir = path.resolve(options.dataDir ?? env.SMTPQ_DATA_DIR ?? path.join(projectRoot, '.smtpq'));
@@ -205,7 +213,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     }
 
     // The handlers read their configuration from the environment at cold start, so it is set before they load.
-    Object.assign(env, {
+    setEnv(env, {
       AWS_REGION: region,
       AWS_ENDPOINT_URL: awsEndpoint,
       BUCKET_NAME: bucket,
@@ -304,12 +312,14 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   }
 }
 
-function relayEnv(relay: SmtpRelay, secretArn: string): Record<string, string> {
+/** The worker's relay settings for SMTP_URL. Unset values are removed, so no stale SMTP_* setting mixes in. */
+function relayEnv(relay: SmtpRelay, secretArn: string): Record<string, string | undefined> {
   return {
     SMTP_HOST: relay.host,
-    ...(relay.port ? { SMTP_PORT: String(relay.port) } : {}),
+    SMTP_PORT: relay.port === undefined ? undefined : String(relay.port),
     SMTP_TLS: relay.tls,
-    ...(relay.credentials ? { SMTP_SECRET_ARN: secretArn } : {}),
+    SMTP_REQUIRE_TLS: relay.tls === 'none' ? 'false' : 'true',
+    SMTP_SECRET_ARN: relay.credentials ? secretArn : undefined,
   };
 }
 
