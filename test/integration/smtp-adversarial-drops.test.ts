@@ -57,6 +57,16 @@ const duringBody: Stage = {
   script: [...untilData, ...reply('DATA', '354 go\r\n'), expectLine(/.*/)],
   bigBody: true,
 };
+/** With CHUNKING (the client uses BDAT only with PIPELINING): the server has the BDAT command (and its chunk on the way) and answers nothing. */
+const atBdat: Stage = {
+  stage: 'bdat',
+  script: [
+    ...greetAndEhlo(['PIPELINING', 'CHUNKING']),
+    ...reply(/^MAIL /, '250 ok\r\n'),
+    ...reply(/^RCPT /, '250 ok\r\n'),
+    expectLine(/^BDAT /),
+  ],
+};
 const afterDot: Stage = { stage: 'dot', script: [...untilData, ...reply('DATA', '354 go\r\n'), readData()] };
 
 const READY_STAGES: ReadonlySet<SmtpStage> = new Set(['greeting', 'ehlo', 'starttls', 'auth']);
@@ -114,7 +124,7 @@ describe.each([
   ['closes (FIN)', close],
   ['resets (RST)', destroy],
 ])('the server %s', (_how, drop) => {
-  const cases = [...stages, duringBody, afterDot].map((s) => ({
+  const cases = [...stages, duringBody, afterDot, atBdat].map((s) => ({
     ...s,
     name: s.bigBody ? `${s.stage} (during the body)` : s.stage,
   }));
@@ -170,6 +180,14 @@ describe('the server stalls', () => {
     const { error, client } = await runUntilFailure(server.port, afterDot);
 
     expect(error).toMatchObject({ code: 'SMTP_TIMEOUT', stage: 'dot', transient: true });
+    expect(client?.usable).toBe(false);
+  });
+
+  it('after a BDAT chunk: SMTP_TIMEOUT at bdat', async () => {
+    server = await startRawSmtpServer({ script: [...atBdat.script, stall()] });
+    const { error, client } = await runUntilFailure(server.port, atBdat);
+
+    expect(error).toMatchObject({ code: 'SMTP_TIMEOUT', stage: 'bdat', transient: true });
     expect(client?.usable).toBe(false);
   });
 

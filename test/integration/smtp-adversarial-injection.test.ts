@@ -12,6 +12,7 @@ import {
   type RawConnection,
   type RawSmtpServer,
   type RawStep,
+  readBdat,
   reply,
   stall,
   startRawSmtpServer,
@@ -170,6 +171,29 @@ describe('SMTP smuggling: bare CR and LF never reach the wire', () => {
         'DATA\r\n..\r\nend\r\n..\r\nlast\r\n.\r\n',
     );
     expect(bareLineEnds(connection.received())).toEqual([]);
+  });
+
+  it('with CHUNKING (BDAT) the same: line endings normalised, chunk sizes exact, and no dot-stuffing', async () => {
+    const { port } = await start([
+      ...greetAndEhlo(['PIPELINING', 'CHUNKING']),
+      ...reply(/^MAIL FROM:/, '250 2.1.0 Ok\r\n'),
+      ...reply(/^RCPT TO:/, '250 2.1.5 Ok\r\n'),
+      readBdat(),
+      ...reply('QUIT', '221 bye\r\n'),
+      stall(),
+    ]);
+    const client = await SmtpConnection.connect(options(port));
+    const body = 'Subject: s\r\n\r\nline1\n.\nMAIL FROM:<a@evil.test>\r.\rend\r.\n..two\n';
+    const result = await client.send({ from: 'a@example.test', to: ['b@example.test'] }, body);
+    await client.quit();
+
+    expect(result.data?.code).toBe(250);
+    const [connection] = await server!.settled(1);
+    expect(connection!.error).toBeUndefined();
+    expect(connection!.bodies[0]!.toString('latin1')).toBe(
+      'Subject: s\r\n\r\nline1\r\n.\r\nMAIL FROM:<a@evil.test>\r\n.\r\nend\r\n.\r\n..two\r\n',
+    );
+    expect(bareLineEnds(connection!.received())).toEqual([]);
   });
 
   it('a CRLF split across stream chunks stays one line ending; a CR at a chunk end followed by "." is not bare', async () => {

@@ -12,6 +12,9 @@ export type RawStep =
   | { kind: 'expect'; line: string | RegExp }
   /** Read a DATA payload up to and including CRLF.CRLF (recorded in `connection.bodies`, still stuffed). */
   | { kind: 'readData' }
+  /** Read BDAT commands and their chunks up to the LAST one, answering each (RFC 3030); the chunks joined
+   *  go to `connection.bodies`. */
+  | { kind: 'readBdat'; chunkReply: string; lastReply: string }
   /** Close our side cleanly (FIN). */
   | { kind: 'close' }
   /** Drop the connection abruptly (RST where the platform allows). */
@@ -38,6 +41,10 @@ export const reply = (line: string | RegExp, response: string | Buffer): RawStep
   write(response),
 ];
 export const readData = (): RawStep => ({ kind: 'readData' });
+export const readBdat = (
+  chunkReply = '250 2.0.0 chunk received\r\n',
+  lastReply = '250 2.0.0 Ok: queued\r\n',
+): RawStep => ({ kind: 'readBdat', chunkReply, lastReply });
 export const close = (): RawStep => ({ kind: 'close' });
 export const destroy = (): RawStep => ({ kind: 'destroy' });
 export const stall = (): RawStep => ({ kind: 'stall' });
@@ -50,7 +57,7 @@ export interface RawConnection {
   received(): Buffer;
   /** `received()` split into CRLF-terminated lines (a trailing incomplete line included as is). */
   lines(): string[];
-  /** DATA payloads read by `readData` steps. */
+  /** Message payloads read by `readData` (as sent, terminator included) and `readBdat` (chunks joined). */
   bodies: Buffer[];
   /** A script failure (unexpected line, client closed early); undefined when the script ran as written. */
   error?: string;
@@ -183,6 +190,15 @@ function playScript(raw: net.Socket, script: RawStep[], options: RawServerOption
     }
   };
 
+  /** The next CRLF-terminated line without its CRLF; undefined when the client closed first. */
+  const readLine = async (): Promise<string | undefined> => {
+    const line = await take((b) => {
+      const at = b.indexOf(CRLF);
+      return at < 0 ? -1 : at + 2;
+    });
+    return line?.subarray(0, -2).toString('latin1');
+  };
+
   const run = async () => {
     for (const step of script) {
       switch (step.kind) {
@@ -194,12 +210,8 @@ function playScript(raw: net.Socket, script: RawStep[], options: RawServerOption
           }
           break;
         case 'expect': {
-          const line = await take((b) => {
-            const at = b.indexOf(CRLF);
-            return at < 0 ? -1 : at + 2;
-          });
-          if (line === undefined) throw new Error(`client closed while ${describe(step.line)} was expected`);
-          const text = line.subarray(0, -2).toString('latin1');
+          const text = await readLine();
+          if (text === undefined) throw new Error(`client closed while ${describe(step.line)} was expected`);
           const matches = typeof step.line === 'string' ? text === step.line : step.line.test(text);
           if (!matches)
             throw new Error(`expected ${describe(step.line)}, client sent ${JSON.stringify(text)}`);
@@ -214,6 +226,22 @@ function playScript(raw: net.Socket, script: RawStep[], options: RawServerOption
           });
           if (body === undefined) throw new Error('client closed during the DATA payload');
           connection.bodies.push(body);
+          break;
+        }
+        case 'readBdat': {
+          const chunks: Buffer[] = [];
+          for (let last = false; !last; ) {
+            const command = await readLine();
+            const match = command === undefined ? null : /^BDAT (\d+)( LAST)?$/i.exec(command);
+            if (!match) throw new Error(`expected BDAT, client sent ${JSON.stringify(command)}`);
+            const size = Number(match[1]);
+            const chunk = await take((b) => (b.length >= size ? size : -1));
+            if (chunk === undefined) throw new Error('client closed during a BDAT chunk');
+            chunks.push(chunk);
+            last = match[2] !== undefined;
+            socket.write(last ? step.lastReply : step.chunkReply);
+          }
+          connection.bodies.push(Buffer.concat(chunks));
           break;
         }
         case 'close':
