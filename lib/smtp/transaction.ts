@@ -6,7 +6,7 @@
 //    waiting for anything, so several transactions are in flight at once.
 // Recipients get an outcome each; a reply that ends the session (421, timeout, loss) rejects instead.
 import { Readable } from 'node:stream';
-import { DataEncoding, encodeData } from './data-encoder.ts';
+import { DataEncoding } from './data-encoder.ts';
 import { type EnvelopeLines, envelopeLines } from './envelope.ts';
 import { formatReply, SmtpError } from './errors.ts';
 import type { ResolvedOptions } from './options.ts';
@@ -37,7 +37,8 @@ export interface Session {
 }
 
 type Source = AsyncIterable<Uint8Array | string>;
-type Body = { bytes: Buffer; octets: number; lines: number } | { source: Source };
+/** An in-memory body is encoded up front: its size is known (SIZE=, BDAT n) and it leaves in one write. */
+type Body = { chunks: Buffer[]; length: number; octets: number; lines: number } | { source: Source };
 
 /** BDAT chunk size for streamed bodies: big enough that replies are few, small enough to bound memory. */
 const BDAT_CHUNK = 64 * 1024;
@@ -79,9 +80,14 @@ export async function transaction(
   let prepared: Body;
   let eightBit = false;
   if (typeof body === 'string' || body instanceof Uint8Array) {
-    const encoded = encodeData(body, { dotStuff: !chunked });
-    prepared = encoded;
-    eightBit = encoded.eightBit;
+    const encoding = new DataEncoding({ dotStuff: !chunked });
+    const chunks = [
+      encoding.encode(typeof body === 'string' ? Buffer.from(body, 'utf8') : body),
+      encoding.finish(),
+    ];
+    const length = chunks[0]!.length + chunks[1]!.length;
+    prepared = { chunks, length, octets: encoding.octets, lines: encoding.lines };
+    eightBit = encoding.eightBit;
   } else if (isSource(body)) {
     prepared = { source: body };
   } else {
@@ -89,7 +95,7 @@ export async function transaction(
       stage: 'data',
     });
   }
-  const size = 'bytes' in prepared ? prepared.octets : undefined;
+  const size = 'chunks' in prepared ? prepared.octets : undefined;
   const lines = envelopeLines(envelope, ext, { size, eightBit });
   return chunked
     ? bdatTransaction(session, lines, prepared)
@@ -200,9 +206,9 @@ async function dataTransaction(
     }
 
     let end: Buffer[];
-    if ('bytes' in body) {
-      end = [body.bytes];
-      describe(session, body.bytes, body.octets, body.lines);
+    if ('chunks' in body) {
+      end = body.chunks;
+      describe(session, body.chunks, body.octets, body.lines);
     } else {
       const encoding = new DataEncoding();
       const recorder = await streamBody(session, body.source, encoding, 'data');
@@ -236,7 +242,7 @@ async function finishUnwanted(session: Session, replies: Reply[]): Promise<void>
 }
 
 /** The transcript's view of an in-memory body: its summary, or its lines with transcriptData. */
-function describe(session: Session, bytes: Buffer, octets: number, lines: number): void {
+function describe(session: Session, chunks: Buffer[], octets: number, lines: number): void {
   const { wire, options } = session;
   if (!wire.transcript) return;
   if (!options.transcriptData) {
@@ -244,7 +250,7 @@ function describe(session: Session, bytes: Buffer, octets: number, lines: number
     return;
   }
   const recorder = new PayloadRecorder(wire.transcript);
-  recorder.push(bytes);
+  for (const chunk of chunks) recorder.push(chunk);
   recorder.end();
 }
 
@@ -300,7 +306,7 @@ async function streamBody(
 async function bdatTransaction(session: Session, lines: EnvelopeLines, body: Body): Promise<SendResult> {
   const { wire, turn, options } = session;
   const { command: commandTimeout, dataEnd, data: dataTimeout } = options.timeouts;
-  await turn.acquire();
+  const carry = await turn.acquire(); // none in practice: only DATA transactions hand bytes on
   let holding = true;
   // A transaction still in flight may end with its MAIL state open (all RCPT refused, BDAT refused): RSET
   // first costs no round trip and makes this one independent of how that one ends.
@@ -312,17 +318,17 @@ async function bdatTransaction(session: Session, lines: EnvelopeLines, body: Bod
     const commands = [...(reset ? ['RSET'] : []), lines.mail, ...lines.rcpts];
     const chunkReplies: Array<Promise<Reply>> = [];
     let pending: Array<Promise<Reply>>;
-    if ('bytes' in body) {
-      const header = `BDAT ${body.bytes.length} LAST`;
+    if ('chunks' in body) {
+      const header = `BDAT ${body.length} LAST`;
       for (const command of commands) wire.note('C', command);
       wire.note('C', header);
-      describe(session, body.bytes, body.octets, body.lines);
-      const flowing = writeGroup(wire, undefined, [`${commands.join('\r\n')}\r\n${header}\r\n`, body.bytes]);
+      describe(session, body.chunks, body.octets, body.lines);
+      const flowing = writeGroup(wire, carry, [`${commands.join('\r\n')}\r\n${header}\r\n`, ...body.chunks]);
       pending = commands.map((command) => wire.expect(stageOf(command), commandTimeout));
       chunkReplies.push(wire.expect('bdat', dataEnd));
       if (!flowing) await wire.waitDrain('bdat', dataTimeout);
     } else {
-      pending = pipelineCommands(wire, undefined, commands, commandTimeout);
+      pending = pipelineCommands(wire, carry, commands, commandTimeout);
       const encoding = new DataEncoding({ dotStuff: false });
       let held: Buffer[] = [];
       let heldBytes = 0;

@@ -1,5 +1,7 @@
 // Public types of the SMTP client. lib/smtp imports nothing from the rest of the project.
 import type { Readable } from 'node:stream';
+import type { SmtpConnection } from './connection.ts';
+import type { SmtpError } from './errors.ts';
 
 /** How the connection is secured: TLS from the first byte (port 465), STARTTLS upgrade (587/25), or never. */
 export type TlsMode = 'implicit' | 'starttls' | 'none';
@@ -174,7 +176,7 @@ export interface RetryResult {
   /** Attempts made (transactions after a 452 split do not count as attempts). */
   attempts: number;
   /** The last session-level error, when the last attempt ended in one. */
-  error?: import('./errors.ts').SmtpError;
+  error?: SmtpError;
   /** The connection, when it is still usable, for the caller to reuse or quit. */
-  connection?: import('./connection.ts').SmtpConnection;
+  connection?: SmtpConnection;
 }

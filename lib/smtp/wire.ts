@@ -38,6 +38,8 @@ export class Wire {
   private timerMs = 0;
   private drainWaiter: { resolve(): void; reject(error: SmtpError): void } | undefined;
   private closing = false;
+  /** The stage of the last command sent: names failures that happen while nothing is awaited. */
+  private lastStage: SmtpStage = 'greeting';
 
   constructor(socket: Socket, transcript: Transcript | undefined) {
     this.socket = socket;
@@ -62,6 +64,7 @@ export class Wire {
   /** The next reply, in order, with the stage's timeout counted from when it becomes the oldest awaited. */
   expect(stage: SmtpStage, timeout: number, beforeTls = false): Promise<Reply> {
     if (this.failure) return Promise.reject(this.failure);
+    this.lastStage = stage;
     const reply = new Promise<Reply>((resolve, reject) => {
       this.waiting.push({ stage, timeout, resolve, reject, beforeTls });
       if (this.waiting.length === 1) this.armTimer();
@@ -82,6 +85,7 @@ export class Wire {
   /** Resolves when the socket accepts more data; fails the wire if it does not within `timeout`. */
   waitDrain(stage: SmtpStage, timeout: number): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
+    this.lastStage = stage;
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
         () =>
@@ -167,7 +171,7 @@ export class Wire {
     if (this.failure) return;
     let replies: Reply[];
     try {
-      replies = this.parser.push(chunk, this.waiting[0]?.stage ?? 'noop');
+      replies = this.parser.push(chunk, this.waiting[0]?.stage ?? this.lastStage);
     } catch (error) {
       this.fail(error as SmtpError);
       return;
@@ -185,9 +189,9 @@ export class Wire {
         const message = reply.code === 421 ? 'server closing the connection' : 'reply to no command';
         this.fail(
           reply.code === 421
-            ? SmtpError.fromReply('noop', reply, message)
+            ? SmtpError.fromReply(this.lastStage, reply, message)
             : new SmtpError('SMTP_PROTOCOL', `protocol error: ${message}: ${reply.code}`, {
-                stage: 'noop',
+                stage: this.lastStage,
                 reply,
               }),
         );
@@ -232,7 +236,7 @@ export class Wire {
   };
 
   private readonly onError = (error: Error & { code?: string }): void => {
-    const stage = this.waiting[0]?.stage ?? 'noop';
+    const stage = this.waiting[0]?.stage ?? this.lastStage;
     this.fail(
       new SmtpError('SMTP_CONNECTION', `connection error: ${error.message}`, {
         stage,
@@ -243,7 +247,7 @@ export class Wire {
   };
 
   private readonly onClose = (): void => {
-    const stage = this.waiting[0]?.stage ?? 'noop';
+    const stage = this.waiting[0]?.stage ?? this.lastStage;
     this.fail(
       new SmtpError('SMTP_CONNECTION', 'connection closed by the server', { stage, transient: true }),
     );
