@@ -73,7 +73,8 @@ const READY_STAGES: ReadonlySet<SmtpStage> = new Set(['greeting', 'ehlo', 'start
 
 async function clientOptions(
   port: number,
-  extra: Partial<SmtpClientOptions> = {},
+  extra: Partial<SmtpClientOptions>,
+  timeoutMs: number,
 ): Promise<SmtpClientOptions> {
   const ca = await sharedLocalCa();
   return {
@@ -83,7 +84,13 @@ async function clientOptions(
     ca: ca.caPem,
     servername: 'localhost',
     name: 'client.test',
-    timeouts: { connect: 400, greeting: 400, command: 400, data: 400, dataEnd: 400 },
+    timeouts: {
+      connect: timeoutMs,
+      greeting: timeoutMs,
+      command: timeoutMs,
+      data: timeoutMs,
+      dataEnd: timeoutMs,
+    },
     ...extra,
   };
 }
@@ -101,12 +108,18 @@ function bigBody(): Readable {
   });
 }
 
+// A drop must not depend on any timer: long timeouts, so a loaded machine cannot turn it into a timeout.
+// A stall needs a short one, yet long enough that the stages before it never time out on a busy CI machine.
+const DROP_TIMEOUT_MS = 10_000;
+const STALL_TIMEOUT_MS = 1_000;
+
 /** Runs the session up to the failure and returns the error and, once connected, the connection. */
 async function runUntilFailure(
   port: number,
   stage: Stage,
+  timeoutMs = STALL_TIMEOUT_MS,
 ): Promise<{ error: SmtpError; client?: SmtpConnection }> {
-  const options = await clientOptions(port, stage.client);
+  const options = await clientOptions(port, stage.client ?? {}, timeoutMs);
   let client: SmtpConnection | undefined;
   try {
     client = await SmtpConnection.connect(options);
@@ -130,7 +143,7 @@ describe.each([
   }));
   it.each(cases)('at $name: SMTP_CONNECTION, transient, with that stage', async (stage) => {
     server = await startRawSmtpServer({ script: [...stage.script, drop()] });
-    const { error, client } = await runUntilFailure(server.port, stage);
+    const { error, client } = await runUntilFailure(server.port, stage, DROP_TIMEOUT_MS);
 
     expect(error).toMatchObject({ code: 'SMTP_CONNECTION', transient: true });
     // A reset right after accept() can beat the client's own connect completion: from where the client
