@@ -53,6 +53,8 @@ function targets(results: Results): string[] {
   const pipelined = median(results.pipelining?.[0]?.outcome, 'smtpq', metrics.waitsPerMessage);
   const chunked = median(results.chunkingDelayed?.[0]?.outcome, 'smtpq', metrics.waitsPerMessage);
   const rss = median(results.rss?.[0]?.outcome, 'smtpq', metrics.peakRssMiB);
+  const leanRss = median(results.rss?.[1]?.outcome, 'smtpq-compose-only', metrics.peakRssMiB);
+  const lean = leanRss === undefined ? '' : ` (compose.ts only: ${figure(leanRss, ' MiB')})`;
   const verdict = (value: number | undefined, ok: (v: number) => boolean) =>
     value === undefined ? 'not measured' : ok(value) ? 'met' : '**missed**';
   return [
@@ -64,10 +66,11 @@ function targets(results: Results): string[] {
     `| … at < 0.4 ms CPU per message | ${figure(cpu, ' ms')} | ${verdict(cpu, (v) => v < 0.4)} |`,
     `| ≤ 1 round trip per message at ${results.rttMs} ms RTT with PIPELINING (smtp-sink, 1 KiB) | ${figure(pipelined)} | ${verdict(pipelined, (v) => v <= 1.02)} |`,
     `| well under 1 round trip per message with CHUNKING (Postfix smtpd, 1 KiB) | ${figure(chunked)} | ${verdict(chunked, (v) => v <= 0.5)} |`,
-    `| ≤ 64 MiB peak RSS sending a streamed ${results.attachmentMiB} MiB attachment | ${figure(rss, ' MiB')} | ${verdict(rss, (v) => v <= 64)} |`,
+    `| ≤ 64 MiB peak RSS sending a streamed ${results.attachmentMiB} MiB attachment | ${figure(rss, ' MiB')}${lean} | ${verdict(rss, (v) => v <= 64)} |`,
     '',
     'The pipelining verdict allows 1.02: N messages cost N + 1 waits (the last end of data has nothing to ride',
-    'with), i.e. 1.01 at 100 messages. "Well under 1" is read as at most 0.5.',
+    'with), i.e. 1.01 at 100 messages. "Well under 1" is read as at most 0.5; with CHUNKING the figure also',
+    'depends on how many sends the caller keeps in flight (32 here).',
     '',
   ];
 }

@@ -1,14 +1,15 @@
-// Benchmark client: smtpq's own SMTP client (lib/smtp) on one connection, in a process of its own.
+// smtpq's own SMTP client (lib/smtp) on one connection, for the benchmark clients smtpq.ts and
+// smtpq-compose-only.ts, which differ only in where composeMessage is imported from.
 // Concurrent send() calls are pipelined by the client; the prebuilt body is the same bytes every time.
 import { createReadStream, readFileSync } from 'node:fs';
-import { composeMessage } from '../../lib/message/index.ts';
+import type { composeMessage } from '../../lib/message/compose.ts';
 import { SmtpConnection } from '../../lib/smtp/index.ts';
 import type { Envelope, MessageBody } from '../../lib/smtp/types.ts';
 import { textBody } from './body.ts';
-import { measure, readJob, type Sender } from './measure.ts';
+import type { Sender } from './measure.ts';
 import type { ClientJob } from './protocol.ts';
 
-async function open(job: ClientJob): Promise<Sender> {
+export async function openSmtpq(job: ClientJob, compose: typeof composeMessage): Promise<Sender> {
   const connection = await SmtpConnection.connect({
     host: job.host,
     port: job.port,
@@ -27,7 +28,7 @@ async function open(job: ClientJob): Promise<Sender> {
     case 'composed': {
       const text = textBody(workload.bodyBytes);
       message = (index) => {
-        const composed = composeMessage({ from, to, subject: `Benchmark message ${index}`, text });
+        const composed = compose({ from, to, subject: `Benchmark message ${index}`, text });
         return { envelope: composed.envelope, body: composed.createStream() };
       };
       break;
@@ -35,7 +36,7 @@ async function open(job: ClientJob): Promise<Sender> {
     case 'attachment': {
       const { file, source } = workload;
       message = () => {
-        const composed = composeMessage({
+        const composed = compose({
           from,
           to,
           subject: 'Benchmark attachment',
@@ -66,5 +67,3 @@ async function open(job: ClientJob): Promise<Sender> {
     },
   };
 }
-
-await measure(readJob(), open);
