@@ -50,7 +50,11 @@ export interface BatchReport {
 
 export interface SqsPoller {
   start(): void;
-  /** Stops polling; resolves once the batch in progress (if any) is handled and its records deleted. */
+  /**
+   * Stops polling; resolves once the receive in progress has returned (at most waitTimeSeconds) and its
+   * records are handled. The receive is not aborted: SQS would still count it, and hide its messages
+   * until their visibility timeout, without anyone handling them.
+   */
   stop(): Promise<void>;
   /** One receive → invoke → delete round; the number of records handled. For tests that drive the pace. */
   pollOnce(): Promise<number>;
@@ -69,13 +73,13 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
   let running = false;
   let stopping = false;
   let loop: Promise<void> | undefined;
+  /** Ends the pause after an error early; receives are never aborted (see stop()). */
   let abort = new AbortController();
 
   async function arn(): Promise<string> {
     if (queueArn) return queueArn;
     const result = await options.sqs.send(
       new GetQueueAttributesCommand({ QueueUrl: options.queueUrl, AttributeNames: ['QueueArn'] }),
-      { abortSignal: abort.signal },
     );
     queueArn =
       result.Attributes?.QueueArn ??
@@ -92,7 +96,6 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
         MessageSystemAttributeNames: ['All'],
         MessageAttributeNames: ['All'],
       }),
-      { abortSignal: abort.signal },
     );
     return result.Messages ?? [];
   }
@@ -146,7 +149,6 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
 
   async function remove(records: SQSRecord[]): Promise<string[]> {
     if (records.length === 0) return [];
-    // Not aborted by stop(): a handled record must be deleted, or it would be delivered again.
     const result = await options.sqs.send(
       new DeleteMessageBatchCommand({
         QueueUrl: options.queueUrl,
@@ -163,7 +165,6 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
       try {
         await pollOnce();
       } catch (error) {
-        if (!running) break; // the receive was aborted by stop()
         onError(error);
         await pause(ERROR_PAUSE_MS, abort.signal);
       }
