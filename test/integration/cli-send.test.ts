@@ -71,7 +71,10 @@ const basic = [
   'Hello',
 ];
 
-describe('smtpq send delivers', () => {
+// Each case starts one or two Node processes (tsx compiles the CLI on load): slow on a loaded machine.
+const SLOW = { timeout: 90_000 };
+
+describe('smtpq send delivers', SLOW, () => {
   it('a full message over STARTTLS: recipients, Bcc kept out of the headers, html, attachment bytes equal', async () => {
     const s = await start();
     const attachment = randomBytes(50_000);
@@ -171,7 +174,7 @@ describe('smtpq send delivers', () => {
   });
 });
 
-describe('smtpq send exit codes', () => {
+describe('smtpq send exit codes', SLOW, () => {
   const twoRecipients = [
     '--from',
     'alice@example.test',
