@@ -5,6 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type CollectionTag, parse, type ScalarTag, type YAMLSeq } from 'yaml';
+import { SQS_INLINE_LIMIT_BYTES } from '../../functions/api/claim-check.ts';
+import { matchRoute } from '../../functions/api/routes.ts';
 import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -58,6 +60,13 @@ describe('infra/template.yaml: queue and worker', () => {
     });
     expect(worker.Properties.Environment.Variables.RETRY_MAX_ATTEMPTS).toEqual(ref('RetryMaxAttempts'));
     expect(defaultOf('MaxReceiveCount')).toBeGreaterThan(defaultOf('RetryMaxAttempts'));
+  });
+
+  it('lets both queues hold 1 MiB, which the API’s inline claim-check threshold assumes', () => {
+    for (const name of ['Queue', 'DeadLetterQueue']) {
+      expect(resources[name].Properties.MaximumMessageSize).toBe(1048576);
+      expect(resources[name].Properties.MaximumMessageSize).toBeGreaterThan(SQS_INLINE_LIMIT_BYTES);
+    }
   });
 
   it('encrypts both queues and keeps messages 14 days', () => {
@@ -158,7 +167,7 @@ describe('infra/template.yaml: functions', () => {
     }
   });
 
-  it('routes the four API paths to the API function through the IAM-authorised HTTP API', () => {
+  it('routes the four API paths and a /v1 catch-all to the API function through the IAM-authorised HTTP API', () => {
     expect(resources.HttpApi.Properties.Auth).toEqual({
       EnableIamAuthorizer: true,
       DefaultAuthorizer: 'AWS_IAM',
@@ -170,11 +179,22 @@ describe('infra/template.yaml: functions', () => {
       return `${e.Properties.Method} ${e.Properties.Path}`;
     });
     expect(routes.sort()).toEqual([
+      'ANY /v1/{proxy+}',
       'GET /v1/messages/{id}',
       'GET /v1/messages/{id}/transcript',
       'POST /v1/messages',
       'POST /v1/messages/batch',
     ]);
+  });
+
+  it('leaves unknown paths and wrong methods under /v1 to the handler, which answers them 404/405', () => {
+    // The paths API Gateway would route through the catch-all only: the handler must not match them.
+    expect(matchRoute('GET', '/v1/nothing-here')).toEqual({ kind: 'not_found' });
+    expect(matchRoute('DELETE', '/v1/messages')).toEqual({ kind: 'method_not_allowed', allow: ['POST'] });
+    expect(matchRoute('PUT', '/v1/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV')).toEqual({
+      kind: 'method_not_allowed',
+      allow: ['GET'],
+    });
   });
 
   it('grants only SAM policy templates scoped to this stack’s bucket, queue and secret', () => {
