@@ -3,7 +3,6 @@
 // (figures meaningless); `--runs N` runs every cell N times (a shorter full-size run); `--profile` profiles
 // smtpq even when it meets its targets.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -95,15 +94,13 @@ async function tryStart<T>(what: string, start: () => Promise<T>): Promise<T | s
   }
 }
 
-/** The H4 bundle-size section when bench/bundles.ts is there. */
-async function bundlesSection(): Promise<string | undefined> {
-  if (!existsSync(`${benchDir}bundles.ts`)) return undefined;
+/** The Lambda bundle sizes and cold import times (bench/bundles.ts), or why they could not be measured. */
+async function bundlesSection(): Promise<string> {
   try {
-    const path = './bundles.ts';
-    const module = (await import(path)) as { measureBundles?: (runs?: number) => Promise<string> };
-    return module.measureBundles ? await module.measureBundles(quick ? 1 : undefined) : undefined;
+    const { measureBundles } = await import('./bundles.ts');
+    return await measureBundles(quick ? 1 : undefined);
   } catch (error) {
-    return `Bundle sizes could not be measured: ${error instanceof Error ? error.message : String(error)}`;
+    return `## Lambda bundles\n\nNot measured: ${error instanceof Error ? error.message : String(error)}`;
   }
 }
 
