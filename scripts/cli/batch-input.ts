@@ -121,7 +121,7 @@ function csvRecords(text: string): Array<{ fields: string[]; raw: string }> {
   return records;
 }
 
-function parseCsv(text: string): { rows: InputRow[]; columns: string[] } {
+export function parseCsv(text: string): { rows: InputRow[]; columns: string[] } {
   const [head, ...records] = csvRecords(text);
   if (!head) throw new BatchInputError('the CSV is empty (it needs a header row)');
   const names = head.fields.map((name) => name.trim());
