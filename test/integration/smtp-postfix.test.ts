@@ -13,6 +13,7 @@ import {
   type PostfixInstance,
   postfixUnavailable,
   startPostfix,
+  startSmtpSink,
 } from '../../scripts/local/postfix.ts';
 
 // Postfix comes from the Debian package (.ci/run installs it); a fresh dev machine without apt, or a
@@ -187,5 +188,32 @@ describe.skipIf(unavailable)(`Postfix smtpd ${unavailable ? `(skipped: ${unavail
     // The domain travels as an A-label (lib/message's IDN step); the local part needs SMTPUTF8.
     expect(message.envelope.to).toEqual(['josé@xn--exmple-cua.test']);
     expect(byId.get(message.messageId)![0]!.recipient).toBe('josé@xn--exmple-cua.test');
+  });
+});
+
+describe.skipIf(unavailable)('Postfix smtp-sink (the benchmark sink)', () => {
+  it('takes several pipelined messages over one connection with DATA (it offers no CHUNKING)', async () => {
+    const sink = await startSmtpSink();
+    try {
+      const transcript = createTranscript();
+      const connection = await SmtpConnection.connect({
+        host: sink.host,
+        port: sink.port,
+        tls: 'none',
+        name: 'client.smtpq.test',
+        transcript,
+      });
+      expect(connection.extensions.pipelining).toBe(true);
+      expect(connection.extensions.chunking).toBe(false);
+      for (const message of messages('sink')) {
+        const result = await connection.send(message.envelope, message.createStream());
+        expect(result.recipients.every((r) => r.status === 'accepted')).toBe(true);
+        expect(result.data?.code).toBe(250);
+      }
+      await connection.quit();
+      expect(transcript.toString().match(/C: DATA\n/g)).toHaveLength(3);
+    } finally {
+      await sink.stop();
+    }
   });
 });
