@@ -84,9 +84,12 @@ function showTab(name) {
 async function renderMail(mail) {
   const parsed = await getJson(`/_inbox/api/mail/${mail.id}`);
   $('#raw-link').href = `/_inbox/api/mail/${mail.id}/raw`;
+  // The frame is reused from message to message: a text-only mail must not keep showing the previous HTML.
   const frame = $('#html-body');
-  const htmlUrl = `/_inbox/api/mail/${mail.id}/html`;
-  if (parsed.hasHtml && frame.getAttribute('src') !== htmlUrl) frame.setAttribute('src', htmlUrl);
+  const htmlUrl = parsed.hasHtml ? `/_inbox/api/mail/${mail.id}/html` : 'about:blank';
+  if (frame.getAttribute('src') !== htmlUrl) frame.setAttribute('src', htmlUrl);
+  const htmlTab = document.querySelector('.tabs button[data-tab="html"]');
+  htmlTab.disabled = !parsed.hasHtml;
   $('#text-body').textContent = parsed.text;
   $('#headers').textContent = parsed.headers.join('\n');
   $('#attachments').replaceChildren(
@@ -105,7 +108,7 @@ async function renderMail(mail) {
           ),
         )),
   );
-  const active = document.querySelector('.tabs button.active')?.dataset.tab;
+  const active = document.querySelector('.tabs button.active:not(:disabled)')?.dataset.tab;
   showTab(active ?? (parsed.hasHtml ? 'html' : 'text'));
 }
 
@@ -165,9 +168,8 @@ async function renderDetail() {
         el(
           'td',
           { class: 'muted' },
-          r.reply
-            ? `${r.reply.code} ${r.reply.enhanced ?? ''} ${r.reply.lines.join(' ')}`.trim()
-            : (r.error ?? ''),
+          // The reply's text already starts with its enhanced code, when the server sent one.
+          r.reply ? `${r.reply.code} ${r.reply.lines.join(' ')}` : (r.error ?? ''),
         ),
       ),
     ),
