@@ -4,11 +4,12 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { WorkerConfig } from '../../lib/config.ts';
+import { ConfigError, type WorkerConfig } from '../../lib/config.ts';
 import { type AttemptResult, runAttempt } from '../../lib/delivery/attempt.ts';
 import { failMessage, isFinal } from '../../lib/delivery/ledger.ts';
 import { type StatusStore, type TranscriptStore, VersionConflictError } from '../../lib/delivery/ports.ts';
 import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
+import { resolveOptions } from '../../lib/smtp/options.ts';
 import type { SmtpClientOptions, Transcript } from '../../lib/smtp/types.ts';
 import { prepareMessage } from './prepare.ts';
 import { MalformedRecordError, type PayloadReader, readQueueRecord } from './queue-record.ts';
@@ -42,6 +43,7 @@ const DEFAULT_LEASE_MS = 15 * 60_000;
 export type WorkerHandler = (event: SQSEvent, context?: Partial<Context>) => Promise<SQSBatchResponse>;
 
 export function createWorker(deps: WorkerDeps): WorkerHandler {
+  checkSmtpOptions(deps.config);
   return async (event, context) => {
     const invocation = `${context?.awsRequestId ?? 'local'}:${randomUUID().slice(0, 8)}`;
     const remaining = () => context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
@@ -66,6 +68,15 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
     }
     return { batchItemFailures: failures };
   };
+}
+
+/** The relay settings as lib/smtp will judge them on connect, judged once at cold start instead. */
+function checkSmtpOptions(config: WorkerConfig): void {
+  try {
+    resolveOptions(smtpOptions(config));
+  } catch (error) {
+    throw new ConfigError(`invalid SMTP configuration: ${(error as Error).message}`);
+  }
 }
 
 function smtpOptions(config: WorkerConfig): Omit<SmtpClientOptions, 'transcript'> {
