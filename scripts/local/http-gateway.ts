@@ -15,7 +15,10 @@ export type ApiHandler = (
 /** Serves one request outside the API (the dev inbox); false when the path is not its own. */
 export type SideHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<boolean>;
 
-/** The routes of infra/template.yaml; anything else is API Gateway's own 404. */
+/**
+ * The routes of infra/template.yaml, most specific first as API Gateway matches them; the catch-all sends any
+ * other /v1 path or method to the handler (its JSON 404/405). Outside /v1 is API Gateway's own 404.
+ */
 const ROUTES: Array<{ method: string; pattern: RegExp; routeKey: string }> = [
   { method: 'POST', pattern: /^\/v1\/messages$/, routeKey: 'POST /v1/messages' },
   { method: 'POST', pattern: /^\/v1\/messages\/batch$/, routeKey: 'POST /v1/messages/batch' },
@@ -25,6 +28,7 @@ const ROUTES: Array<{ method: string; pattern: RegExp; routeKey: string }> = [
     pattern: /^\/v1\/messages\/(?<id>[^/]+)\/transcript$/,
     routeKey: 'GET /v1/messages/{id}/transcript',
   },
+  { method: 'ANY', pattern: /^\/v1\/(?<proxy>.+)$/, routeKey: 'ANY /v1/{proxy+}' },
 ];
 
 /** A synchronous Lambda invocation carries at most 6 MB; API Gateway answers 413 above it. */
@@ -90,7 +94,9 @@ async function serve(req: IncomingMessage, res: ServerResponse, options: Gateway
     if (await options.inbox(req, res, url)) return;
   }
   const method = (req.method ?? 'GET').toUpperCase();
-  const route = ROUTES.find((r) => r.method === method && r.pattern.test(url.pathname));
+  const route = ROUTES.find(
+    (r) => (r.method === method || r.method === 'ANY') && r.pattern.test(url.pathname),
+  );
   if (!route) {
     req.resume();
     writeJson(res, 404, { message: 'Not Found' });

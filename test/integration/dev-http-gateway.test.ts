@@ -88,14 +88,18 @@ describe('local API Gateway', () => {
     });
   });
 
-  it('answers routes the template does not define with API Gateway 404, without calling the handler', async () => {
+  it('sends any other /v1 path or method to the handler through the catch-all route', async () => {
+    await fetch(`${base}/v1/messages/x`, { method: 'DELETE' });
+    expect(events.at(-1)).toMatchObject({
+      routeKey: 'ANY /v1/{proxy+}',
+      pathParameters: { proxy: 'messages/x' },
+    });
+  });
+
+  it('answers paths outside /v1 with API Gateway 404, without calling the handler', async () => {
     const before = events.length;
-    for (const [method, path] of [
-      ['GET', '/v1/messages'],
-      ['DELETE', '/v1/messages/x'],
-      ['GET', '/'],
-    ]) {
-      const response = await fetch(`${base}${path}`, { method });
+    for (const path of ['/', '/v2/messages', '/v1']) {
+      const response = await fetch(`${base}${path}`);
       expect(response.status).toBe(404);
       expect(await response.json()).toEqual({ message: 'Not Found' });
     }
