@@ -303,14 +303,22 @@ async function streamBody(
   return recorder;
 }
 
-async function bdatTransaction(session: Session, lines: EnvelopeLines, body: Body): Promise<SendResult> {
+async function bdatTransaction(
+  session: Session,
+  lines: EnvelopeLines,
+  body: Body,
+  replay = false,
+): Promise<SendResult> {
   const { wire, turn, options } = session;
   const { command: commandTimeout, dataEnd, data: dataTimeout } = options.timeouts;
   const carry = await turn.acquire(); // none in practice: only DATA transactions hand bytes on
   let holding = true;
-  // A transaction still in flight may end with its MAIL state open (all RCPT refused, BDAT refused): RSET
-  // first costs no round trip and makes this one independent of how that one ends.
-  const reset = session.needsReset || session.inFlight > 0;
+  // A BDAT LAST ends its transaction whatever the reply (RFC 3030 §2, like the end of DATA), so the next one
+  // may follow while it is in flight without RSET. A server that keeps the MAIL state of a failed one
+  // anyway answers our MAIL with 503: an in-memory message is then sent again after RSET (replay); a
+  // stream can be read only once, so it gets the RSET up front.
+  const behind = session.inFlight > 0;
+  const reset = replay || session.needsReset || (behind && !('chunks' in body));
   session.needsReset = false;
   session.inFlight++;
   try {
@@ -370,6 +378,10 @@ async function bdatTransaction(session: Session, lines: EnvelopeLines, body: Bod
     const data = chunks.find((reply) => !ok(reply)) ?? chunks[chunks.length - 1]!;
     if (!ok(mail)) {
       session.needsReset = true;
+      if (mail.code === 503 && behind && !reset && 'chunks' in body) {
+        wire.note('*', 'MAIL got 503 behind a transaction in flight: sending the message again after RSET');
+        return await bdatTransaction(session, lines, body, true);
+      }
       return {
         mail,
         recipients: lines.recipients.map((address) => ({ address, status: statusOf(mail), reply: mail })),

@@ -18,6 +18,8 @@ interface BdatServerOptions {
   /** Hold every reply until this many messages have fully arrived (proves the client does not wait). */
   holdUntil?: number;
   rcpt?: (address: string) => string | undefined;
+  /** Behave like a server that keeps the MAIL state of a failed BDAT LAST (RFC 3030 says it ends). */
+  stickyFailure?: boolean;
 }
 
 function startBdatServer(options: BdatServerOptions = {}): Promise<BdatServer> {
@@ -31,7 +33,14 @@ function startBdatServer(options: BdatServerOptions = {}): Promise<BdatServer> {
     const index = received.push(Buffer.alloc(0)) - 1;
     let buffer = Buffer.alloc(0);
     let chunk: { left: number; last: boolean } | undefined;
-    let tx = { from: '', to: [] as string[], parts: [] as Buffer[] };
+    let tx = { from: '', to: [] as string[], parts: [] as Buffer[], open: false, refused: false };
+    const fresh = () => ({
+      from: '',
+      to: [] as string[],
+      parts: [] as Buffer[],
+      open: false,
+      refused: false,
+    });
     const held: string[] = [];
     let sawMail = false;
     const reply = (text: string) => {
@@ -52,12 +61,16 @@ function startBdatServer(options: BdatServerOptions = {}): Promise<BdatServer> {
           const { last } = chunk;
           chunk = undefined;
           if (!last) reply('250 2.0.0 chunk received\r\n');
-          else if (tx.to.length === 0) reply('554 5.5.1 no valid recipients\r\n');
-          else {
+          else if (tx.refused || !tx.open) reply('503 5.5.1 bad sequence of commands\r\n');
+          else if (tx.to.length === 0) {
+            reply('554 5.5.1 no valid recipients\r\n');
+            if (options.stickyFailure) continue; // the MAIL state survives
+          } else {
             messages.push({ from: tx.from, to: tx.to, body: Buffer.concat(tx.parts) });
             reply(`250 2.0.0 queued as b${messages.length}\r\n`);
           }
-          if (last) tx = { from: '', to: [], parts: [] };
+          if (last && !tx.refused) tx = fresh();
+          if (last) tx.refused = false;
           continue;
         }
         const end = buffer.indexOf('\r\n');
@@ -69,8 +82,15 @@ function startBdatServer(options: BdatServerOptions = {}): Promise<BdatServer> {
           reply('250-bdat.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250 SIZE 10000000\r\n');
         else if (verb === 'MAIL') {
           sawMail = true;
-          tx = { from: /<(.*)>/.exec(line)?.[1] ?? '', to: [], parts: [] };
+          if (tx.open) {
+            tx.refused = true;
+            reply('503 5.5.1 nested MAIL command\r\n');
+            continue;
+          }
+          tx = { ...fresh(), from: /<(.*)>/.exec(line)?.[1] ?? '', open: true };
           reply('250 2.1.0 ok\r\n');
+        } else if (verb === 'RCPT' && tx.refused) {
+          reply('503 5.5.1 need MAIL\r\n');
         } else if (verb === 'RCPT') {
           const address = /<(.*)>/.exec(line)?.[1] ?? '';
           const refusal = options.rcpt?.(address);
@@ -83,7 +103,7 @@ function startBdatServer(options: BdatServerOptions = {}): Promise<BdatServer> {
           const [, size, last] = line.split(' ');
           chunk = { left: Number(size), last: last === 'LAST' };
         } else if (verb === 'RSET') {
-          tx = { from: '', to: [], parts: [] };
+          tx = fresh();
           reply('250 2.0.0 ok\r\n');
         } else if (verb === 'QUIT') {
           reply('221 2.0.0 bye\r\n');
@@ -153,9 +173,25 @@ describe('BDAT', () => {
     );
     expect(results.map((r) => r.recipients[0]?.status)).toEqual(['accepted', 'accepted', 'accepted']);
     expect(s.messages.map((m) => m.to[0])).toEqual(['r1@server.test', 'r2@server.test', 'r3@server.test']);
-    // Each transaction written while another was in flight starts with RSET: it cannot inherit open state.
+    // A BDAT LAST ends its transaction (RFC 3030), so no RSET is needed between them.
     const commands = transcript.entries.filter((e) => e.kind === 'C').map((e) => e.text.split(' ')[0]);
-    expect(commands.filter((v) => v === 'RSET')).toHaveLength(2);
+    expect(commands.filter((v) => v === 'RSET')).toHaveLength(0);
+    await c.quit();
+  });
+
+  it('sends a message again after RSET when a server kept the state of a failed transaction in flight', async () => {
+    const { s, c, transcript } = await setup({
+      stickyFailure: true,
+      rcpt: (a) => (a.startsWith('bad') ? '550 5.1.1 no such user' : undefined),
+    });
+    const [first, second] = await Promise.all([
+      c.send({ from: 'a@client.test', to: ['bad@server.test'] }, 'one\r\n'),
+      c.send({ from: 'a@client.test', to: ['ok@server.test'] }, 'two\r\n'),
+    ]);
+    expect(first.recipients[0]).toMatchObject({ status: 'failed', reply: { code: 550 } });
+    expect(second.recipients[0]).toMatchObject({ status: 'accepted', reply: { code: 250 } });
+    expect(s.messages.map((m) => [m.to, m.body.toString()])).toEqual([[['ok@server.test'], 'two\r\n']]);
+    expect(transcript.toString()).toContain('sending the message again after RSET');
     await c.quit();
   });
 
