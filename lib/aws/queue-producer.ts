@@ -10,6 +10,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { QueueMessage } from '../delivery/queue-message.ts';
+import { toSqsBody } from './sqs-body.ts';
 
 /** SQS limits: 10 entries per SendMessageBatch, 1 MiB for the whole batch, visibility at most 12 hours. */
 const maxEntriesPerBatch = 10;
@@ -53,7 +54,7 @@ export class SqsQueueProducer {
   /** Enqueues one message; returns the SQS message id. */
   async send(message: QueueMessage): Promise<string> {
     const result = await this.sqs.send(
-      new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: JSON.stringify(message) }),
+      new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: toSqsBody(message) }),
     );
     return result.MessageId ?? '';
   }
@@ -62,7 +63,7 @@ export class SqsQueueProducer {
   async sendBatch(messages: readonly QueueMessage[]): Promise<SendResult[]> {
     const results = new Array<SendResult | undefined>(messages.length);
     let pending: PendingEntry[] = messages.map((message, index) => {
-      const body = JSON.stringify(message);
+      const body = toSqsBody(message);
       return { index, body, bytes: Buffer.byteLength(body, 'utf8') };
     });
     for (let attempt = 0; pending.length > 0; attempt++) {

@@ -187,6 +187,32 @@ describe('POST /v1/messages', () => {
     expect(payload.messageId).toBe(`<${id}@mail.test>`);
   });
 
+  it('sizes the claim check by the SQS-safe body, whose escapes of U+FFFF make it longer', async () => {
+    // Prepare: 300,000 x U+FFFF are 900,000 bytes of UTF-8, under the inline limit as plain JSON, but
+    // 1,800,000 bytes once escaped as \uffff for SQS (which refuses the raw character).
+    const small = { ...validRequest, subject: 'odd \uFFFF \uFFFE \uD800', text: 'x\uFFFFy' };
+    const large = { ...validRequest, text: '\uFFFF'.repeat(300_000) };
+
+    // Act
+    const smallResponse = await submit(small);
+    const largeResponse = await submit(large);
+
+    // Assess
+    expect(smallResponse.statusCode).toBe(202);
+    expect(largeResponse.statusCode).toBe(202);
+    const smallId = parseBody(smallResponse).id as string;
+    const largeId = parseBody(largeResponse).id as string;
+    const queued = (await drainQueue(resources)) as QueueMessage[];
+    const inline = queued.find((m) => m.id === smallId) as { request: typeof small };
+    expect(inline.request).toMatchObject({ subject: small.subject, text: small.text });
+    expect(queued.find((m) => m.id === largeId)).toEqual({
+      v: 1,
+      id: largeId,
+      payloadKey: `payloads/${largeId}.json`,
+    });
+    expect(((await s3Json(`payloads/${largeId}.json`)) as { text: string }).text).toBe(large.text);
+  });
+
   it('never answers 500 to arbitrary bodies, content types and idempotency keys', async () => {
     // Any JSON value, or any text, under a JSON or other content type: always a 4xx (or 202 if it happens
     // to be a valid request), never an unexpected error.

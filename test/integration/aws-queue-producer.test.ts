@@ -69,6 +69,48 @@ function sqsFailingEntries(
   return { sqs, batchCalls: () => calls };
 }
 
+/**
+ * moto does not check the characters of a message body; real SQS refuses the whole message
+ * (InvalidMessageContents) for any character outside #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+ * #x10000-#x10FFFF. This client applies that rule before moto sees the call.
+ */
+function sqsCheckingCharacters(): SQSClient {
+  const { sqs } = createAwsClients({ region: TEST_REGION, endpoint });
+  const refused = (body: string) =>
+    [...body].some((char) => {
+      const c = char.codePointAt(0)!;
+      const allowed =
+        c === 0x9 ||
+        c === 0xa ||
+        c === 0xd ||
+        (c >= 0x20 && c <= 0xd7ff) ||
+        (c >= 0xe000 && c <= 0xfffd) ||
+        c >= 0x10000;
+      return !allowed;
+    });
+  sqs.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { MessageBody?: string; Entries?: { MessageBody?: string }[] };
+      const bodies = [input.MessageBody, ...(input.Entries ?? []).map((e) => e.MessageBody)];
+      if (bodies.some((body) => body !== undefined && refused(body))) {
+        throw Object.assign(new Error(`${context.commandName}: invalid characters in the message body`), {
+          name: 'InvalidMessageContents',
+        });
+      }
+      return next(args);
+    },
+    { step: 'initialize', name: 'checkSqsCharacters' },
+  );
+  return sqs;
+}
+
+// Characters SQS refuses raw (U+FFFE, U+FFFF, lone surrogates) beside ones it takes (astral, U+FFFD, DEL).
+const awkwardRequest = {
+  subject: 'noncharacters \uFFFE \uFFFF',
+  text: 'lone \uD800 and \uDFFF, a pair \u{1F600}, \uFFFD, \u007F, controls \u0000\u001B',
+  headers: { 'X-Odd-\uFFFF': 'value \uDBFF' },
+};
+
 describe('SqsQueueProducer', () => {
   let resources: TestResources;
   beforeAll(async () => {
@@ -84,6 +126,24 @@ describe('SqsQueueProducer', () => {
     expect(messageId).not.toBe('');
     expect((await drain(own.clients.sqs, own.queueUrl, 1)).map((b) => JSON.parse(b))).toEqual([
       message('single'),
+    ]);
+  });
+
+  it('sends requests with characters SQS refuses raw, and they come back as the exact same request', async () => {
+    const own = await createTestResources(endpoint);
+    const producer = new SqsQueueProducer(sqsCheckingCharacters(), own.queueUrl);
+
+    const single = await producer.send(message('awkward-single', awkwardRequest));
+    const batch = await producer.sendBatch([message('awkward-batch', awkwardRequest)]);
+
+    expect(single).not.toBe('');
+    expect(batch).toEqual([{ ok: true, messageId: expect.any(String) }]);
+    const received = (await drain(own.clients.sqs, own.queueUrl, 2)).map(
+      (b) => JSON.parse(b) as QueueMessage,
+    );
+    expect(received.sort((a, b) => a.id.localeCompare(b.id))).toEqual([
+      message('awkward-batch', awkwardRequest),
+      message('awkward-single', awkwardRequest),
     ]);
   });
 
