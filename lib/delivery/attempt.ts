@@ -5,6 +5,7 @@ import type { Envelope, MessageBody, Transcript } from '../smtp/types.ts';
 import { backoffSeconds, decideRetry, type RetrySettings } from './backoff.ts';
 import { deliver } from './deliver.ts';
 import {
+  type AttemptSummary,
   applyResults,
   claim,
   finishAttempt,
@@ -16,10 +17,12 @@ import {
 import type { RecipientResult } from './outcome.ts';
 import {
   type MessageState,
+  type RecipientRecord,
   type StatusRecord,
   type StatusStore,
   type TranscriptStore,
   VersionConflictError,
+  type Versioned,
 } from './ports.ts';
 import type { SmtpSession } from './session.ts';
 
@@ -90,13 +93,7 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
   }
   if (pendingAddresses(record).length === 0) {
     // Every recipient is settled but the message state was not (a worker stopped between writes): settle it.
-    const settled = await writeOutcome(
-      deps,
-      record,
-      loaded.version,
-      { recipients: record.recipients },
-      now(),
-    );
+    const settled = await writeOutcome(deps, loaded, (recipients) => [...recipients], {}, now());
     return { kind: 'done', state: settled.state, reason: 'nothing left to send' };
   }
 
@@ -128,38 +125,34 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
   const transcriptKey = await deps.transcripts.put(input.id, attempt, transcript.toString());
 
   const finished = now();
-  let recipients = applyResults(claimed.value.recipients, report.results, finished);
+  const afterAttempt = applyResults(claimed.value.recipients, report.results, finished);
   let decision: ReturnType<typeof decideRetry> | undefined;
-  let error: string | undefined;
-  if (recipients.some((r) => r.state === 'deferred' || r.state === 'queued')) {
-    decision = decideRetry(
-      input.receiveCount,
-      new Date(claimed.value.createdAt),
-      finished,
-      deps.retry,
-      deps.random,
-    );
-    if (!decision.retry) {
-      recipients = giveUp(recipients, decision.reason, finished);
-      error = decision.reason;
-    }
+  if (afterAttempt.some((r) => r.state === 'deferred' || r.state === 'queued')) {
+    const createdAt = new Date(claimed.value.createdAt);
+    decision = decideRetry(input.receiveCount, createdAt, finished, deps.retry, deps.random);
   }
+  const gaveUp = decision?.retry === false ? decision.reason : undefined;
+  // From any version of the ledger (the claimed one, or a newer one after a lost race): this attempt's
+  // results, and the give-up if the limits were reached.
+  const settle = (recipients: readonly RecipientRecord[]) => {
+    const applied = applyResults(recipients, report.results, finished);
+    return gaveUp ? giveUp(applied, gaveUp, finished) : applied;
+  };
   const nextAttemptAt = decision?.retry
     ? new Date(finished.getTime() + decision.delaySeconds * 1000)
     : undefined;
   const written = await writeOutcome(
     deps,
-    claimed.value,
-    claimed.version,
-    { recipients, transcriptKey, nextAttemptAt, error },
+    claimed,
+    settle,
+    { transcriptKey, nextAttemptAt, error: gaveUp },
     finished,
-    report.results,
   );
   const common = { attempt, results: report.results, transactionMs: report.transactionMs };
   if (written.state === 'deferred' && decision?.retry) {
     return { kind: 'retry', why: 'deferred', delaySeconds: decision.delaySeconds, ...common };
   }
-  return { kind: 'done', state: written.state, reason: error, ...common };
+  return { kind: 'done', state: written.state, reason: gaveUp, ...common };
 }
 
 /**
@@ -169,28 +162,25 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
  */
 async function writeOutcome(
   deps: AttemptDeps,
-  base: StatusRecord,
-  version: string,
-  summary: Parameters<typeof finishAttempt>[1],
+  read: Versioned<StatusRecord>,
+  settle: (recipients: readonly RecipientRecord[]) => RecipientRecord[],
+  summary: Omit<AttemptSummary, 'recipients'>,
   at: Date,
-  results: ReadonlyMap<string, RecipientResult> = new Map(),
 ): Promise<StatusRecord> {
-  let current = { value: base, version };
-  let next = finishAttempt(base, summary, at);
+  const owner = read.value.lease?.owner ?? '';
+  let current = read;
   for (let tries = 1; ; tries++) {
+    let next = finishAttempt(current.value, { ...summary, recipients: settle(current.value.recipients) }, at);
+    // A live lease someone else took meanwhile stays theirs: they are sending right now.
+    if (leaseHeldByOther(current.value, owner, at))
+      next = { ...next, state: 'sending', lease: current.value.lease };
     try {
       return (await deps.status.update(next, current.version)).value;
     } catch (error) {
       if (!(error instanceof VersionConflictError) || tries >= OUTCOME_WRITE_TRIES) throw error;
-      const latest = await deps.status.get(base.id);
+      const latest = await deps.status.get(read.value.id);
       if (!latest) throw error;
       current = latest;
-      const merged = applyResults(latest.value.recipients, results, at);
-      next = finishAttempt(latest.value, { ...summary, recipients: merged }, at);
-      // A live lease someone else took meanwhile stays theirs: they are sending right now.
-      if (leaseHeldByOther(latest.value, base.lease?.owner ?? '', at)) {
-        next = { ...next, state: 'sending', lease: latest.value.lease };
-      }
     }
   }
 }

@@ -233,6 +233,20 @@ describe('runAttempt', () => {
     expect(status.records.get('m1')!.value.transcripts).toEqual(['transcripts/m1/1.log']);
   });
 
+  it('a give-up survives a lost outcome write: the merged record still fails the open recipients', async () => {
+    const { status, deps, input } = setup({ 'b@x.test': 451 });
+    seed(status, ['b@x.test', 'c@x.test']);
+    let calls = 0;
+    const original = status.update.bind(status);
+    status.update = async (record, version) => {
+      if (++calls === 2) status.put(status.records.get('m1')!.value); // a bare rewrite: new version, same content
+      return original(record, version);
+    };
+    const result = await runAttempt(deps, input('w1', 5));
+    expect(result).toMatchObject({ kind: 'done', state: 'partially_sent' });
+    expect(status.records.get('m1')!.value.recipients.map((r) => r.state)).toEqual(['failed', 'delivered']);
+  });
+
   it('reports a missing ledger entry', async () => {
     const { deps, input } = setup();
     expect(await runAttempt(deps, input())).toEqual({ kind: 'missing' });
