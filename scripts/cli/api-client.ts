@@ -41,6 +41,9 @@ export interface ApiClientOptions {
   region?: string;
   /** Per-request timeout. Default 30 s. */
   timeoutMs?: number;
+  /** SigV4-sign the requests. Default: for any API that is not on this machine. True also fits a local
+   * tunnel to the deployed API (e.g. SSM port forwarding to a private endpoint). */
+  sigv4?: boolean;
 }
 
 export function isLocalApi(url: URL): boolean {
@@ -63,8 +66,9 @@ export class ApiClient {
     if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') {
       throw new ApiError(0, 'invalid_api_url', `--api must be http(s)://…, not ${this.base.protocol}`);
     }
-    if (!isLocalApi(this.base)) {
-      if (this.base.protocol !== 'https:') {
+    const local = isLocalApi(this.base);
+    if (options.sigv4 ?? !local) {
+      if (!local && this.base.protocol !== 'https:') {
         throw new ApiError(0, 'invalid_api_url', 'a deployed API must be reached over https');
       }
       const region =
