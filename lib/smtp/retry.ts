@@ -58,7 +58,8 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
   const options: SmtpClientOptions = { ...args.options, transcript };
   const sleep = args.sleep ?? defaultSleep;
   const random = args.random ?? Math.random;
-  const maxAttempts = Math.max(1, Math.floor(policy.attempts));
+  checkPolicy(policy);
+  const maxAttempts = Math.floor(policy.attempts);
   if (!Array.isArray(envelope?.to)) {
     throw new SmtpError('SMTP_INVALID_ARGUMENT', 'envelope.to must be an array', { stage: 'rcpt' });
   }
@@ -70,6 +71,10 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
   let lastError: SmtpError | undefined;
 
   while (remaining.length > 0) {
+    if (policy.deadline !== undefined && Date.now() >= policy.deadline) {
+      transcript?.add('*', 'no attempt: the deadline has passed');
+      break;
+    }
     attempts++;
     transcript?.add('*', `attempt ${attempts} of ${maxAttempts}: ${remaining.length} recipient(s)`);
     lastError = undefined;
@@ -93,10 +98,12 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
       if (!(error instanceof SmtpError)) throw error;
       lastError = error;
       if (connection && !connection.usable) connection = undefined;
+      // The status follows what the error is (a TLS failure may well pass later: deferred, for the queue);
+      // whether to try again right now is the narrower question isRetryable answers.
       const reply = replyFor(error);
-      const status = isRetryable(error) ? 'deferred' : 'failed';
+      const status = error.transient ? 'deferred' : 'failed';
       for (const address of remaining) final.set(address, { address, status, reply });
-      if (status === 'failed') break;
+      if (!isRetryable(error)) break;
     }
     if (remaining.length === 0 || attempts >= maxAttempts) break;
 
@@ -125,6 +132,15 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
     ...(lastError ? { error: lastError } : {}),
     ...(connection?.usable ? { connection } : {}),
   };
+}
+
+function checkPolicy(policy: RetryPolicy): void {
+  const bad = (what: string) =>
+    new SmtpError('SMTP_INVALID_ARGUMENT', `policy.${what}`, { stage: 'connect' });
+  if (!Number.isFinite(policy?.attempts) || policy.attempts < 1) throw bad('attempts must be at least 1');
+  if (!(policy.baseDelayMs >= 0) || !(policy.maxDelayMs >= 0)) throw bad('delays must be 0 or more ms');
+  if (policy.deadline !== undefined && !Number.isFinite(policy.deadline))
+    throw bad('deadline must be epoch ms');
 }
 
 /** Every timeout of a new connection shortened so that it ends by the deadline. */

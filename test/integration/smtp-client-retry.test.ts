@@ -146,6 +146,25 @@ describe('sendWithRetry', () => {
     await connection.quit();
   });
 
+  it('defers on a TLS failure without trying again now (nothing would change within seconds)', async () => {
+    const s = await server({ tls: 'starttls' });
+    const { result, sleeps } = run(s, ['b@server.test'], {
+      options: { host: 'localhost', port: s.port, tls: 'starttls' }, // the test CA is not trusted
+    });
+    const r = await result;
+    expect(r.attempts).toBe(1);
+    expect(sleeps).toEqual([]);
+    expect(r.error).toMatchObject({ code: 'SMTP_TLS', transient: true });
+    expect(r.recipients[0]).toMatchObject({ status: 'deferred', reply: { code: 451 } });
+    expect(s.messages).toHaveLength(0);
+  });
+
+  it('rejects a policy that makes no sense', async () => {
+    const s = await server({});
+    const { result } = run(s, ['b@server.test'], { policy: { attempts: 0, baseDelayMs: 1, maxDelayMs: 1 } });
+    await expect(result).rejects.toMatchObject({ code: 'SMTP_INVALID_ARGUMENT' });
+  });
+
   it('reports a connect failure as the session error with deferred recipients', async () => {
     const s = await server({});
     const port = s.port;
