@@ -271,6 +271,16 @@ describe('smtpq send exit codes', SLOW, () => {
     expect(s.connections()).toBe(0);
   });
 
+  it('64 with --json: the problems come as one JSON object', async () => {
+    const s = await start();
+    const run = await smtpq([...target(s), ...basic, '--to', 'not an address', '--json']);
+    expect(run.code).toBe(64);
+    const output = JSON.parse(run.stdout);
+    expect(output).toMatchObject({ ok: false, exitCode: 64 });
+    expect(output.error.issues).toEqual([expect.objectContaining({ path: expect.stringMatching(/^to/) })]);
+    expect(s.connections()).toBe(0);
+  });
+
   it('64 for a server URL that is not smtp://', async () => {
     const run = await smtpq(['--server', 'http://127.0.0.1:25', ...basic]);
     expect(run.code).toBe(64);
