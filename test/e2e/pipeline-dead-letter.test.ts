@@ -139,7 +139,7 @@ describe('dead-letter queue', () => {
     expect(status).toMatchObject({ state: 'deferred', attempts: MAX_RECEIVE_COUNT });
     expect(status.recipients[0]).toMatchObject({ state: 'deferred', reply: { code: 452 } });
     expect(status.transcripts).toHaveLength(MAX_RECEIVE_COUNT);
-  });
+  }, 60_000);
 
   it('a body that is not JSON: reported on every receive, then dead-lettered', async () => {
     const body = '{"v":1,"id": not json';
