@@ -7,10 +7,19 @@ import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { ApiClient, ApiError } from './api-client.ts';
-import { failureLine, failuresHeader, formatOf, type InputRow, readBatchInput } from './batch-input.ts';
-import { openState, rowKey } from './batch-state.ts';
+import {
+  BatchInputError,
+  failureLine,
+  failuresHeader,
+  formatOf,
+  type InputRow,
+  readBatchInput,
+} from './batch-input.ts';
+import { openState, rowKey, StateMismatchError } from './batch-state.ts';
 import { loadTemplate, RowError, requestFromRow, type Template } from './batch-template.ts';
 import { appendHistory } from './history.ts';
+import { EXIT } from './send-report.ts';
+import { reportError } from './submit.ts';
 
 interface BatchOptions {
   template?: string;
@@ -43,15 +52,33 @@ export function register(program: Command): void {
         'variables the template uses. Without --template each row is a request (CSV: to/cc/bcc split on ";").',
     )
     .action(async (file: string, options: BatchOptions) => {
-      process.exitCode = await runBatch(file, options);
+      try {
+        process.exitCode = await runBatch(file, options);
+      } catch (error) {
+        process.exitCode = reportBatchError(error);
+      }
     });
+}
+
+/** Input problems found before anything is sent: a message and EX_USAGE, never a stack trace. */
+function reportBatchError(error: unknown): number {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (error instanceof BatchInputError || error instanceof StateMismatchError || error instanceof RowError) {
+    console.error(`smtpq batch: ${error.message}`);
+    return EXIT.usage;
+  }
+  if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') {
+    console.error(`smtpq batch: ${(error as Error).message}`);
+    return EXIT.usage;
+  }
+  return reportError(error);
 }
 
 async function runBatch(file: string, options: BatchOptions): Promise<number> {
   const concurrency = Number(options.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
     console.error('--concurrency must be an integer from 1 to 64');
-    return 2;
+    return EXIT.usage;
   }
   const format = formatOf(file, options.format);
   const loaded = options.template ? await loadTemplate(options.template) : undefined;
@@ -65,7 +92,7 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
   if (state.done.size > 0)
     console.error(`resuming: ${state.done.size} of ${input.rows.length} rows were sent before`);
 
-  const failures: Array<{ row: InputRow; reason: string }> = [];
+  const failures: Array<{ row: InputRow; reason: string; transient: boolean }> = [];
   const accepted: string[] = [];
   let interrupted = false;
   const onSigint = () => {
@@ -111,7 +138,7 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
         state.record(row.n, outcome.id);
         accepted.push(outcome.id);
         sent++;
-      } else failures.push({ row, reason: outcome.error });
+      } else failures.push({ row, reason: outcome.error, transient: outcome.transient });
       tick();
     }
   };
@@ -142,7 +169,8 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
     console.log(`${remaining} rows left; run the same command again to resume (progress: ${stateFile})`);
     return 130;
   }
-  return failures.length > 0 ? 1 : 0;
+  if (failures.length === 0) return EXIT.ok;
+  return failures.some((f) => f.transient) ? EXIT.tempfail : EXIT.unavailable;
 }
 
 async function submitRow(
@@ -152,13 +180,13 @@ async function submitRow(
   fromCsv: boolean,
   inputHash: string,
   stopping: () => boolean,
-): Promise<{ id: string } | { error: string }> {
-  if (!row.parsed.ok) return { error: row.parsed.error };
+): Promise<{ id: string } | { error: string; transient: boolean }> {
+  if (!row.parsed.ok) return { error: row.parsed.error, transient: false };
   let request: Record<string, unknown>;
   try {
     request = requestFromRow(row.parsed.row, template, fromCsv);
   } catch (error) {
-    if (error instanceof RowError) return { error: error.message };
+    if (error instanceof RowError) return { error: error.message, transient: false };
     throw error;
   }
   const key = rowKey(inputHash, row.n);
@@ -167,7 +195,9 @@ async function submitRow(
       return { id: (await client.submit(request, key)).id };
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      if (!error.transient || attempt >= RETRIES || stopping()) return { error: error.describe() };
+      if (!error.transient || attempt >= RETRIES || stopping()) {
+        return { error: error.describe(), transient: error.transient };
+      }
       await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
     }
   }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, ApiError } from './api-client.ts';
 import { appendHistory } from './history.ts';
+import { EXIT } from './send-report.ts';
 
 interface SubmitOptions {
   api?: string;
@@ -60,15 +61,21 @@ export function register(program: Command): void {
     });
 }
 
-/** Prints a failure for a person; returns the exit code (2: bad input, 1: the API or the network). */
+/**
+ * Prints a failure for a person; returns the exit code, the same sysexits codes as `smtpq send`: 64 bad input
+ * (a 400 included: nothing was queued), 75 worth retrying (network, 429, 5xx), 69 anything else (e.g. 404).
+ */
 export function reportError(error: unknown): number {
   if (error instanceof ApiError) {
     console.error(`smtpq: ${error.describe()}`);
-    return error.status >= 400 && error.status < 500 ? 2 : 1;
+    if (error.transient) return EXIT.tempfail;
+    return error.status === 400 || error.status === 413 || error.status === 415 || error.status === 422
+      ? EXIT.usage
+      : EXIT.unavailable;
   }
   if (error instanceof UsageError) {
     console.error(`smtpq: ${error.message}`);
-    return 2;
+    return EXIT.usage;
   }
   throw error;
 }
