@@ -48,7 +48,14 @@ export interface ApiClientOptions {
 
 export function isLocalApi(url: URL): boolean {
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host);
+  // *.localhost.localstack.cloud resolves to 127.0.0.1: an API deployed into LocalStack with samlocal.
+  return (
+    host === 'localhost' ||
+    host.endsWith('.localhost') ||
+    host.endsWith('.localhost.localstack.cloud') ||
+    host === '::1' ||
+    /^127\./.test(host)
+  );
 }
 
 export class ApiClient {
