@@ -281,13 +281,20 @@ async function streamBody(
   const { wire, options } = session;
   const recorder =
     options.transcriptData && wire.transcript ? new PayloadRecorder(wire.transcript) : undefined;
+  // Corked, the many small chunks a MIME composer emits leave as one write (up to the high-water mark).
+  const socket = wire.socket;
+  if (!onChunk) socket.cork();
   try {
     for await (const chunk of source) {
       const out = encoding.encode(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
       if (out.length === 0) continue;
       recorder?.push(out);
       if (onChunk) await onChunk(out);
-      else if (!wire.write(out)) await wire.waitDrain(stage, options.timeouts.data);
+      else if (!wire.write(out)) {
+        socket.uncork();
+        await wire.waitDrain(stage, options.timeouts.data);
+        socket.cork();
+      }
     }
   } catch (error) {
     if (error instanceof SmtpError) throw error;
@@ -299,6 +306,8 @@ async function streamBody(
         transient: true,
       }),
     );
+  } finally {
+    if (!onChunk) socket.uncork();
   }
   return recorder;
 }
@@ -336,14 +345,21 @@ async function bdatTransaction(
       chunkReplies.push(wire.expect('bdat', dataEnd));
       if (!flowing) await wire.waitDrain('bdat', dataTimeout);
     } else {
-      pending = pipelineCommands(wire, carry, commands, commandTimeout);
+      // The commands leave with the first chunk: a small streamed message is one write, like a prebuilt one.
+      pending = [];
+      let first = true;
       const encoding = new DataEncoding({ dotStuff: false });
       let held: Buffer[] = [];
       let heldBytes = 0;
       const sendChunk = async (last: boolean) => {
         const header = `BDAT ${heldBytes}${last ? ' LAST' : ''}`;
+        const group = first ? `${commands.join('\r\n')}\r\n${header}\r\n` : `${header}\r\n`;
+        if (first) for (const command of commands) wire.note('C', command);
         wire.note('C', header);
-        const flowing = writeGroup(wire, undefined, [`${header}\r\n`, ...held]);
+        const flowing = writeGroup(wire, first ? carry : undefined, [group, ...held]);
+        if (first)
+          for (const command of commands) pending.push(wire.expect(stageOf(command), commandTimeout));
+        first = false;
         chunkReplies.push(wire.expect('bdat', last ? dataEnd : commandTimeout));
         held = [];
         heldBytes = 0;
