@@ -28,12 +28,28 @@ export function createLogger(): Logger {
   return new Logger({ serviceName: SERVICE_NAME });
 }
 
+/** The relay's credentials could not be read; the attempt is deferred like any other session problem. */
+export class CredentialsError extends Error {
+  readonly code = 'SMTP_CREDENTIALS';
+  readonly stage = 'auth';
+  readonly transient = true;
+}
+
 /** Opens SMTP connections with the relay's credentials, read (and cached) only when a connection is made. */
 export function smtpConnector(credentials?: () => Promise<{ username: string; password: string }>): Connect {
   return async (options) => {
     if (!credentials) return SmtpConnection.connect(options);
-    const { username, password } = await credentials();
-    return SmtpConnection.connect({ ...options, auth: { user: username, pass: password } });
+    let secret: { username: string; password: string };
+    try {
+      secret = await credentials();
+    } catch (error) {
+      // Never the secret itself: the reader's errors name the secret and the problem only.
+      const { name, message } = error as Error;
+      throw new CredentialsError(`reading the SMTP credentials failed: ${name}: ${message}`, {
+        cause: error,
+      });
+    }
+    return SmtpConnection.connect({ ...options, auth: { user: secret.username, pass: secret.password } });
   };
 }
 

@@ -210,6 +210,35 @@ describe('worker handler', () => {
     );
   });
 
+  it('credentials that cannot be read: deferred, the transcript says why', async () => {
+    const id = await submit({ from: 'alice@example.com', to: ['no-secret@example.org'], text: 'x' });
+    const missing = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:smtpq-missing-AbCdEf';
+    await pump(worker({ SMTP_SECRET_ARN: missing }), async () => (await record(id)).attempts >= 1);
+    const r = await record(id);
+    expect(r.state).toBe('deferred');
+    expect(await transcript(r.transcripts[0]!)).toMatch(
+      /connection to 127\.0\.0\.1:\d+ failed: SMTP_CREDENTIALS: reading the SMTP credentials failed: ResourceNotFoundException/,
+    );
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('no-secret@example.org'))).toEqual([]);
+  });
+
+  it('with too little time left, records go back to the queue untouched', async () => {
+    const id = await submit({ from: 'alice@example.com', to: ['late@example.org'], text: 'x' });
+    const handler = worker();
+    let handled = false;
+    const reports = await pump(
+      (event) => {
+        handled ||= event.Records.some((r) => idOf(r) === id);
+        return handler(event, { awsRequestId: 'late', getRemainingTimeInMillis: () => 5_000 });
+      },
+      async () => handled,
+    );
+    const mine = reports.flatMap((r) => r.event.Records).filter((r) => idOf(r) === id);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(reports.every((r) => r.deleted.length === 0)).toBe(true);
+    expect(await record(id)).toMatchObject({ state: 'queued', attempts: 0 });
+  });
+
   it('past the attempt limit: failed with the last reply, and the record is deleted', async () => {
     const id = await submit({ from: 'busy-sender@example.com', to: ['patient@example.org'], text: 'x' });
     const reports = await pump(worker({ RETRY_MAX_ATTEMPTS: '2' }), settled(id));
