@@ -4,9 +4,9 @@
 // key claims it with a create-only S3 write; a retry within 24 h, or the loser of a race, gets the same id
 // and nothing is enqueued again. The same key with a different body is refused with 422 (the draft's code:
 // the request is well-formed but conflicts with the key's original request). The comparison uses the
-// fingerprint kept on the winner's status record, so a racing request whose winner has not written that
-// record yet is answered with the winner's id without the comparison. A claim left by a request that died
-// before writing its record is taken over after ABANDONED_CLAIM_MS.
+// fingerprint stored in the claim itself, so it holds for the loser of a race too, before the winner has
+// written its status record; claims made before the claim carried it fall back to the status record's.
+// A claim left by a request that died before writing its record is taken over after ABANDONED_CLAIM_MS.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
 import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
@@ -116,7 +116,7 @@ async function claimKey(
 ): Promise<ApiResponse | undefined> {
   let result: Awaited<ReturnType<ApiDeps['idempotency']['claim']>>;
   try {
-    result = await deps.idempotency.claim(key, id, now);
+    result = await deps.idempotency.claim(key, id, now, fingerprint);
   } catch (error) {
     if (error instanceof IdempotencyContentionError) {
       return problem(
@@ -127,15 +127,19 @@ async function claimKey(
     throw error;
   }
   if (result.claimed) return undefined;
-  const original = await deps.status.get(result.id);
-  if (!original && takeOver && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS) {
+  const abandonable = takeOver && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS;
+  // The status record is read only when it can decide something: whether an old claim was abandoned, or,
+  // for a claim without a fingerprint, what the original request's fingerprint was.
+  const original =
+    abandonable || result.fingerprint === undefined ? await deps.status.get(result.id) : undefined;
+  if (!original && abandonable) {
     // release() deletes only the claim that still names result.id (If-Match), so of two requests taking
     // over at once, one re-claims and the other replays its id.
     deps.logger.warn('taking over an abandoned Idempotency-Key', { messageId: result.id });
     await deps.idempotency.release(key, result.id);
     return claimKey(deps, key, id, fingerprint, now, false);
   }
-  const originalFingerprint = original?.value.requestFingerprint;
+  const originalFingerprint = result.fingerprint ?? original?.value.requestFingerprint;
   if (originalFingerprint !== undefined && originalFingerprint !== fingerprint) {
     return problem(
       'idempotency_key_reused',

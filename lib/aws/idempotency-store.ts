@@ -1,5 +1,8 @@
-// Idempotency keys: `idempotency/<sha256(key)>.json` holding { id, createdAt }, claimed with a conditional
-// write (If-None-Match: *), so of two requests racing with one key exactly one gets to enqueue.
+// Idempotency keys: `idempotency/<sha256(key)>.json` holding { id, createdAt, fingerprint? }, claimed with a
+// conditional write (If-None-Match: *), so of two requests racing with one key exactly one gets to enqueue.
+// The claim carries the fingerprint of the request that made it, so a loser can tell a retry from a reuse of
+// the key with another body at once, before the winner has written anything else. Claims written without one
+// (by an earlier version) still read back: their fingerprint is simply absent.
 // A claim older than the TTL (24 h) is free again: it is overwritten with If-Match on the ETag that was read,
 // so two requests reviving the same expired key still cannot both win.
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
@@ -13,9 +16,13 @@ const maxRounds = 5;
 export interface IdempotencyRecord {
   id: string;
   createdAt: string;
+  /** The claiming request's fingerprint (functions/api/fingerprint.ts); absent on older claims. */
+  fingerprint?: string;
 }
 
-export type ClaimResult = { claimed: true } | { claimed: false; id: string; createdAt: string };
+export type ClaimResult =
+  | { claimed: true }
+  | { claimed: false; id: string; createdAt: string; fingerprint?: string };
 
 /** The key kept changing under us for maxRounds rounds; the caller should answer 409 and let the client retry. */
 export class IdempotencyContentionError extends Error {
@@ -29,10 +36,22 @@ export class S3IdempotencyStore {
     private readonly ttlMs: number = IDEMPOTENCY_TTL_MS,
   ) {}
 
-  /** Claims `clientKey` for message `id`; if a live claim exists, returns the id that holds it. */
-  async claim(clientKey: string, id: string, now: Date = new Date()): Promise<ClaimResult> {
+  /**
+   * Claims `clientKey` for message `id` (stored with the request's `fingerprint`); if a live claim exists,
+   * returns the id that holds it and, when that claim has one, its fingerprint.
+   */
+  async claim(
+    clientKey: string,
+    id: string,
+    now: Date = new Date(),
+    fingerprint?: string,
+  ): Promise<ClaimResult> {
     const key = idempotencyKey(clientKey);
-    const record: IdempotencyRecord = { id, createdAt: now.toISOString() };
+    const record: IdempotencyRecord = {
+      id,
+      createdAt: now.toISOString(),
+      ...(fingerprint !== undefined ? { fingerprint } : {}),
+    };
     let condition: WriteCondition = { ifNoneMatch: '*' };
     for (let round = 0; round < maxRounds; round++) {
       if (await this.tryWrite(key, record, condition)) return { claimed: true };
@@ -43,7 +62,7 @@ export class S3IdempotencyStore {
       }
       const existing = parseRecord(stored.body);
       if (existing && !this.expired(existing, now)) {
-        return { claimed: false, id: existing.id, createdAt: existing.createdAt };
+        return { claimed: false, ...existing };
       }
       // Expired (or unreadable, so it cannot name an id): take it over, but only this exact version.
       condition = { ifMatch: stored.etag };
@@ -88,9 +107,10 @@ export class S3IdempotencyStore {
 function parseRecord(body: string): IdempotencyRecord | undefined {
   try {
     const value = JSON.parse(body) as Partial<IdempotencyRecord> | null;
-    return typeof value?.id === 'string' && typeof value.createdAt === 'string'
-      ? { id: value.id, createdAt: value.createdAt }
-      : undefined;
+    if (typeof value?.id !== 'string' || typeof value.createdAt !== 'string') return undefined;
+    const record: IdempotencyRecord = { id: value.id, createdAt: value.createdAt };
+    if (typeof value.fingerprint === 'string') record.fingerprint = value.fingerprint;
+    return record;
   } catch {
     return undefined;
   }

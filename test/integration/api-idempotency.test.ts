@@ -1,8 +1,14 @@
 // Idempotency-Key on POST /v1/messages against moto: one key, one message — for sequential retries and for
 // concurrent submits racing on the S3 conditional write; a reuse with another body is refused.
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+
+import { Logger } from '@aws-lambda-powertools/logger';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { createApiHandler } from '../../functions/api/app.ts';
+import { createAwsDeps } from '../../functions/api/aws-deps.ts';
 import { S3IdempotencyStore } from '../../lib/aws/idempotency-store.ts';
+import { idempotencyKey } from '../../lib/aws/keys.ts';
+import { loadApiConfig } from '../../lib/config.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
@@ -75,6 +81,104 @@ describe('Idempotency-Key', () => {
     expect(first.statusCode).toBe(202);
     expect(reuse.statusCode).toBe(422);
     expect(parseBody(reuse)).toMatchObject({ error: 'idempotency_key_reused' });
+    expect(await drainQueue(resources)).toHaveLength(1);
+  });
+
+  it('answers one of two racing submits with different bodies 202 and the other 422, round after round', async () => {
+    for (let round = 0; round < 5; round++) {
+      // Prepare
+      const key = `race-bodies-${round}`;
+      const bodies = [
+        { ...validRequest, subject: `first body ${round}` },
+        { ...validRequest, subject: `second body ${round}` },
+      ];
+
+      // Act
+      const responses = await Promise.all(bodies.map((body) => submit(body, key)));
+
+      // Assess: exactly one winner, whose request is the one on the queue; the loser is refused.
+      expect(responses.map((r) => r.statusCode).sort()).toEqual([202, 422]);
+      const winner = responses.findIndex((r) => r.statusCode === 202);
+      expect(parseBody(responses[1 - winner]!)).toMatchObject({ error: 'idempotency_key_reused' });
+      const queued = (await drainQueue(resources)) as { id: string; request: { subject: string } }[];
+      expect(queued.map((m) => [m.id, m.request.subject])).toEqual([
+        [parseBody(responses[winner]!).id, bodies[winner]!.subject],
+      ]);
+    }
+  });
+
+  it('refuses the loser of a race with a different body even before the winner has written its status record', async () => {
+    // Prepare: the real adapters, but the winner's status write waits until both requests have their claim
+    // result, so the loser decides while no status record exists (the window the race leaves open).
+    const deps = createAwsDeps(loadApiConfig(process.env), new Logger({ logLevel: 'ERROR' }));
+    let claimsDone = 0;
+    let bothClaimed: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      bothClaimed = resolve;
+    });
+    const store = deps.idempotency;
+    deps.idempotency = {
+      claim: async (...args) => {
+        const result = await store.claim(...args);
+        if (++claimsDone === 2) bothClaimed();
+        return result;
+      },
+      release: (...args) => store.release(...args),
+    };
+    const create = deps.status.create.bind(deps.status);
+    deps.status.create = async (record) => {
+      await gate;
+      return create(record);
+    };
+    const gated = createApiHandler(deps);
+    const bodies = [
+      { ...validRequest, subject: 'gated first' },
+      { ...validRequest, subject: 'gated second' },
+    ];
+
+    // Act
+    const responses = await Promise.all(
+      bodies.map((body) =>
+        gated(
+          apiEvent({ method: 'POST', path: '/v1/messages', body, headers: { 'Idempotency-Key': 'gated' } }),
+        ),
+      ),
+    );
+
+    // Assess
+    expect(responses.map((r) => r.statusCode).sort()).toEqual([202, 422]);
+    const winner = responses.findIndex((r) => r.statusCode === 202);
+    const queued = (await drainQueue(resources)) as { id: string; request: { subject: string } }[];
+    expect(queued.map((m) => [m.id, m.request.subject])).toEqual([
+      [parseBody(responses[winner]!).id, bodies[winner]!.subject],
+    ]);
+  });
+
+  it('compares with the status record’s fingerprint when the claim has none (made by an earlier version)', async () => {
+    // Prepare: a submit, then its claim rewritten as the earlier version stored it (no fingerprint).
+    const first = await submit(validRequest, 'legacy-claim');
+    const claimKey = idempotencyKey('legacy-claim');
+    const claim = JSON.parse(
+      await (
+        await resources.clients.s3.send(new GetObjectCommand({ Bucket: resources.bucket, Key: claimKey }))
+      ).Body!.transformToString(),
+    ) as { id: string; createdAt: string; fingerprint?: string };
+    expect(claim.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    await resources.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: resources.bucket,
+        Key: claimKey,
+        Body: JSON.stringify({ id: claim.id, createdAt: claim.createdAt }),
+      }),
+    );
+
+    // Act
+    const reuse = await submit({ ...validRequest, subject: 'Another' }, 'legacy-claim');
+    const retry = await submit(validRequest, 'legacy-claim');
+
+    // Assess
+    expect(reuse.statusCode).toBe(422);
+    expect(parseBody(retry)).toEqual({ id: parseBody(first).id, status: 'queued' });
     expect(await drainQueue(resources)).toHaveLength(1);
   });
 

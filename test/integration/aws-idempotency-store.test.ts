@@ -1,7 +1,9 @@
 // S3IdempotencyStore against moto: one key, one winner, even when requests race; expired claims are reusable.
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { IDEMPOTENCY_TTL_MS, S3IdempotencyStore } from '../../lib/aws/index.ts';
+import { idempotencyKey } from '../../lib/aws/keys.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
 
 let resources: TestResources;
@@ -63,6 +65,33 @@ describe('S3IdempotencyStore', () => {
       claimed: false,
       id: 'first',
     });
+  });
+
+  it('stores the claimant’s fingerprint in the claim and hands it to every loser of a race', async () => {
+    const results = await Promise.all(
+      ['fp-a', 'fp-b', 'fp-c', 'fp-d'].map((id) => store.claim('fp-key', id, new Date(), `sha-of-${id}`)),
+    );
+
+    const winner = ['fp-a', 'fp-b', 'fp-c', 'fp-d'].filter((_, i) => results[i]!.claimed);
+    expect(winner).toHaveLength(1);
+    for (const result of results.filter((r) => !r.claimed)) {
+      expect(result).toMatchObject({ id: winner[0], fingerprint: `sha-of-${winner[0]}` });
+    }
+  });
+
+  it('reads a claim written without a fingerprint (by an earlier version) as a claim with none', async () => {
+    // Prepare: the claim object as the earlier version wrote it, { id, createdAt } only.
+    await resources.clients.s3.send(
+      new PutObjectCommand({
+        Bucket: resources.bucket,
+        Key: idempotencyKey('legacy-key'),
+        Body: JSON.stringify({ id: 'legacy-id', createdAt: new Date().toISOString() }),
+      }),
+    );
+
+    const loser = await store.claim('legacy-key', 'new-id', new Date(), 'sha-new');
+
+    expect(loser).toEqual({ claimed: false, id: 'legacy-id', createdAt: expect.any(String) });
   });
 
   it('releases a key only for the id that holds it', async () => {
