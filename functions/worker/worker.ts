@@ -9,6 +9,7 @@ import { type AttemptResult, runAttempt } from '../../lib/delivery/attempt.ts';
 import { failMessage, isFinal } from '../../lib/delivery/ledger.ts';
 import { type StatusStore, type TranscriptStore, VersionConflictError } from '../../lib/delivery/ports.ts';
 import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
+import { MessageError } from '../../lib/message/index.ts';
 import { resolveOptions } from '../../lib/smtp/options.ts';
 import type { SmtpClientOptions, Transcript } from '../../lib/smtp/types.ts';
 import { prepareMessage } from './prepare.ts';
@@ -115,8 +116,7 @@ async function processRecord(
       { id: content.id, receiveCount, owner, leaseMs, prepare: (ledger) => prepareMessage(request, ledger) },
     );
     if (result.kind === 'missing') {
-      id = undefined; // nothing to mark failed
-      throw new MalformedRecordError(`no status record for message ${content.id}`);
+      return malformed(deps, log, `no status record for message ${content.id}`, undefined);
     }
     recordMetrics(deps.metrics, result);
     deps.logger.info('delivery attempt', { ...log, id: content.id, ...summarize(result) });
@@ -124,20 +124,28 @@ async function processRecord(
     await hide(deps, record, result.delaySeconds);
     return false;
   } catch (error) {
-    if (error instanceof MalformedRecordError || isMessageError(error)) {
-      id ??= error instanceof MalformedRecordError ? error.id : undefined;
-      deps.logger.error('malformed queue record: left for the dead-letter queue', {
-        ...log,
-        id,
-        reason: error.message,
-      });
-      deps.metrics.addMetric('MalformedRecords', MetricUnit.Count, 1);
-      if (id) await markFailed(deps, id, `malformed queue record: ${error.message}`);
-      return false;
-    }
+    if (error instanceof MalformedRecordError) return malformed(deps, log, error.message, error.id);
+    // The request passed validation but cannot be composed: as malformed as a bad body.
+    if (error instanceof MessageError) return malformed(deps, log, error.message, id);
     deps.logger.error('delivery attempt broke off; the record will be tried again', { ...log, id, error });
     return false;
   }
+}
+
+/**
+ * A record no retry can fix: logged, the message (if the record names one) failed with the reason, and the
+ * record reported, so the queue's redrive policy moves it to the DLQ. Returns false (reported).
+ */
+async function malformed(
+  deps: WorkerDeps,
+  log: Record<string, unknown>,
+  reason: string,
+  id: string | undefined,
+): Promise<false> {
+  deps.logger.error('malformed queue record: left for the dead-letter queue', { ...log, id, reason });
+  deps.metrics.addMetric('MalformedRecords', MetricUnit.Count, 1);
+  if (id) await markFailed(deps, id, `malformed queue record: ${reason}`);
+  return false;
 }
 
 /** Sets the back-off as the record's visibility; if that fails the queue's own timeout applies. */
@@ -188,8 +196,4 @@ function summarize(result: Exclude<AttemptResult, { kind: 'missing' }>): Record<
         recipients: states,
         retryInSeconds: result.delaySeconds,
       };
-}
-
-function isMessageError(error: unknown): error is Error {
-  return error instanceof Error && error.name === 'MessageError';
 }
