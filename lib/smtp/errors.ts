@@ -4,13 +4,16 @@ import type { Reply, SmtpErrorCode, SmtpStage } from './types.ts';
 export interface SmtpErrorOptions {
   stage: SmtpStage;
   reply?: Reply;
-  /** Overrides the default for the code (a reply's first digit decides for SMTP_REPLY and SMTP_AUTH). */
+  /** Overrides the default for the code (a reply's first digit decides for SMTP_REPLY, SMTP_AUTH and
+   *  SMTP_TLS_REQUIRED; a protocol error is never transient, whatever reply came with it). */
   transient?: boolean;
   cause?: unknown;
 }
 
 /** Codes where a later attempt may succeed without anything changing on our side. */
 const TRANSIENT_CODES: ReadonlySet<SmtpErrorCode> = new Set(['SMTP_TIMEOUT', 'SMTP_CONNECTION', 'SMTP_TLS']);
+/** Codes whose transience is the server's call: the reply's first digit (4 transient, 5 permanent). */
+const REPLY_DECIDES: ReadonlySet<SmtpErrorCode> = new Set(['SMTP_REPLY', 'SMTP_AUTH', 'SMTP_TLS_REQUIRED']);
 
 export class SmtpError extends Error {
   override readonly name = 'SmtpError';
@@ -27,7 +30,9 @@ export class SmtpError extends Error {
     if (options.reply) this.reply = options.reply;
     this.transient =
       options.transient ??
-      (options.reply ? options.reply.code >= 400 && options.reply.code < 500 : TRANSIENT_CODES.has(code));
+      (options.reply && REPLY_DECIDES.has(code)
+        ? options.reply.code >= 400 && options.reply.code < 500
+        : TRANSIENT_CODES.has(code));
   }
 
   /** A reply the client did not expect at this stage, e.g. a 550 to MAIL FROM or a 421 anywhere. */
