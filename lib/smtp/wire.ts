@@ -152,7 +152,7 @@ export class Wire {
     this.closing = true;
     if (!this.failure) this.note('*', reason);
     this.fail(
-      new SmtpError('SMTP_CONNECTION', `connection ${reason}`, { stage: 'quit', transient: true }),
+      new SmtpError('SMTP_CONNECTION', `connection ${reason}`, { stage: this.lastStage, transient: true }),
       false,
     );
   }
