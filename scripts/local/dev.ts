@@ -273,14 +273,21 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     cleanups.push(() => poller.stop());
 
     if (ownMoto) {
-      // Mirrored while running too, so a crash loses at most a few seconds of status.
+      // Mirrored while running too, so a crash loses at most a few seconds of status. One mirror at a time:
+      // with thousands of objects a pass can take longer than the interval.
+      let mirroring: Promise<void> | undefined;
       const timer = setInterval(() => {
-        mirrorBucket(snapshot).catch((error: Error) => console.error(`[dev] snapshot: ${error.message}`));
+        mirroring ??= mirrorBucket(snapshot)
+          .catch((error: Error) => console.error(`[dev] snapshot: ${error.message}`))
+          .finally(() => {
+            mirroring = undefined;
+          });
       }, 5_000);
       timer.unref();
       // Registered before poller.stop() runs (cleanups run in reverse): first the poller stops, then this saves.
       cleanups.splice(cleanups.length - 1, 0, async () => {
         clearInterval(timer);
+        await mirroring;
         await mirrorBucket(snapshot);
         await retained.release(snapshot);
         const saved = await drainQueues(snapshot);
