@@ -1,5 +1,5 @@
-// Reads the JSON body of a payload 2.0 event: content type, base64 decoding, size bound and JSON parsing,
-// each failure a typed problem response rather than an exception.
+// Reads the JSON body of a payload 2.0 event: content type, base64 decoding, size bound, JSON parsing and a
+// nesting bound, each failure a typed problem response rather than an exception.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { type ApiResponse, problem } from './responses.ts';
 
@@ -53,11 +53,38 @@ export function readJsonBody(event: APIGatewayProxyEventV2, maxBytes: number): B
   } catch {
     return fail(problem('invalid_json', 'the request body is not valid UTF-8'));
   }
+  let value: unknown;
   try {
-    return { ok: true, value: JSON.parse(text), bytes: buffer.length };
+    value = JSON.parse(text);
   } catch (error) {
     return fail(problem('invalid_json', `the request body is not valid JSON: ${(error as Error).message}`));
   }
+  if (nestingDepth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    return fail(problem('invalid_json', `the request body is nested deeper than ${MAX_JSON_DEPTH} levels`));
+  }
+  return { ok: true, value, bytes: buffer.length };
+}
+
+/**
+ * Deepest nesting a body may have. A valid body needs at most 5 levels (a batch envelope, its messages, an
+ * item, its attachments, one attachment); JSON.parse takes any depth, but the recursive walks after it
+ * (validation, the request fingerprint) would overflow the stack on a few kilobytes of `{"a":{"a":…` and
+ * answer 500.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+/** Nesting depth of a parsed JSON value (a scalar is 0), walked without recursion; stops counting past `limit`. */
+export function nestingDepth(value: unknown, limit: number): number {
+  let deepest = 0;
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  while (pending.length > 0) {
+    const [node, depth] = pending.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    deepest = Math.max(deepest, depth + 1);
+    if (deepest > limit) return deepest;
+    for (const child of Object.values(node)) pending.push([child, depth + 1]);
+  }
+  return deepest;
 }
 
 function fail(response: ApiResponse): BodyResult {

@@ -213,6 +213,35 @@ describe('POST /v1/messages', () => {
     expect(((await s3Json(`payloads/${largeId}.json`)) as { text: string }).text).toBe(large.text);
   });
 
+  it('answers 400, not 500, to a valid request carrying a deeply nested extra field', async () => {
+    // 20,000 levels in 120 kB: deep enough to overflow any recursive walk of the parsed body.
+    const deep = `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`;
+    const rawBody = JSON.stringify(validRequest).replace(/}$/, `,"extra":${deep}}`);
+
+    const submitted = await handler(
+      apiEvent({
+        method: 'POST',
+        path: '/v1/messages',
+        rawBody,
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'deep-1' },
+      }),
+    );
+    const batched = await handler(
+      apiEvent({
+        method: 'POST',
+        path: '/v1/messages/batch',
+        rawBody: `{"messages":[${rawBody}]}`,
+        headers: { 'content-type': 'application/json' },
+      }),
+    );
+
+    for (const response of [submitted, batched]) {
+      expect(response.statusCode).toBe(400);
+      expect(parseBody(response)).toMatchObject({ error: 'invalid_json' });
+    }
+    expect(await drainQueue(resources)).toEqual([]);
+  });
+
   it('never answers 500 to arbitrary bodies, content types and idempotency keys', async () => {
     // Any JSON value, or any text, under a JSON or other content type: always a 4xx (or 202 if it happens
     // to be a valid request), never an unexpected error.
