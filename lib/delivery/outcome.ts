@@ -38,19 +38,30 @@ export function fromRecipientOutcome(outcome: RecipientOutcome): RecipientResult
   }
 }
 
+/** lib/smtp codes that say this message can never pass this relay, however often it is tried. */
+const MESSAGE_REJECTED_CODES: ReadonlySet<string> = new Set([
+  'SMTP_SMTPUTF8_UNSUPPORTED',
+  'SMTP_8BIT_UNSUPPORTED',
+  'SMTP_SIZE',
+  'SMTP_INVALID_ARGUMENT',
+]);
+
 /**
  * A transaction that did not complete. Problems with the session itself (the relay is down, refuses us,
  * TLS or AUTH fails) are deferred even when permanent: they are the operator's to fix, and the queue's
- * maximum age bounds the retries. Inside a transaction a 5xx (or another permanent error, such as a
- * message needing SMTPUTF8 the relay lacks) fails the recipients; anything transient defers them.
+ * maximum age bounds the retries. Inside a transaction the recipients fail only on a 5xx, or when the
+ * message itself cannot pass this relay (it needs SMTPUTF8 or 8BITMIME the relay lacks, or exceeds its
+ * SIZE); timeouts, lost connections and protocol errors (a server glitch, not a verdict) defer them.
  */
 export function fromSmtpFailure(error: SmtpFailure): RecipientResult {
   const text = describeFailure(error);
-  if (error.stage !== undefined && SESSION_STAGES.has(error.stage)) {
-    return { state: 'deferred', reply: error.reply, error: text };
-  }
-  const permanent = error.reply ? error.reply.code >= 500 : error.transient === false;
-  return permanent
+  const inTransaction = error.stage === undefined || !SESSION_STAGES.has(error.stage);
+  const rejected =
+    inTransaction &&
+    (error.reply
+      ? error.reply.code >= 500
+      : error.code !== undefined && MESSAGE_REJECTED_CODES.has(error.code));
+  return rejected
     ? { state: 'failed', reply: error.reply, error: text }
     : { state: 'deferred', reply: error.reply, error: text };
 }

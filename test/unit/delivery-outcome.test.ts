@@ -49,6 +49,20 @@ describe('fromSmtpFailure', () => {
     });
   });
 
+  it('defers a protocol error inside a transaction: a server glitch is not a verdict on the recipient', () => {
+    const glitch = {
+      message: 'malformed reply',
+      code: 'SMTP_PROTOCOL',
+      stage: 'dot' as const,
+      transient: false,
+    };
+    expect(fromSmtpFailure(glitch).state).toBe('deferred');
+    expect(fromSmtpFailure({ ...glitch, reply: { code: 250, lines: ['?'] } }).state).toBe('deferred');
+    expect(
+      fromSmtpFailure({ message: 'too big', code: 'SMTP_SIZE', stage: 'mail', transient: false }).state,
+    ).toBe('failed');
+  });
+
   it('defers an unknown error (no stage, no reply), so nothing fails for good on a bug', () => {
     expect(fromSmtpFailure(toSmtpFailure(new TypeError('oops'))).state).toBe('deferred');
     expect(fromSmtpFailure(toSmtpFailure('string thrown')).state).toBe('deferred');
