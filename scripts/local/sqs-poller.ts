@@ -107,7 +107,10 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
     const until = Date.now() + windowMs;
     while (messages.length < batchSize && !stopping && Date.now() < until) {
       const wait = Math.min(20, Math.floor((until - Date.now()) / 1000));
-      messages.push(...(await receive(batchSize - messages.length, wait)));
+      const more = await receive(batchSize - messages.length, wait);
+      messages.push(...more);
+      // Under a second left and nothing came: a further short poll would only spin.
+      if (wait === 0 && more.length === 0) break;
     }
     return messages;
   }
