@@ -120,6 +120,8 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
     hideSMTPUTF8: options.hideSmtpUtf8 ?? false,
     size: options.size,
     logger: false,
+    // A test that left a client connected must not hold close() for smtp-server's default 30 s.
+    closeTimeout: 1000,
     banner: 'smtpq test server',
     authOptional: authMethods.length === 0,
     authMethods: authMethods.length > 0 ? authMethods : ['PLAIN'],
