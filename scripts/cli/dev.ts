@@ -26,6 +26,9 @@ export function register(program: Command): void {
       'where mail, certificates and state live (default $SMTPQ_DATA_DIR or .smtpq/)',
     )
     .action(async (options: DevCliOptions) => {
+      // The SDK warns that its 2027 releases need Node 22; smtpq supports Node 20 until then, and the warning
+      // would sit in the middle of the banner.
+      process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
       const { startDev } = await import('../local/dev.ts');
       let stack: Awaited<ReturnType<typeof startDev>>;
       try {
