@@ -27,10 +27,9 @@ export function envelopeLines(envelope: Envelope, extensions: Extensions, body: 
       stage: 'rcpt',
     });
   }
-  let utf8 = checkAddress(from, 'envelope.from', 'mail', true);
-  to.forEach((address, i) => {
-    if (checkAddress(address, `envelope.to[${i}]`, 'rcpt', false)) utf8 = true;
-  });
+  const sender = checkAddress(from, 'envelope.from', 'mail', true);
+  const recipients = to.map((address, i) => checkAddress(address, `envelope.to[${i}]`, 'rcpt', false));
+  const utf8 = sender.utf8 || recipients.some((r) => r.utf8);
 
   let params = '';
   const size = envelope.size ?? body.size;
@@ -74,8 +73,8 @@ export function envelopeLines(envelope: Envelope, extensions: Extensions, body: 
     params += ' SMTPUTF8';
   }
   return {
-    mail: `MAIL FROM:<${from}>${params}`,
-    rcpts: to.map((address) => `RCPT TO:<${address}>`),
+    mail: `MAIL FROM:<${sender.wire}>${params}`,
+    rcpts: recipients.map((r) => `RCPT TO:<${r.wire}>`),
     recipients: [...to],
   };
 }

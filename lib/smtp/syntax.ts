@@ -1,4 +1,5 @@
 // Command-argument checks: nothing that could end or split a command line ever reaches the wire.
+import { domainToASCII } from 'node:url';
 import { SmtpError } from './errors.ts';
 import type { SmtpStage } from './types.ts';
 
@@ -15,13 +16,25 @@ export function checkArgument(value: string, what: string, stage: SmtpStage): vo
   }
 }
 
-/** Checks a mailbox for MAIL FROM / RCPT TO (empty allowed only for the null reverse-path) and says whether it needs SMTPUTF8. */
-export function checkAddress(address: unknown, what: string, stage: SmtpStage, allowEmpty: boolean): boolean {
+/** How an address goes on the wire, and whether that needs SMTPUTF8. */
+export interface WireAddress {
+  wire: string;
+  utf8: boolean;
+}
+
+/** Checks a mailbox for MAIL FROM / RCPT TO (empty allowed only for the null reverse-path). A non-ASCII
+ *  domain with an ASCII local part is sent as its A-label (RFC 5890), which needs no SMTPUTF8. */
+export function checkAddress(
+  address: unknown,
+  what: string,
+  stage: SmtpStage,
+  allowEmpty: boolean,
+): WireAddress {
   if (typeof address !== 'string') {
     throw new SmtpError('SMTP_INVALID_ARGUMENT', `${what} must be a string`, { stage });
   }
   if (address.length === 0) {
-    if (allowEmpty) return false;
+    if (allowEmpty) return { wire: '', utf8: false };
     throw new SmtpError('SMTP_INVALID_ARGUMENT', `${what} is empty`, { stage });
   }
   if (ADDRESS_FORBIDDEN.test(address)) {
@@ -33,5 +46,12 @@ export function checkAddress(address: unknown, what: string, stage: SmtpStage, a
   if (Buffer.byteLength(address) > 254) {
     throw new SmtpError('SMTP_INVALID_ARGUMENT', `${what} is longer than 254 octets`, { stage });
   }
-  return NON_ASCII.test(address);
+  if (!NON_ASCII.test(address)) return { wire: address, utf8: false };
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, Math.max(at, 0));
+  if (at > 0 && !NON_ASCII.test(local)) {
+    const domain = domainToASCII(address.slice(at + 1));
+    if (domain) return { wire: `${local}@${domain}`, utf8: false };
+  }
+  return { wire: address, utf8: true };
 }

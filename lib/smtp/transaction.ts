@@ -66,11 +66,21 @@ function isSource(body: unknown): body is Source {
   );
 }
 
+/** A stream body belongs to the transaction: read to the end, or destroyed when it is not needed (MAIL or
+ *  every RCPT refused, invalid envelope, broken session), so that a file or socket behind it is released. */
 export async function transaction(
   session: Session,
   envelope: Envelope,
   body: MessageBody,
 ): Promise<SendResult> {
+  try {
+    return await runTransaction(session, envelope, body);
+  } finally {
+    if (body instanceof Readable && !body.readableEnded && !body.destroyed) body.destroy();
+  }
+}
+
+async function runTransaction(session: Session, envelope: Envelope, body: MessageBody): Promise<SendResult> {
   const { wire, extensions: ext, options } = session;
   if (wire.failure) throw wire.failure;
   const pipelined = options.pipelining && ext.pipelining;

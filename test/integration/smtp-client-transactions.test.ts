@@ -230,6 +230,14 @@ describe('transactions', () => {
     expect(c.usable).toBe(true);
   });
 
+  it('destroys a stream body it does not need (MAIL refused), releasing what is behind it', async () => {
+    const { c } = await setup({ hooks: { mail: () => ({ code: 550, message: 'no' }) } });
+    const body = new Readable({ read() {} });
+    const result = await c.send({ from, to: ['b@server.test'] }, body);
+    expect(result.recipients[0]?.status).toBe('failed');
+    expect(body.destroyed).toBe(true);
+  });
+
   it('declares BODY=8BITMIME for 8-bit content and SMTPUTF8 for an international address', async () => {
     const { s, c } = await setup();
     await c.send({ from: 'jörg@client.test', to: ['b@server.test'] }, 'Subject: grüße\r\n\r\nä\r\n');

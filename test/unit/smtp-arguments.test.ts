@@ -45,6 +45,14 @@ describe('envelope checks', () => {
     ).toBe('MAIL FROM:<a@b.example>');
   });
 
+  it('sends an international domain as its A-label, which needs no SMTPUTF8', () => {
+    const none = noExtensions();
+    const lines = envelopeLines({ from: 'a@bücher.example', to: ['b@例え.jp'] }, none, { eightBit: false });
+    expect(lines.mail).toBe('MAIL FROM:<a@xn--bcher-kva.example>');
+    expect(lines.rcpts).toEqual(['RCPT TO:<b@xn--r8jz45g.jp>']);
+    expect(lines.recipients).toEqual(['b@例え.jp']); // outcomes keep the caller's spelling
+  });
+
   it('fails with typed errors when the server lacks what the message needs', () => {
     const none = noExtensions();
     expect(() =>
