@@ -52,6 +52,8 @@ export interface DevSmtpServer {
 export class MailStore extends EventEmitter<{ mail: [CapturedMail] }> {
   readonly #dir: string;
   readonly #mails = new Map<string, CapturedMail>();
+  /** Message-ID (without brackets) → the captured copies, so the inbox joins thousands of records cheaply. */
+  readonly #byMessageId = new Map<string, CapturedMail[]>();
 
   constructor(dir: string) {
     super();
@@ -64,8 +66,7 @@ export class MailStore extends EventEmitter<{ mail: [CapturedMail] }> {
     for (const name of await readdir(this.#dir)) {
       if (!name.endsWith('.json')) continue;
       try {
-        const mail = JSON.parse(await readFile(path.join(this.#dir, name), 'utf8')) as CapturedMail;
-        this.#mails.set(mail.id, mail);
+        this.#index(JSON.parse(await readFile(path.join(this.#dir, name), 'utf8')) as CapturedMail);
       } catch (error) {
         console.error(`[dev-smtp] cannot read ${name}: ${(error as Error).message}`);
       }
@@ -83,8 +84,16 @@ export class MailStore extends EventEmitter<{ mail: [CapturedMail] }> {
 
   /** Every captured message carrying this Message-ID (one per delivery attempt that got through). */
   byMessageId(messageId: string): CapturedMail[] {
-    const wanted = messageId.replace(/^<|>$/g, '');
-    return this.list().filter((m) => m.messageId?.replace(/^<|>$/g, '') === wanted);
+    return [...(this.#byMessageId.get(bareMessageId(messageId)) ?? [])].sort((a, b) =>
+      a.id < b.id ? 1 : -1,
+    );
+  }
+
+  #index(mail: CapturedMail): void {
+    this.#mails.set(mail.id, mail);
+    if (mail.messageId === undefined) return;
+    const key = bareMessageId(mail.messageId);
+    this.#byMessageId.set(key, [...(this.#byMessageId.get(key) ?? []), mail]);
   }
 
   emlPath(id: string): string {
@@ -132,10 +141,14 @@ export class MailStore extends EventEmitter<{ mail: [CapturedMail] }> {
       ...(parsed.subject !== undefined ? { subject: parsed.subject } : {}),
     };
     await writeFile(path.join(this.#dir, `${id}.json`), `${JSON.stringify(mail, null, 2)}\n`);
-    this.#mails.set(id, mail);
+    this.#index(mail);
     this.emit('mail', mail);
     return mail;
   }
+}
+
+export function bareMessageId(messageId: string): string {
+  return messageId.replace(/^<|>$/g, '');
 }
 
 class RefusedMailError extends Error {

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { type AddressObject, simpleParser } from 'mailparser';
 import type { StatusRecord, StatusStore } from '../../../lib/delivery/ports.ts';
-import type { MailStore } from '../dev-smtp.ts';
+import { bareMessageId, type MailStore } from '../dev-smtp.ts';
 
 export interface InboxOptions {
   s3: S3Client;
@@ -133,10 +133,6 @@ export function createInbox(options: InboxOptions): Inbox {
       listeners.clear();
     },
   };
-}
-
-function bareMessageId(messageId: string): string {
-  return messageId.replace(/^<|>$/g, '');
 }
 
 function summary(record: StatusRecord) {
