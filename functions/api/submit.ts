@@ -6,6 +6,8 @@
 // the request is well-formed but conflicts with the key's original request). The comparison uses the
 // fingerprint stored in the claim itself, so it holds for the loser of a race too, before the winner has
 // written its status record; claims made before the claim carried it fall back to the status record's.
+// An id is handed out only once its status record exists: a loser waits briefly for the winner's record
+// and otherwise answers 409 (retry), never an id that a failed claimant may leave without a message.
 // A claim left by a request that died before writing its record is taken over after ABANDONED_CLAIM_MS.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
@@ -105,6 +107,13 @@ async function releaseKey(deps: ApiDeps, key: string | undefined, id: string): P
  */
 export const ABANDONED_CLAIM_MS = 15 * 60 * 1000;
 
+/**
+ * Pauses before each further look for the status record of a claim that has none yet (3 s in all). The
+ * claimant writes it right after its claim, so a racing request normally finds it at the first or second
+ * look; one that never appears belongs to a claimant that failed or died, and its id must not be handed out.
+ */
+export const RECORD_WAIT_MS = [50, 100, 200, 400, 800, 1500];
+
 /** Claims the key for `id`; undefined when this request won, else the response for a replay or a conflict. */
 async function claimKey(
   deps: ApiDeps,
@@ -118,34 +127,42 @@ async function claimKey(
   try {
     result = await deps.idempotency.claim(key, id, now, fingerprint);
   } catch (error) {
-    if (error instanceof IdempotencyContentionError) {
-      return problem(
-        'idempotency_key_in_use',
-        'another request with this Idempotency-Key is in progress; retry',
-      );
-    }
+    if (error instanceof IdempotencyContentionError) return keyInUse();
     throw error;
   }
   if (result.claimed) return undefined;
-  const abandonable = takeOver && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS;
-  // The status record is read only when it can decide something: whether an old claim was abandoned, or,
-  // for a claim without a fingerprint, what the original request's fingerprint was.
-  const original =
-    abandonable || result.fingerprint === undefined ? await deps.status.get(result.id) : undefined;
-  if (!original && abandonable) {
+  // The claim names its request's fingerprint: a different body is refused whether or not the claimant has
+  // written its status record yet (claims from before the claim carried it are compared below).
+  if (result.fingerprint !== undefined && result.fingerprint !== fingerprint) return keyReused();
+  const original = await deps.status.get(result.id);
+  if (!original && takeOver && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS) {
     // release() deletes only the claim that still names result.id (If-Match), so of two requests taking
     // over at once, one re-claims and the other replays its id.
     deps.logger.warn('taking over an abandoned Idempotency-Key', { messageId: result.id });
     await deps.idempotency.release(key, result.id);
     return claimKey(deps, key, id, fingerprint, now, false);
   }
-  const originalFingerprint = result.fingerprint ?? original?.value.requestFingerprint;
-  if (originalFingerprint !== undefined && originalFingerprint !== fingerprint) {
-    return problem(
-      'idempotency_key_reused',
-      'this Idempotency-Key was already used with a different request body',
-    );
-  }
+  const record = original ?? (await awaitRecord(deps, result.id));
+  // No record yet: the claimant is slow, or failed and could not give the key back. Its id may never
+  // exist, so it is not handed out; the client retries (and takes over the key once it is abandoned).
+  if (!record) return keyInUse();
+  const originalFingerprint = result.fingerprint ?? record.value.requestFingerprint;
+  if (originalFingerprint !== undefined && originalFingerprint !== fingerprint) return keyReused();
   deps.logger.info('idempotent replay', { messageId: result.id });
   return json(202, { id: result.id, status: 'queued' }, { 'idempotent-replayed': 'true' });
 }
+
+async function awaitRecord(deps: ApiDeps, id: string): Promise<Versioned<StatusRecord> | undefined> {
+  for (const pause of RECORD_WAIT_MS) {
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    const record = await deps.status.get(id);
+    if (record) return record;
+  }
+  return undefined;
+}
+
+const keyInUse = (): ApiResponse =>
+  problem('idempotency_key_in_use', 'another request with this Idempotency-Key is in progress; retry');
+
+const keyReused = (): ApiResponse =>
+  problem('idempotency_key_reused', 'this Idempotency-Key was already used with a different request body');

@@ -32,6 +32,34 @@ beforeAll(async () => {
 const submit = (body: unknown, key: string) =>
   handler(apiEvent({ method: 'POST', path: '/v1/messages', body, headers: { 'Idempotency-Key': key } }));
 
+/**
+ * The handler on the real adapters, except that status records are written only once two requests have
+ * their claim result: the loser of a race then decides while the winner's record does not exist yet.
+ */
+function handlerHoldingStatusWritesUntilTwoClaims(): ApiHandler {
+  const deps = createAwsDeps(loadApiConfig(process.env), new Logger({ logLevel: 'ERROR' }));
+  let claimsDone = 0;
+  let bothClaimed: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    bothClaimed = resolve;
+  });
+  const store = deps.idempotency;
+  deps.idempotency = {
+    claim: async (...args) => {
+      const result = await store.claim(...args);
+      if (++claimsDone === 2) bothClaimed();
+      return result;
+    },
+    release: (...args) => store.release(...args),
+  };
+  const create = deps.status.create.bind(deps.status);
+  deps.status.create = async (record) => {
+    await gate;
+    return create(record);
+  };
+  return createApiHandler(deps);
+}
+
 describe('Idempotency-Key', () => {
   it('returns the same id for a sequential retry and enqueues once', async () => {
     // Act
@@ -108,29 +136,8 @@ describe('Idempotency-Key', () => {
   });
 
   it('refuses the loser of a race with a different body even before the winner has written its status record', async () => {
-    // Prepare: the real adapters, but the winner's status write waits until both requests have their claim
-    // result, so the loser decides while no status record exists (the window the race leaves open).
-    const deps = createAwsDeps(loadApiConfig(process.env), new Logger({ logLevel: 'ERROR' }));
-    let claimsDone = 0;
-    let bothClaimed: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      bothClaimed = resolve;
-    });
-    const store = deps.idempotency;
-    deps.idempotency = {
-      claim: async (...args) => {
-        const result = await store.claim(...args);
-        if (++claimsDone === 2) bothClaimed();
-        return result;
-      },
-      release: (...args) => store.release(...args),
-    };
-    const create = deps.status.create.bind(deps.status);
-    deps.status.create = async (record) => {
-      await gate;
-      return create(record);
-    };
-    const gated = createApiHandler(deps);
+    // Prepare
+    const gated = handlerHoldingStatusWritesUntilTwoClaims();
     const bodies = [
       { ...validRequest, subject: 'gated first' },
       { ...validRequest, subject: 'gated second' },
@@ -152,6 +159,24 @@ describe('Idempotency-Key', () => {
     expect(queued.map((m) => [m.id, m.request.subject])).toEqual([
       [parseBody(responses[winner]!).id, bodies[winner]!.subject],
     ]);
+  });
+
+  it('gives the loser of a race with the same body the winner’s id once the winner’s record is written', async () => {
+    const gated = handlerHoldingStatusWritesUntilTwoClaims();
+    const event = () =>
+      apiEvent({
+        method: 'POST',
+        path: '/v1/messages',
+        body: validRequest,
+        headers: { 'Idempotency-Key': 'gated-same' },
+      });
+
+    const responses = await Promise.all([gated(event()), gated(event())]);
+
+    expect(responses.map((r) => r.statusCode)).toEqual([202, 202]);
+    const ids = responses.map((r) => parseBody(r).id);
+    expect(ids[0]).toBe(ids[1]);
+    expect(((await drainQueue(resources)) as QueueMessage[]).map((m) => m.id)).toEqual([ids[0]]);
   });
 
   it('compares with the status record’s fingerprint when the claim has none (made by an earlier version)', async () => {
@@ -226,14 +251,53 @@ describe('Idempotency-Key', () => {
     expect(((await drainQueue(resources)) as QueueMessage[]).map((m) => m.id)).toEqual([id]);
   });
 
-  it('answers a recent claim without a status record (its claimant is still at work) with the claimed id', async () => {
+  it('answers 409, not the claimed id, while a recent claim still has no status record', async () => {
+    // Prepare: a claim made a minute ago whose request never wrote its record (slow, or failed).
     const store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
     const inFlight = '01ARZ3NDEKTSV4RRFFQ69G5FAW';
     await store.claim('in-flight-1', inFlight, new Date(Date.now() - 60 * 1000));
 
+    // Act
     const response = await submit(validRequest, 'in-flight-1');
 
-    expect(parseBody(response)).toEqual({ id: inFlight, status: 'queued' });
+    // Assess: that id may never exist, so it is not handed out; the client is told to retry.
+    expect(response.statusCode).toBe(409);
+    expect(parseBody(response)).toMatchObject({ error: 'idempotency_key_in_use' });
+    expect(await drainQueue(resources)).toEqual([]);
+  });
+
+  it('never hands out the id of a request whose status write failed and whose key could not be released', async () => {
+    // Prepare: S3 refuses the status record, and then the release of the key as well (an S3 outage).
+    const deps = createAwsDeps(loadApiConfig(process.env), new Logger({ logLevel: 'SILENT' }));
+    deps.status.create = async () => {
+      throw Object.assign(new Error('We encountered an internal error. Please try again.'), {
+        name: 'InternalError',
+      });
+    };
+    const store = deps.idempotency;
+    deps.idempotency = {
+      claim: (...args) => store.claim(...args),
+      release: async () => {
+        throw Object.assign(new Error('Service unavailable'), { name: 'ServiceUnavailable' });
+      },
+    };
+    const failing = createApiHandler(deps);
+    const event = () =>
+      apiEvent({
+        method: 'POST',
+        path: '/v1/messages',
+        body: validRequest,
+        headers: { 'Idempotency-Key': 'outage-1' },
+      });
+
+    // Act: the first attempt fails; the client retries with the same key once S3 is back.
+    const first = await failing(event());
+    const retry = await handler(event());
+
+    // Assess
+    expect(first.statusCode).toBe(500);
+    expect(retry.statusCode).toBe(409);
+    expect(parseBody(retry)).toMatchObject({ error: 'idempotency_key_in_use' });
     expect(await drainQueue(resources)).toEqual([]);
   });
 });
