@@ -80,7 +80,7 @@ export class ApiClient {
       }
       const region =
         options.region ??
-        /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(this.base.hostname)?.[1] ??
+        /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$/.exec(this.base.hostname)?.[1] ??
         process.env.AWS_REGION ??
         process.env.AWS_DEFAULT_REGION;
       if (!region) throw new ApiError(0, 'no_region', 'cannot tell the API region: set AWS_REGION');
@@ -142,7 +142,8 @@ export class ApiClient {
     body?: string,
     extra: Record<string, string> = {},
   ): Promise<Response> {
-    const url = new URL(path, this.base);
+    // Relative to the base path too: a custom domain may map the API under a prefix (https://x.example/smtpq).
+    const url = new URL(`${this.base.pathname.replace(/\/+$/, '')}${path}`, this.base);
     let headers: Record<string, string> = {
       accept: 'application/json',
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),

@@ -100,6 +100,12 @@ describe('ApiClient', () => {
     expect(seen.at(-1)!.headers['idempotency-key']).toBeUndefined();
   });
 
+  it('keeps the path of a base URL (an API mapped under a prefix)', async () => {
+    reply = { status: 200, body: '{"id":"m3"}' };
+    await new ApiClient({ api: `${base}/smtpq/` }).status('m3');
+    expect(seen.at(-1)!.url).toBe('/smtpq/v1/messages/m3');
+  });
+
   it('turns API errors into typed errors with their code and issues; 5xx and 429 are transient', async () => {
     const client = new ApiClient({ api: base });
     reply = {
