@@ -1,0 +1,114 @@
+// A BDAT transaction (RFC 3030, used with PIPELINING): MAIL, RCPT… and `BDAT n LAST` with the message in one
+// write, without waiting for anything, so several transactions are in flight at once. A streamed body goes
+// in chunks of BDAT_CHUNK octets, each announced by its own BDAT.
+import { type Body, describe, finishRecord, streamBody } from './body.ts';
+import { DataEncoding } from './data-encoder.ts';
+import type { EnvelopeLines } from './envelope.ts';
+import { everyRecipient, recipientOutcomes, settle } from './outcomes.ts';
+import { broken, checkReset, ok, protocolError, type Session, stageOf, writeGroup } from './session.ts';
+import type { Reply, SendResult } from './types.ts';
+
+/** BDAT chunk size for streamed bodies: big enough that replies are few, small enough to bound memory. */
+const BDAT_CHUNK = 64 * 1024;
+
+export async function bdatTransaction(
+  session: Session,
+  lines: EnvelopeLines,
+  body: Body,
+  replay = false,
+): Promise<SendResult> {
+  const { wire, turn, options } = session;
+  const { command: commandTimeout, dataEnd, data: dataTimeout } = options.timeouts;
+  const carry = await turn.acquire(); // none in practice: only DATA transactions hand bytes on
+  let holding = true;
+  // A BDAT LAST ends its transaction whatever the reply (RFC 3030 §2, like the end of DATA), so the next one
+  // may follow while it is in flight without RSET. A server that keeps the MAIL state of a failed one
+  // anyway answers our MAIL with 503: an in-memory message is then sent again after RSET (replay); a
+  // stream can be read only once, so it gets the RSET up front.
+  const behind = session.inFlight > 0;
+  const reset = replay || session.needsReset || (behind && !('chunks' in body));
+  session.needsReset = false;
+  session.inFlight++;
+  try {
+    if (wire.failure) throw wire.failure;
+    const commands = [...(reset ? ['RSET'] : []), lines.mail, ...lines.rcpts];
+    const chunkReplies: Array<Promise<Reply>> = [];
+    let pending: Array<Promise<Reply>>;
+    if ('chunks' in body) {
+      const header = `BDAT ${body.length} LAST`;
+      for (const command of commands) wire.note('C', command);
+      wire.note('C', header);
+      describe(session, body.chunks, body.octets, body.lines);
+      const flowing = writeGroup(wire, carry, [`${commands.join('\r\n')}\r\n${header}\r\n`, ...body.chunks]);
+      pending = commands.map((command) => wire.expect(stageOf(command), commandTimeout));
+      chunkReplies.push(wire.expect('bdat', dataEnd));
+      if (!flowing) await wire.waitDrain('bdat', dataTimeout);
+    } else {
+      // The commands leave with the first chunk: a small streamed message is one write, like a prebuilt one.
+      pending = [];
+      let first = true;
+      const encoding = new DataEncoding({ dotStuff: false });
+      let held: Buffer[] = [];
+      let heldBytes = 0;
+      const sendChunk = async (last: boolean) => {
+        const header = `BDAT ${heldBytes}${last ? ' LAST' : ''}`;
+        const group = first ? `${commands.join('\r\n')}\r\n${header}\r\n` : `${header}\r\n`;
+        if (first) for (const command of commands) wire.note('C', command);
+        wire.note('C', header);
+        const flowing = writeGroup(wire, first ? carry : undefined, [group, ...held]);
+        if (first)
+          for (const command of commands) pending.push(wire.expect(stageOf(command), commandTimeout));
+        first = false;
+        chunkReplies.push(wire.expect('bdat', last ? dataEnd : commandTimeout));
+        held = [];
+        heldBytes = 0;
+        if (!flowing) await wire.waitDrain('bdat', dataTimeout);
+      };
+      const recorder = await streamBody(session, body.source, encoding, 'bdat', async (chunk) => {
+        held.push(chunk);
+        heldBytes += chunk.length;
+        if (heldBytes >= BDAT_CHUNK) await sendChunk(false);
+      });
+      const end = encoding.finish();
+      finishRecord(session, recorder, end, encoding);
+      if (end.length > 0) {
+        held.push(end);
+        heldBytes += end.length;
+      }
+      await sendChunk(true);
+    }
+    holding = false;
+    turn.release();
+
+    if (reset) await checkReset(wire, pending.shift()!);
+    const [mailPromise, ...rcptPromises] = pending;
+    const mail = await mailPromise!;
+    const rcptReplies = await Promise.all(rcptPromises);
+    const chunks = await Promise.all(chunkReplies);
+    for (const reply of chunks) {
+      if (reply.code < 400 && !ok(reply))
+        throw broken(wire, protocolError('bdat', reply, 'unexpected reply to BDAT'));
+    }
+    // The first refused chunk decides (RFC 3030 §2: the server discards the rest of a failed transaction).
+    const data = chunks.find((reply) => !ok(reply)) ?? chunks[chunks.length - 1]!;
+    if (!ok(mail)) {
+      session.needsReset = true;
+      if (mail.code === 503 && behind && !reset && 'chunks' in body) {
+        wire.note('*', 'MAIL got 503 behind a transaction in flight: sending the message again after RSET');
+        return await bdatTransaction(session, lines, body, true);
+      }
+      return { mail, recipients: everyRecipient(lines.recipients, mail) };
+    }
+    const recipients = recipientOutcomes(lines.recipients, rcptReplies);
+    if (!recipients.some((r) => r.status === 'accepted')) {
+      session.needsReset = true;
+      return { mail, recipients, data };
+    }
+    if (!ok(data)) session.needsReset = true;
+    settle(recipients, data);
+    return { mail, recipients, data };
+  } finally {
+    session.inFlight--;
+    if (holding) turn.release();
+  }
+}
