@@ -9,6 +9,13 @@ import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { ApiConfig } from '../../lib/config.ts';
 import type { ApiDeps } from './deps.ts';
 
+/**
+ * How long the API waits for SQS to take a message. Well inside the function's 15 s timeout, so a hung call
+ * still ends in a status record marked failed and a released Idempotency-Key — not in a `queued` record that
+ * nothing will deliver while retries with the key are answered with its id.
+ */
+export const ENQUEUE_TIMEOUT_MS = 5000;
+
 export function createAwsDeps(config: ApiConfig, logger: Logger): ApiDeps {
   const { s3, sqs } = createAwsClients(config.aws);
   const bucket = config.aws.bucket;
@@ -18,7 +25,7 @@ export function createAwsDeps(config: ApiConfig, logger: Logger): ApiDeps {
     transcripts: new S3TranscriptStore(s3, bucket),
     idempotency: new S3IdempotencyStore(s3, bucket),
     payloads: new S3PayloadStore(s3, bucket),
-    queue: new SqsQueueProducer(sqs, config.aws.queueUrl),
+    queue: new SqsQueueProducer(sqs, config.aws.queueUrl, { callTimeoutMs: ENQUEUE_TIMEOUT_MS }),
     logger,
   };
 }

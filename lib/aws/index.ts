@@ -15,6 +15,7 @@ export {
   type ProducerOptions,
   type SendResult,
   SqsQueueProducer,
+  SqsTimeoutError,
 } from './queue-producer.ts';
 export { CorruptObjectError } from './s3-objects.ts';
 export { SECRET_TTL_MS, SecretFormatError, type SmtpCredentials, SmtpSecretReader } from './smtp-secret.ts';

@@ -17,6 +17,12 @@ const maxEntriesPerBatch = 10;
 export const MAX_SQS_BATCH_BYTES = 1024 * 1024;
 export const MAX_VISIBILITY_SECONDS = 43_200;
 
+/** An SQS call abandoned after ProducerOptions.callTimeoutMs. */
+export class SqsTimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+  readonly code = 'SQS_TIMEOUT';
+}
+
 export type SendResult = { ok: true; messageId: string } | { ok: false; code: string; error: string };
 
 export interface ProducerOptions {
@@ -26,6 +32,12 @@ export interface ProducerOptions {
   baseDelayMs?: number;
   /** Byte budget of one SendMessageBatch call. Default 1 MiB. */
   maxBatchBytes?: number;
+  /**
+   * Abandon an SQS call (with the SDK's own retries) that has not completed after this long, failing it with
+   * a TimeoutError. Default: none (the SDK waits up to 15 minutes on a silent connection). The API sets it,
+   * so a hung call fails, and is reported, before the Lambda itself times out with nothing recorded.
+   */
+  callTimeoutMs?: number;
 }
 
 interface PendingEntry {
@@ -40,6 +52,7 @@ export class SqsQueueProducer {
   private readonly retries: number;
   private readonly baseDelayMs: number;
   private readonly maxBatchBytes: number;
+  private readonly callTimeoutMs: number | undefined;
 
   constructor(
     private readonly sqs: SQSClient,
@@ -49,12 +62,16 @@ export class SqsQueueProducer {
     this.retries = options.retries ?? 3;
     this.baseDelayMs = options.baseDelayMs ?? 100;
     this.maxBatchBytes = options.maxBatchBytes ?? MAX_SQS_BATCH_BYTES;
+    this.callTimeoutMs = options.callTimeoutMs;
   }
 
   /** Enqueues one message; returns the SQS message id. */
   async send(message: QueueMessage): Promise<string> {
-    const result = await this.sqs.send(
-      new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: toSqsBody(message) }),
+    const result = await this.call((options) =>
+      this.sqs.send(
+        new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: toSqsBody(message) }),
+        options,
+      ),
     );
     return result.MessageId ?? '';
   }
@@ -94,6 +111,19 @@ export class SqsQueueProducer {
     );
   }
 
+  /** Runs one SQS call, aborted after callTimeoutMs (if set) with an SqsTimeoutError. */
+  private async call<T>(send: (options: { abortSignal?: AbortSignal }) => Promise<T>): Promise<T> {
+    if (this.callTimeoutMs === undefined) return send({});
+    const abortSignal = AbortSignal.timeout(this.callTimeoutMs);
+    try {
+      return await send({ abortSignal });
+    } catch (error) {
+      if (!abortSignal.aborted) throw error;
+      // SQS may still have taken the message: the caller can only record that it does not know it did.
+      throw new SqsTimeoutError(`SQS did not answer within ${this.callTimeoutMs} ms`, { cause: error });
+    }
+  }
+
   /** Groups entries into calls of ≤ 10 entries and ≤ maxBatchBytes (an oversize entry goes alone). */
   private *chunks(entries: PendingEntry[]): Generator<PendingEntry[]> {
     let chunk: PendingEntry[] = [];
@@ -125,8 +155,8 @@ export class SqsQueueProducer {
     }));
     let response: SendMessageBatchCommandOutput;
     try {
-      response = await this.sqs.send(
-        new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }),
+      response = await this.call((options) =>
+        this.sqs.send(new SendMessageBatchCommand({ QueueUrl: this.queueUrl, Entries: entries }), options),
       );
     } catch (error) {
       // The whole call failed (after the SDK's own retries): every entry of the chunk is reported.

@@ -1,10 +1,14 @@
 // When SQS refuses, nothing is lost silently: the API handler pointed at a queue that does not exist (a real
 // SQS error from moto, not a mock) answers a single submit with a 500 carrying the request id, reports every
 // batch item as enqueue_failed, and leaves each status record failed with the reason.
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApiHandler } from '../../functions/api/app.ts';
 import { createAwsDeps } from '../../functions/api/aws-deps.ts';
+import { createAwsClients } from '../../lib/aws/clients.ts';
+import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import { S3StatusStore } from '../../lib/aws/status-store.ts';
 import { loadApiConfig } from '../../lib/config.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
@@ -34,6 +38,14 @@ beforeAll(async () => {
   status = new S3StatusStore(resources.clients.s3, resources.bucket);
 });
 
+/** Ids of every status record in the bucket (messages/<id>.json). */
+async function listStatusIds(): Promise<string[]> {
+  const listing = await resources.clients.s3.send(
+    new ListObjectsV2Command({ Bucket: resources.bucket, Prefix: 'messages/' }),
+  );
+  return (listing.Contents ?? []).map((object) => object.Key!.slice('messages/'.length, -'.json'.length));
+}
+
 const submit = (handler: ApiHandler, headers: Record<string, string> = {}) =>
   handler(apiEvent({ method: 'POST', path: '/v1/messages', body: validRequest, headers }));
 
@@ -52,6 +64,42 @@ describe('the queue refuses', () => {
     expect(retried.headers).not.toHaveProperty('idempotent-replayed');
     const queued = (await drainQueue(resources)) as { id: string }[];
     expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
+  });
+
+  it('gives up on an SQS call that never answers, marks the record failed and frees the key', async () => {
+    // Prepare: SQS behind a TCP server that accepts connections and never answers.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const { sqs } = createAwsClients({ region: 'us-east-1', endpoint });
+    const deps = createAwsDeps(loadApiConfig(), new Logger({ logLevel: 'SILENT' }));
+    deps.queue = new SqsQueueProducer(sqs, `${endpoint}/123456789012/q`, { callTimeoutMs: 300 });
+    const hung = createApiHandler(deps);
+
+    try {
+      // Act
+      const failed = await submit(hung, { 'Idempotency-Key': 'hung-sqs' });
+      const retried = await submit(healthy, { 'Idempotency-Key': 'hung-sqs' });
+
+      // Assess
+      expect(failed.statusCode).toBe(500);
+      expect(retried.statusCode).toBe(202);
+      const queued = (await drainQueue(resources)) as { id: string }[];
+      expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
+      const ids = (await listStatusIds()).filter((id) => id !== parseBody(retried).id);
+      const records = await Promise.all(ids.map(async (id) => (await status.get(id))!.value));
+      expect(records.filter((r) => r.idempotencyKey === 'hung-sqs')).toMatchObject([
+        { state: 'failed', error: 'not enqueued: TimeoutError: SQS did not answer within 300 ms' },
+      ]);
+    } finally {
+      sqs.destroy();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('reports every valid batch item as enqueue_failed and marks its status record failed', async () => {

@@ -1,5 +1,7 @@
 // SqsQueueProducer against moto: batches are split by count and size, every entry gets a result, entries
 // SQS fails are retried, and visibility changes really delay redelivery.
+
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import {
   ReceiveMessageCommand,
   type SendMessageBatchCommandInput,
@@ -7,7 +9,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { createAwsClients, SqsQueueProducer } from '../../lib/aws/index.ts';
+import { createAwsClients, SqsQueueProducer, SqsTimeoutError } from '../../lib/aws/index.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import { createTestResources, TEST_REGION, type TestResources } from '../support/moto.ts';
 
@@ -218,6 +220,38 @@ describe('SqsQueueProducer', () => {
 
     expect(results).toHaveLength(2);
     for (const result of results) expect(result.ok).toBe(false);
+  });
+
+  it('fails a call to an SQS endpoint that never answers after callTimeoutMs, for send and sendBatch', async () => {
+    // Prepare: a TCP server that accepts connections and never says a word.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const { sqs } = createAwsClients({ region: TEST_REGION, endpoint: `http://127.0.0.1:${port}` });
+    const producer = new SqsQueueProducer(sqs, `http://127.0.0.1:${port}/123456789012/q`, {
+      callTimeoutMs: 300,
+    });
+
+    try {
+      // Act
+      const [sent, batch] = await Promise.allSettled([
+        producer.send(message('hung-1')),
+        producer.sendBatch([message('hung-2'), message('hung-3')]),
+      ]);
+
+      // Assess
+      expect(sent.status === 'rejected' && sent.reason).toBeInstanceOf(SqsTimeoutError);
+      const timedOut = { ok: false, code: 'TimeoutError', error: 'SQS did not answer within 300 ms' };
+      expect(batch).toEqual({ status: 'fulfilled', value: [timedOut, timedOut] });
+    } finally {
+      sqs.destroy();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('changeVisibility(0) makes a received message visible again at once', async () => {
