@@ -131,9 +131,6 @@ async function claimKey(
     throw error;
   }
   if (result.claimed) return undefined;
-  // The claim names its request's fingerprint: a different body is refused whether or not the claimant has
-  // written its status record yet (claims from before the claim carried it are compared below).
-  if (result.fingerprint !== undefined && result.fingerprint !== fingerprint) return keyReused();
   const original = await deps.status.get(result.id);
   if (!original && takeOver && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS) {
     // release() deletes only the claim that still names result.id (If-Match), so of two requests taking
@@ -142,6 +139,9 @@ async function claimKey(
     await deps.idempotency.release(key, result.id);
     return claimKey(deps, key, id, fingerprint, now, false);
   }
+  // The claim names its request's fingerprint: a different body is refused whether or not the claimant has
+  // written its status record yet (claims from before the claim carried it are compared below).
+  if (result.fingerprint !== undefined && result.fingerprint !== fingerprint) return keyReused();
   const record = original ?? (await awaitRecord(deps, result.id));
   // No record yet: the claimant is slow, or failed and could not give the key back. Its id may never
   // exist, so it is not handed out; the client retries (and takes over the key once it is abandoned).

@@ -251,6 +251,23 @@ describe('Idempotency-Key', () => {
     expect(((await drainQueue(resources)) as QueueMessage[]).map((m) => m.id)).toEqual([id]);
   });
 
+  it('takes over an abandoned key whatever body its dead claimant had', async () => {
+    // Prepare: a 20-minute-old claim for another body, never followed by a status record.
+    const store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
+    const lost = '01ARZ3NDEKTSV4RRFFQ69G5FAX';
+    await store.claim('abandoned-2', lost, new Date(Date.now() - 20 * 60 * 1000), 'f'.repeat(64));
+
+    // Act
+    const response = await submit(validRequest, 'abandoned-2');
+
+    // Assess
+    expect(response.statusCode).toBe(202);
+    expect(parseBody(response).id).not.toBe(lost);
+    expect(((await drainQueue(resources)) as QueueMessage[]).map((m) => m.id)).toEqual([
+      parseBody(response).id,
+    ]);
+  });
+
   it('answers 409, not the claimed id, while a recent claim still has no status record', async () => {
     // Prepare: a claim made a minute ago whose request never wrote its record (slow, or failed).
     const store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
