@@ -98,6 +98,7 @@ export class SmtpConnection {
   private ext: Extensions = noExtensions();
   private readonly session: Session;
   private quitting = false;
+  private quitted: Promise<void> | undefined;
 
   private constructor(wire: Wire, options: ResolvedOptions) {
     this.wire = wire;
@@ -179,8 +180,17 @@ export class SmtpConnection {
   }
 
   /** Waits for queued transactions, says QUIT and closes. Never throws: a dead session is simply closed. */
-  async quit(): Promise<void> {
-    if (this.quitting || this.wire.broken) return this.close();
+  quit(): Promise<void> {
+    if (this.quitted) return this.quitted;
+    if (this.quitting || this.wire.broken) {
+      this.close();
+      return Promise.resolve();
+    }
+    this.quitted = this.sayQuit();
+    return this.quitted;
+  }
+
+  private async sayQuit(): Promise<void> {
     this.quitting = true;
     const { turn } = this.session;
     const carry = await turn.acquire();

@@ -310,6 +310,19 @@ describe('transactions', () => {
     expect(lines(transcript).slice(-2)).toEqual(['C: QUIT', expect.stringMatching(/^S: 221/)]);
   });
 
+  it('QUIT waits for the queued sends; a second quit() waits for the same QUIT', async () => {
+    const { s, c, transcript } = await setup();
+    const sends = [1, 2, 3].map((i) => c.send({ from, to: [`r${i}@server.test`] }, message(i)));
+    await Promise.all([c.quit(), c.quit()]);
+    expect((await Promise.all(sends)).map((r) => r.recipients[0]?.status)).toEqual([
+      'accepted',
+      'accepted',
+      'accepted',
+    ]);
+    expect(s.messages).toHaveLength(3);
+    expect(lines(transcript).filter((l) => l === 'C: QUIT')).toHaveLength(1);
+  });
+
   it('a 421 greeting fails the connect as a transient SMTP_REPLY', async () => {
     const s = await startTestSmtpServer({
       tls: 'none',
