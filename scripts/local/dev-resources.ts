@@ -10,6 +10,7 @@ import {
 import {
   CreateQueueCommand,
   GetQueueAttributesCommand,
+  GetQueueUrlCommand,
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../lib/aws/clients.ts';
@@ -22,7 +23,8 @@ export interface SmtpSecretValue {
 export interface DevResources {
   bucket: string;
   queueUrl: string;
-  dlqUrl: string;
+  /** Undefined for an existing queue without a redrive policy. */
+  dlqUrl?: string;
   secretArn: string;
 }
 
@@ -35,6 +37,8 @@ export interface DevResourceOptions {
   visibilityTimeoutSeconds: number;
   /** What the secret must hold (the dev server's credentials, or SMTP_URL's). */
   secret: SmtpSecretValue;
+  /** A bucket and queue that exist already (a deployed stack's): used as they are, nothing created. */
+  existing?: { bucket: string; queueUrl: string };
 }
 
 function isMissing(error: unknown): boolean {
@@ -100,13 +104,34 @@ async function ensureSecret(clients: AwsClients, name: string, value: SmtpSecret
   return created.ARN!;
 }
 
+/** The dead-letter queue of an existing queue, from its redrive policy. */
+async function deadLetterQueueOf(clients: AwsClients, queueUrl: string): Promise<string | undefined> {
+  const result = await clients.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['RedrivePolicy'] }),
+  );
+  const policy = result.Attributes?.RedrivePolicy;
+  if (!policy) return undefined;
+  const arn = (JSON.parse(policy) as { deadLetterTargetArn?: string }).deadLetterTargetArn;
+  const [, , , , account, name] = arn?.split(':') ?? [];
+  if (!account || !name) return undefined;
+  const found = await clients.sqs.send(
+    new GetQueueUrlCommand({ QueueName: name, QueueOwnerAWSAccountId: account }),
+  );
+  return found.QueueUrl;
+}
+
 export async function ensureDevResources(
   clients: AwsClients,
   options: DevResourceOptions,
 ): Promise<DevResources> {
+  const secretArn = await ensureSecret(clients, `${options.prefix}/smtp`, options.secret);
+  if (options.existing) {
+    const { bucket, queueUrl } = options.existing;
+    await clients.s3.send(new HeadBucketCommand({ Bucket: bucket }));
+    return { bucket, queueUrl, dlqUrl: await deadLetterQueueOf(clients, queueUrl), secretArn };
+  }
   const bucket = `${options.prefix}-bucket`;
   await ensureBucket(clients, bucket);
   const queues = await ensureQueues(clients, options);
-  const secretArn = await ensureSecret(clients, `${options.prefix}/smtp`, options.secret);
   return { bucket, queueUrl: queues.url, dlqUrl: queues.dlq, secretArn };
 }

@@ -27,6 +27,16 @@ import { startSqsPoller } from './sqs-poller.ts';
 
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
 
+/**
+ * The user's own AWS settings, as they were when this module loaded. startDev() writes its settings into
+ * process.env for the handlers, and a second stack in the same process must not take them for the user's.
+ */
+const userEnv = {
+  AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL,
+  BUCKET_NAME: process.env.BUCKET_NAME,
+  QUEUE_URL: process.env.QUEUE_URL,
+};
+
 export interface DevOptions {
   /** API + inbox port (PORT, default 3000); 0 for any free port. */
   port?: number;
@@ -87,6 +97,15 @@ async function devCredentials(dataDir: string): Promise<SmtpSecretValue> {
   const credentials = { username: 'smtpq-dev', password: randomBytes(18).toString('base64url') };
   await writeFile(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
   return credentials;
+}
+
+/** BUCKET_NAME + QUEUE_URL name existing resources (a deployed stack's) on an endpoint the user chose. */
+function existingResources(ownMoto: boolean): { bucket: string; queueUrl: string } | undefined {
+  const { BUCKET_NAME: bucket, QUEUE_URL: queueUrl } = userEnv;
+  if (ownMoto || (!bucket && !queueUrl)) return undefined;
+  if (!bucket || !queueUrl)
+    throw new Error('set both BUCKET_NAME and QUEUE_URL to use existing resources, or neither');
+  return { bucket, queueUrl };
 }
 
 function setEnv(env: NodeJS.ProcessEnv, values: Record<string, string | undefined>): void {
@@ -154,7 +173,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     const apiUrl = `http://${urlHost}:${apiPort}`;
 
     // AWS: the given endpoint, or our own moto (state kept in <dataDir>/state between runs).
-    const external = options.awsEndpoint ?? env.AWS_ENDPOINT_URL;
+    const external = options.awsEndpoint ?? userEnv.AWS_ENDPOINT_URL;
     let awsEndpoint = external;
     let ownMoto = false;
     if (!awsEndpoint) {
@@ -180,14 +199,15 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       maxReceiveCount: 5,
       visibilityTimeoutSeconds: 120,
       secret: secret ?? { username: '', password: '' },
+      existing: existingResources(ownMoto),
     });
-    const bucket = env.BUCKET_NAME ?? resources.bucket;
-    const queueUrl = env.QUEUE_URL ?? resources.queueUrl;
+    const { bucket, queueUrl } = resources;
 
     const snapshot: SnapshotTarget = {
       clients,
       bucket,
-      queues: { main: queueUrl, dlq: resources.dlqUrl },
+      // Only our own moto is snapshotted, and its queues always have the DLQ we created.
+      queues: { main: queueUrl, dlq: resources.dlqUrl ?? '' },
       dir: path.join(dataDir, 'state'),
     };
     if (ownMoto) {
@@ -305,7 +325,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       smtpPort: smtp?.port,
       awsEndpoint,
       dataDir,
-      resources: { ...resources, bucket, queueUrl },
+      resources,
       smtpCredentials,
       mail: smtp?.store,
       clients,
@@ -339,7 +359,7 @@ function banner(stack: DevStack, info: { ownMoto: boolean; relay?: SmtpRelay }):
     ['Dev inbox', stack.inboxUrl],
     ['AWS', `${stack.awsEndpoint}${info.ownMoto ? '   (moto, started by smtpq)' : '   (AWS_ENDPOINT_URL)'}`],
     ['Queue', stack.resources.queueUrl],
-    ['DLQ', stack.resources.dlqUrl],
+    ['DLQ', stack.resources.dlqUrl ?? '(none: the queue has no redrive policy)'],
     ['Bucket', stack.resources.bucket],
   ];
   if (info.relay) {

@@ -5,13 +5,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { type DevStack, startDev } from '../../scripts/local/dev.ts';
+import type { DevStack } from '../../scripts/local/dev.ts';
 
 export async function startTestDev(): Promise<DevStack> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'smtpq-dev-e2e-'));
   // Fast retries so a deferred recipient is tried again within the test.
   process.env.RETRY_BASE_SECONDS ??= '1';
   process.env.RETRY_MAX_SECONDS ??= '2';
+  // Loaded on first use: dev.ts reads the user's AWS settings from the environment when it loads.
+  const { startDev } = await import('../../scripts/local/dev.ts');
   const stack = await startDev({
     port: 0,
     smtpPort: 0,
