@@ -1,5 +1,6 @@
 // sendWithRetry against smtp-server: transient outcomes retried (only the recipients still undelivered),
 // permanent ones never, 452 splits sent at once, back-off bounded by the policy and the deadline.
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTranscript, type RetryPolicy, SmtpConnection, sendWithRetry } from '../../lib/smtp/index.ts';
 import {
@@ -164,6 +165,31 @@ describe('sendWithRetry', () => {
     const { result } = run(s, ['b@server.test'], { policy: { attempts: 0, baseDelayMs: 1, maxDelayMs: 1 } });
     await expect(result).rejects.toMatchObject({ code: 'SMTP_INVALID_ARGUMENT' });
   });
+
+  it('ends an attempt at the deadline even when the server stalls longer than the command timeout', async () => {
+    // Greets and answers EHLO, then never answers MAIL: only the deadline can end the wait (the command
+    // timeout is 30 s, longer than this test may run).
+    const stalling = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.write('220 stall.test ESMTP\r\n');
+      socket.once('data', () => socket.write('250 stall.test\r\n'));
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (stalling.address() as net.AddressInfo).port;
+      const r = await sendWithRetry({
+        options: { host: '127.0.0.1', port, tls: 'none', timeouts: { command: 30_000 } },
+        envelope: { from: 'a@client.test', to: ['b@server.test'] },
+        body,
+        policy: { attempts: 3, baseDelayMs: 1, maxDelayMs: 1, deadline: Date.now() + 1500 },
+        sleep: async () => {},
+      });
+      expect(r.error).toMatchObject({ code: 'SMTP_TIMEOUT', stage: 'mail' });
+      expect(r.recipients[0]?.status).toBe('deferred');
+    } finally {
+      stalling.close();
+    }
+  }, 10_000);
 
   it('reports a connect failure as the session error with deferred recipients', async () => {
     const s = await server({});
