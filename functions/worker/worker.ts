@@ -116,17 +116,17 @@ async function processRecord(
       { id: content.id, receiveCount, owner, leaseMs, prepare: (ledger) => prepareMessage(request, ledger) },
     );
     if (result.kind === 'missing') {
-      return malformed(deps, log, `no status record for message ${content.id}`, undefined);
+      return malformed(deps, record, log, `no status record for message ${content.id}`, undefined);
     }
     recordMetrics(deps.metrics, result);
     deps.logger.info('delivery attempt', { ...log, id: content.id, ...summarize(result) });
     if (result.kind === 'done') return true;
-    await hide(deps, record, result.delaySeconds);
+    await setVisibility(deps, record, result.delaySeconds, 'the back-off');
     return false;
   } catch (error) {
-    if (error instanceof MalformedRecordError) return malformed(deps, log, error.message, error.id);
+    if (error instanceof MalformedRecordError) return malformed(deps, record, log, error.message, error.id);
     // The request passed validation but cannot be composed: as malformed as a bad body.
-    if (error instanceof MessageError) return malformed(deps, log, error.message, id);
+    if (error instanceof MessageError) return malformed(deps, record, log, error.message, id);
     deps.logger.error('delivery attempt broke off; the record will be tried again', { ...log, id, error });
     return false;
   }
@@ -134,10 +134,13 @@ async function processRecord(
 
 /**
  * A record no retry can fix: logged, the message (if the record names one) failed with the reason, and the
- * record reported, so the queue's redrive policy moves it to the DLQ. Returns false (reported).
+ * record reported with visibility 0, so it is received again at once and the queue's redrive policy moves it
+ * to the DLQ after maxReceiveCount receives — in seconds, not maxReceiveCount × the queue's visibility
+ * timeout (40 × 1085 s ≈ 12 h with the deployed defaults). Returns false (reported).
  */
 async function malformed(
   deps: WorkerDeps,
+  record: SQSRecord,
   log: Record<string, unknown>,
   reason: string,
   id: string | undefined,
@@ -145,15 +148,21 @@ async function malformed(
   deps.logger.error('malformed queue record: left for the dead-letter queue', { ...log, id, reason });
   deps.metrics.addMetric('MalformedRecords', MetricUnit.Count, 1);
   if (id) await markFailed(deps, id, `malformed queue record: ${reason}`);
+  await setVisibility(deps, record, 0, 'visibility 0 (straight back for the redrive)');
   return false;
 }
 
-/** Sets the back-off as the record's visibility; if that fails the queue's own timeout applies. */
-async function hide(deps: WorkerDeps, record: SQSRecord, seconds: number): Promise<void> {
+/** Hides the record for `seconds`; if that fails the queue's own timeout applies (logged). */
+async function setVisibility(
+  deps: WorkerDeps,
+  record: SQSRecord,
+  seconds: number,
+  what: string,
+): Promise<void> {
   try {
     await deps.queue.changeVisibility(record.receiptHandle, seconds);
   } catch (error) {
-    deps.logger.warn('could not set the back-off as visibility timeout', {
+    deps.logger.warn(`could not set ${what} as visibility timeout; the queue's own timeout applies`, {
       sqsMessageId: record.messageId,
       error,
     });

@@ -1,16 +1,26 @@
 // Records that cannot be finished reach the dead-letter queue through the queue's real redrive policy
 // (moto): a message the relay keeps deferring, and malformed records — with the reason on the status
-// record whenever the record names a message.
-import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { SQSEvent } from 'aws-lambda';
+// record whenever the record names a message. The queue has the deployed visibility timeout (1085 s), so a
+// record can only be received again within a test if the worker itself set its visibility: the back-off
+// for a deferred one, 0 for a malformed one.
+import { LogFormatter, Logger, LogItem } from '@aws-lambda-powertools/logger';
+import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
+import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StatusView } from '../../functions/api/status.ts';
+import { createWorkerDeps } from '../../functions/worker/deps.ts';
+import { createWorker } from '../../functions/worker/worker.ts';
+import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
+import { loadWorkerConfig } from '../../lib/config.ts';
 import { type BatchReport, createSqsPoller, type SqsPoller } from '../../scripts/local/sqs-poller.ts';
 import { apiEvent } from '../integration/api-harness.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 
-const MAX_RECEIVE_COUNT = 2;
+const MAX_RECEIVE_COUNT = 3;
+/** The deployed queue's visibility timeout (infra: 6 × the worker timeout + the batching window). */
+const QUEUE_VISIBILITY_SECONDS = 1085;
 
 type Handler<E, R> = (event: E) => Promise<R>;
 let api: Handler<ReturnType<typeof apiEvent>, { statusCode?: number; body?: string }>;
@@ -21,10 +31,22 @@ let poller: SqsPoller;
 const reports: BatchReport[] = [];
 /** Bodies that reached the DLQ (received and kept here, so each test can look for its own). */
 const deadLetters: string[] = [];
+/** Every ChangeMessageVisibility the worker made, and whether SQS accepted it. */
+const visibilityChanges: { receiptHandle: string; seconds: number; accepted: boolean }[] = [];
+/** The worker's log lines at level ERROR and above, as the formatter received them. */
+const errorLogs: Record<string, unknown>[] = [];
+
+class CapturingFormatter extends LogFormatter {
+  formatAttributes(attributes: UnformattedAttributes, additional: LogAttributes): LogItem {
+    const entry = { level: attributes.logLevel, message: attributes.message, ...additional };
+    errorLogs.push(entry);
+    return new LogItem({ attributes: entry });
+  }
+}
 
 beforeAll(async () => {
   resources = await createTestResources(inject('motoEndpoint'), {
-    visibilityTimeoutSeconds: 1,
+    visibilityTimeoutSeconds: QUEUE_VISIBILITY_SECONDS,
     maxReceiveCount: MAX_RECEIVE_COUNT,
   });
   smtp = await startTestSmtpServer({
@@ -47,7 +69,24 @@ beforeAll(async () => {
     RETRY_MAX_ATTEMPTS: '30',
   });
   api = (await import('../../functions/api/index.ts')).handler;
-  worker = (await import('../../functions/worker/index.ts')).handler;
+  const producer = new SqsQueueProducer(resources.clients.sqs, resources.queueUrl);
+  worker = createWorker(
+    createWorkerDeps(loadWorkerConfig(), {
+      clients: resources.clients,
+      logger: new Logger({ logLevel: 'ERROR', logFormatter: new CapturingFormatter() }),
+      queue: {
+        async changeVisibility(receiptHandle, seconds) {
+          try {
+            await producer.changeVisibility(receiptHandle, seconds);
+            visibilityChanges.push({ receiptHandle, seconds, accepted: true });
+          } catch (error) {
+            visibilityChanges.push({ receiptHandle, seconds, accepted: false });
+            throw error;
+          }
+        },
+      },
+    }),
+  );
   poller = createSqsPoller({
     sqs: resources.clients.sqs,
     queueUrl: resources.queueUrl,
@@ -117,6 +156,37 @@ async function untilDeadLettered(matches: (body: string) => boolean): Promise<st
   throw new Error('nothing matching reached the dead-letter queue');
 }
 
+/** The records handed to the worker whose body satisfies `matches`, in order. */
+function recordsMatching(matches: (body: string) => boolean): SQSRecord[] {
+  return reports.flatMap((r) => r.event.Records.filter((x) => matches(x.body)));
+}
+
+/**
+ * A malformed record went the fast way: received maxReceiveCount times (ApproximateReceiveCount 1, 2, …),
+ * each receipt set visible again at once (visibility 0, accepted by SQS) — with the queue's 1085 s
+ * visibility the next receive could not have happened otherwise — and each receive logged at ERROR with
+ * the SQS message id and the reason.
+ */
+function expectFastRedrive(matches: (body: string) => boolean, reason: RegExp): void {
+  const records = recordsMatching(matches);
+  expect(records.map((r) => r.attributes.ApproximateReceiveCount)).toEqual(
+    Array.from({ length: MAX_RECEIVE_COUNT }, (_, i) => String(i + 1)),
+  );
+  for (const record of records) {
+    expect(visibilityChanges.filter((c) => c.receiptHandle === record.receiptHandle)).toEqual([
+      { receiptHandle: record.receiptHandle, seconds: 0, accepted: true },
+    ]);
+    const logged = errorLogs.filter(
+      (l) =>
+        l.sqsMessageId === record.messageId &&
+        l.receiveCount === Number(record.attributes.ApproximateReceiveCount),
+    );
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ message: 'malformed queue record: left for the dead-letter queue' });
+    expect(logged[0]!.reason).toMatch(reason);
+  }
+}
+
 /** How often the worker was handed records whose body satisfies `matches`, and how many were reported failed. */
 function handled(matches: (body: string) => boolean): { received: number; reportedFailed: number } {
   const records = reports.flatMap((r) =>
@@ -141,7 +211,14 @@ describe('dead-letter queue', () => {
     expect(status.transcripts).toHaveLength(MAX_RECEIVE_COUNT);
   }, 60_000);
 
-  it('a body that is not JSON: reported on every receive, then dead-lettered', async () => {
+  it('the queue really hides a reported record for its 1085 s visibility timeout unless the worker changes it', async () => {
+    const { Attributes } = await resources.clients.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: resources.queueUrl, AttributeNames: ['VisibilityTimeout'] }),
+    );
+    expect(Attributes?.VisibilityTimeout).toBe(String(QUEUE_VISIBILITY_SECONDS));
+  });
+
+  it('a body that is not JSON: reported on every receive with visibility 0, then dead-lettered', async () => {
     const body = '{"v":1,"id": not json';
     await enqueueRaw(body);
     const dead = await untilDeadLettered((b) => b === body);
@@ -150,6 +227,9 @@ describe('dead-letter queue', () => {
       received: MAX_RECEIVE_COUNT,
       reportedFailed: MAX_RECEIVE_COUNT,
     });
+    expectFastRedrive((b) => b === body, /^body is not JSON \(21 characters\)$/);
+    // The reason names the length, never the content.
+    expect(JSON.stringify(errorLogs)).not.toContain('not json');
   }, 60_000);
 
   it('a record with a known id but an invalid request: the message is failed with the reason, the record dead-lettered', async () => {
@@ -158,6 +238,7 @@ describe('dead-letter queue', () => {
     const body = JSON.stringify({ v: 1, id, request: { from: 'not an address', to: [] } });
     await enqueueRaw(body);
     await untilDeadLettered((b) => b === body);
+    expectFastRedrive((b) => b === body, /^invalid send request: /);
     const status = await getStatus(id);
     expect(status.state).toBe('failed');
     expect(status.error).toMatch(/^malformed queue record: invalid send request: /);
@@ -171,6 +252,7 @@ describe('dead-letter queue', () => {
     const body = JSON.stringify({ v: 1, id, payloadKey: `payloads/${id}.json` });
     await enqueueRaw(body);
     await untilDeadLettered((b) => b === body);
+    expectFastRedrive((b) => b === body, /^claim-check payload .* is missing$/);
     const status = await getStatus(id);
     expect(status).toMatchObject({ state: 'failed' });
     expect(status.error).toBe(`malformed queue record: claim-check payload payloads/${id}.json is missing`);
@@ -181,5 +263,19 @@ describe('dead-letter queue', () => {
     await enqueueRaw(body);
     const dead = await untilDeadLettered((b) => b === body);
     expect(dead).toBe(body);
+    expectFastRedrive((b) => b === body, /^body is not a queue message: /);
+  }, 60_000);
+
+  it('a well-formed record for a message with no status record is dead-lettered the same way', async () => {
+    const id = 'never-submitted-0001';
+    const body = JSON.stringify({
+      v: 1,
+      id,
+      request: { from: 'alice@example.com', to: ['ghost@example.org'], text: 'x' },
+    });
+    await enqueueRaw(body);
+    await untilDeadLettered((b) => b === body);
+    expectFastRedrive((b) => b === body, new RegExp(`^no status record for message ${id}$`));
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('ghost@example.org'))).toEqual([]);
   }, 60_000);
 });
