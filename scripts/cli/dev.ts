@@ -5,6 +5,7 @@ interface DevCliOptions {
   port?: string;
   smtpPort?: string;
   dataDir?: string;
+  realAws?: boolean;
 }
 
 function portOption(value: string | undefined, flag: string): number | undefined {
@@ -25,6 +26,10 @@ export function register(program: Command): void {
       '--data-dir <dir>',
       'where mail, certificates and state live (default $SMTPQ_DATA_DIR or .smtpq/)',
     )
+    .option(
+      '--real-aws',
+      'use real AWS in $AWS_REGION (credentials from the AWS chain) instead of an emulator',
+    )
     .action(async (options: DevCliOptions) => {
       // The SDK warns that its 2027 releases need Node 22; smtpq supports Node 20 until then, and the warning
       // would sit in the middle of the banner.
@@ -36,6 +41,7 @@ export function register(program: Command): void {
           port: portOption(options.port, '--port'),
           smtpPort: portOption(options.smtpPort, '--smtp-port'),
           dataDir: options.dataDir,
+          ...(options.realAws ? { realAws: true } : {}),
         });
       } catch (error) {
         console.error(`smtpq dev: ${(error as Error).message}`);

@@ -1,6 +1,6 @@
 // The AWS resources of `npm run dev` — bucket, queue with its dead-letter queue (redrive), SMTP secret —
 // created when missing, found when present, so a restart (or a second run against LocalStack) reuses them.
-import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, type CreateBucketCommandInput, HeadBucketCommand } from '@aws-sdk/client-s3';
 import {
   CreateSecretCommand,
   DescribeSecretCommand,
@@ -39,6 +39,12 @@ export interface DevResourceOptions {
   secret: SmtpSecretValue;
   /** A bucket and queue that exist already (a deployed stack's): used as they are, nothing created. */
   existing?: { bucket: string; queueUrl: string };
+  region: string;
+  /**
+   * Bucket names are global in real AWS: `<prefix>-<account>-<region>` (the account read from the queue's
+   * ARN) instead of an emulator's `<prefix>-bucket`.
+   */
+  globalBucketName?: boolean;
 }
 
 function isMissing(error: unknown): boolean {
@@ -49,12 +55,17 @@ function isMissing(error: unknown): boolean {
   );
 }
 
-async function ensureBucket(clients: AwsClients, bucket: string): Promise<void> {
+async function ensureBucket(clients: AwsClients, bucket: string, region: string): Promise<void> {
   try {
     await clients.s3.send(new HeadBucketCommand({ Bucket: bucket }));
   } catch (error) {
     if (!isMissing(error)) throw error;
-    await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    // Outside us-east-1, S3 wants the region named (real S3 refuses the request otherwise).
+    const location =
+      region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: region } };
+    await clients.s3.send(
+      new CreateBucketCommand({ Bucket: bucket, ...location } as CreateBucketCommandInput),
+    );
   }
 }
 
@@ -130,8 +141,11 @@ export async function ensureDevResources(
     await clients.s3.send(new HeadBucketCommand({ Bucket: bucket }));
     return { bucket, queueUrl, dlqUrl: await deadLetterQueueOf(clients, queueUrl), secretArn };
   }
-  const bucket = `${options.prefix}-bucket`;
-  await ensureBucket(clients, bucket);
   const queues = await ensureQueues(clients, options);
+  const account = (await queueArn(clients, queues.url)).split(':')[4];
+  const bucket = options.globalBucketName
+    ? `${options.prefix}-${account}-${options.region}`
+    : `${options.prefix}-bucket`;
+  await ensureBucket(clients, bucket, options.region);
   return { bucket, queueUrl: queues.url, dlqUrl: queues.dlq, secretArn };
 }

@@ -46,8 +46,10 @@ export interface DevOptions {
   smtpPort?: number;
   /** Where mail, certificates and the emulator snapshot live (SMTPQ_DATA_DIR, default <project>/.smtpq). */
   dataDir?: string;
-  /** An existing emulator or AWS (AWS_ENDPOINT_URL); unset: start moto. */
+  /** An existing emulator, e.g. LocalStack (AWS_ENDPOINT_URL); unset: start moto. */
   awsEndpoint?: string;
+  /** Real AWS in AWS_REGION with the credentials of the AWS chain (SMTPQ_REAL_AWS=1), instead of an emulator. */
+  realAws?: boolean;
   /** A real relay instead of the dev SMTP server (SMTP_URL). */
   smtpUrl?: string;
   /** Name prefix of the queue, DLQ, bucket and secret. Default smtpq-dev. */
@@ -62,7 +64,8 @@ export interface DevStack {
   port: number;
   /** The dev SMTP server's port; undefined when SMTP_URL points at a real relay. */
   smtpPort?: number;
-  awsEndpoint: string;
+  /** The emulator's URL; undefined for real AWS. */
+  awsEndpoint?: string;
   dataDir: string;
   resources: DevResources;
   /** Credentials of the dev SMTP server (also in the secret). */
@@ -173,10 +176,13 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     const apiUrl = `http://${urlHost}:${apiPort}`;
 
     // AWS: the given endpoint, or our own moto (state kept in <dataDir>/state between runs).
+    const realAws = options.realAws ?? /^(1|true)$/.test(env.SMTPQ_REAL_AWS ?? '');
     const external = options.awsEndpoint ?? userEnv.AWS_ENDPOINT_URL;
+    if (realAws && external)
+      throw new Error('SMTPQ_REAL_AWS and AWS_ENDPOINT_URL exclude each other: pick one');
     let awsEndpoint = external;
     let ownMoto = false;
-    if (!awsEndpoint) {
+    if (!awsEndpoint && !realAws) {
       log('starting moto (AWS emulator; the first run installs it into .venv)…');
       const moto = await startMoto();
       cleanups.push(() => moto.stop());
@@ -184,11 +190,13 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       ownMoto = true;
     }
     // Emulators accept any credentials, but the SDK needs some to sign with. Real AWS uses the usual chain.
-    if (ownMoto || isLoopback(awsEndpoint)) {
+    if (awsEndpoint && isLoopback(awsEndpoint)) {
       env.AWS_ACCESS_KEY_ID ??= 'test';
       env.AWS_SECRET_ACCESS_KEY ??= 'test';
     }
     const region = env.AWS_REGION ?? 'us-east-1';
+    if (realAws && !env.AWS_REGION)
+      throw new Error('SMTPQ_REAL_AWS needs AWS_REGION (where the queue and bucket live)');
     const clients = createAwsClients({ region, endpoint: awsEndpoint });
 
     const ca = relay ? undefined : await loadOrCreateLocalCa(path.join(dataDir, 'certs'));
@@ -200,6 +208,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       visibilityTimeoutSeconds: 120,
       secret: secret ?? { username: '', password: '' },
       existing: existingResources(ownMoto),
+      region,
+      globalBucketName: realAws,
     });
     const { bucket, queueUrl } = resources;
 
@@ -357,7 +367,12 @@ function banner(stack: DevStack, info: { ownMoto: boolean; relay?: SmtpRelay }):
       `${stack.apiUrl}   (POST /v1/messages, POST /v1/messages/batch, GET /v1/messages/{id}[/transcript])`,
     ],
     ['Dev inbox', stack.inboxUrl],
-    ['AWS', `${stack.awsEndpoint}${info.ownMoto ? '   (moto, started by smtpq)' : '   (AWS_ENDPOINT_URL)'}`],
+    [
+      'AWS',
+      stack.awsEndpoint === undefined
+        ? `real AWS, ${process.env.AWS_REGION} (SMTPQ_REAL_AWS; credentials from the AWS chain)`
+        : `${stack.awsEndpoint}${info.ownMoto ? '   (moto, started by smtpq)' : '   (AWS_ENDPOINT_URL)'}`,
+    ],
     ['Queue', stack.resources.queueUrl],
     ['DLQ', stack.resources.dlqUrl ?? '(none: the queue has no redrive policy)'],
     ['Bucket', stack.resources.bucket],
