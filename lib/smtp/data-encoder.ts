@@ -2,6 +2,7 @@
 // LF, the SMTP-smuggling defence — and, for DATA, a line starting with "." is dot-stuffed (RFC 5321 §4.5.2)
 // and the body ends with CRLF.CRLF. Works on Buffers chunk by chunk with two flags of state, so memory does not
 // grow with the message; a chunk that needs no change is passed through without a copy.
+import { isAscii } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 
 const CR = 0x0d;
@@ -43,6 +44,38 @@ export class DataEncoding {
   encode(input: Uint8Array): Buffer {
     const n = input.length;
     if (n === 0) return EMPTY;
+    const buffer = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, n);
+    if (this.passesAsIs(buffer)) return buffer;
+    return this.rewrite(input);
+  }
+
+  /** The common case, checked with native scans (memchr, SIMD) instead of a byte loop: every line ending
+   *  already CRLF and, for DATA, no line starting with ".". Updates the state when it returns true. */
+  private passesAsIs(input: Buffer): boolean {
+    const n = input.length;
+    if (this.pendingCR && input[0] !== LF) return false;
+    if (this.dotStuff && this.atLineStart && !this.pendingCR && input[0] === DOT) return false;
+    let lines = 0;
+    for (let lf = input.indexOf(LF); lf >= 0; lf = input.indexOf(LF, lf + 1)) {
+      if (lf > 0 ? input[lf - 1] !== CR : !this.pendingCR) return false;
+      if (this.dotStuff && input[lf + 1] === DOT) return false;
+      lines++;
+    }
+    for (let cr = input.indexOf(CR); cr >= 0 && cr < n - 1; cr = input.indexOf(CR, cr + 1)) {
+      if (input[cr + 1] !== LF) return false;
+    }
+    const last = input[n - 1];
+    this.pendingCR = last === CR;
+    this.atLineStart = last === LF;
+    if (!this.eightBit && !isAscii(input)) this.eightBit = true;
+    this.octets += n;
+    this.lines += lines;
+    return true;
+  }
+
+  /** Any other chunk: one pass that inserts what is missing (CR, LF, a stuffed dot). */
+  private rewrite(input: Uint8Array): Buffer {
+    const n = input.length;
     const dotStuff = this.dotStuff;
     let atLineStart = this.atLineStart;
     let out: Buffer | undefined;
@@ -107,7 +140,7 @@ export class DataEncoding {
     this.octets += n + added;
     this.lines += lines;
     if (!out) return Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, n);
-    const rest = out as Buffer;
+    const rest: Buffer = out;
     rest.set(input.subarray(run, n), o);
     return rest.subarray(0, o + n - run);
   }
