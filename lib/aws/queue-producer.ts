@@ -38,6 +38,8 @@ export interface ProducerOptions {
    * so a hung call fails, and is reported, before the Lambda itself times out with nothing recorded.
    */
   callTimeoutMs?: number;
+  /** SendMessageBatch calls in flight at once. Default 10 (a batch of 100 messages in one go). */
+  concurrentCalls?: number;
 }
 
 interface PendingEntry {
@@ -53,6 +55,7 @@ export class SqsQueueProducer {
   private readonly baseDelayMs: number;
   private readonly maxBatchBytes: number;
   private readonly callTimeoutMs: number | undefined;
+  private readonly concurrentCalls: number;
 
   constructor(
     private readonly sqs: SQSClient,
@@ -63,6 +66,7 @@ export class SqsQueueProducer {
     this.baseDelayMs = options.baseDelayMs ?? 100;
     this.maxBatchBytes = options.maxBatchBytes ?? MAX_SQS_BATCH_BYTES;
     this.callTimeoutMs = options.callTimeoutMs;
+    this.concurrentCalls = Math.max(1, options.concurrentCalls ?? 10);
   }
 
   /** Enqueues one message; returns the SQS message id. */
@@ -76,7 +80,10 @@ export class SqsQueueProducer {
     return result.MessageId ?? '';
   }
 
-  /** Enqueues many messages, 10 (and at most 1 MiB) per call; results[i] is the outcome of messages[i]. */
+  /**
+   * Enqueues many messages, 10 (and at most 1 MiB) per call, up to `concurrentCalls` calls at once;
+   * results[i] is the outcome of messages[i].
+   */
   async sendBatch(messages: readonly QueueMessage[]): Promise<SendResult[]> {
     const results = new Array<SendResult | undefined>(messages.length);
     let pending: PendingEntry[] = messages.map((message, index) => {
@@ -86,8 +93,15 @@ export class SqsQueueProducer {
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) await sleep(Math.random() * this.baseDelayMs * 2 ** (attempt - 1));
       const retry: PendingEntry[] = [];
-      for (const chunk of this.chunks(pending)) {
-        retry.push(...(await this.sendChunk(chunk, results, attempt < this.retries)));
+      // Calls go out a few at a time: a batch of 100 takes one call's time, and with callTimeoutMs set a
+      // hung SQS costs the caller one timeout per group rather than one per call.
+      const calls = [...this.chunks(pending)];
+      for (let start = 0; start < calls.length; start += this.concurrentCalls) {
+        const group = calls.slice(start, start + this.concurrentCalls);
+        const retries = await Promise.all(
+          group.map((chunk) => this.sendChunk(chunk, results, attempt < this.retries)),
+        );
+        retry.push(...retries.flat());
       }
       pending = retry;
     }

@@ -222,7 +222,7 @@ describe('SqsQueueProducer', () => {
     for (const result of results) expect(result.ok).toBe(false);
   });
 
-  it('fails a call to an SQS endpoint that never answers after callTimeoutMs, for send and sendBatch', async () => {
+  it('fails calls to an SQS endpoint that never answers after callTimeoutMs, for send and sendBatch', async () => {
     // Prepare: a TCP server that accepts connections and never says a word.
     const sockets = new Set<Socket>();
     const silent = createServer((socket) => {
@@ -240,18 +240,48 @@ describe('SqsQueueProducer', () => {
       // Act
       const [sent, batch] = await Promise.allSettled([
         producer.send(message('hung-1')),
-        producer.sendBatch([message('hung-2'), message('hung-3')]),
+        producer.sendBatch(Array.from({ length: 25 }, (_, i) => message(`hung-b${i}`))),
       ]);
 
-      // Assess
+      // Assess: the single send rejects; every batch entry is reported.
       expect(sent.status === 'rejected' && sent.reason).toBeInstanceOf(SqsTimeoutError);
       const timedOut = { ok: false, code: 'TimeoutError', error: 'SQS did not answer within 300 ms' };
-      expect(batch).toEqual({ status: 'fulfilled', value: [timedOut, timedOut] });
+      expect(batch).toEqual({ status: 'fulfilled', value: Array(25).fill(timedOut) });
     } finally {
       sqs.destroy();
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => silent.close(resolve));
     }
+  });
+
+  it('has the calls of one batch in flight side by side, up to concurrentCalls', async () => {
+    // Prepare: count the SendMessageBatch calls in flight at once.
+    const own = await createTestResources(endpoint);
+    const { sqs } = createAwsClients({ region: TEST_REGION, endpoint });
+    let inFlight = 0;
+    let mostInFlight = 0;
+    sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'SendMessageBatchCommand') return next(args);
+        mostInFlight = Math.max(mostInFlight, ++inFlight);
+        try {
+          return await next(args);
+        } finally {
+          inFlight--;
+        }
+      },
+      { step: 'initialize', name: 'countInFlight' },
+    );
+    const messages = Array.from({ length: 45 }, (_, i) => message(`side-${i}`));
+
+    // Act
+    const results = await new SqsQueueProducer(sqs, own.queueUrl, { concurrentCalls: 3 }).sendBatch(messages);
+
+    // Assess: five calls, three at a time at most, every message on the queue.
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    expect(mostInFlight).toBe(3);
+    const received = (await drain(own.clients.sqs, own.queueUrl, 45)).map((b) => JSON.parse(b).id);
+    expect(received.sort()).toEqual(messages.map((m) => m.id).sort());
   });
 
   it('changeVisibility(0) makes a received message visible again at once', async () => {
