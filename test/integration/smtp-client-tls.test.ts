@@ -4,6 +4,7 @@ import { simpleParser } from 'mailparser';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
 import { createLocalCa } from '../../scripts/local/certs.ts';
+import { greetAndEhlo, reply, startRawSmtpServer } from '../support/raw-smtp-server.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 
 const servers: TestSmtpServer[] = [];
@@ -78,6 +79,29 @@ describe('TLS', () => {
     await expect(
       SmtpConnection.connect({ host: '127.0.0.1', servername: 'mail.other.test', port: s.port, ca: s.caPem }),
     ).rejects.toMatchObject({ code: 'SMTP_TLS' });
+  });
+
+  it('aborts when even part of a reply follows the STARTTLS 220 in plain text (RFC 3207 §6)', async () => {
+    const raw = await startRawSmtpServer({
+      script: [
+        ...greetAndEhlo(['STARTTLS']),
+        ...reply('STARTTLS', '220 go ahead\r\n250-injected but unfinished'),
+      ],
+    });
+    try {
+      const transcript = createTranscript();
+      await expect(
+        SmtpConnection.connect({
+          host: '127.0.0.1',
+          port: raw.port,
+          transcript,
+          timeouts: { command: 2000 },
+        }),
+      ).rejects.toMatchObject({ code: 'SMTP_PROTOCOL', stage: 'starttls' });
+      expect(transcript.toString()).not.toContain('injected');
+    } finally {
+      await raw.stop();
+    }
   });
 
   it('speaks implicit TLS from the first byte', async () => {
