@@ -8,7 +8,8 @@
 // written its status record; claims made before the claim carried it fall back to the status record's.
 // An id is handed out only once its status record exists: a loser waits briefly for the winner's record
 // and otherwise answers 409 (retry), never an id that a failed claimant may leave without a message.
-// A claim left by a request that died before writing its record is taken over after ABANDONED_CLAIM_MS.
+// A claim left by a request that died before writing its record is taken over after ABANDONED_CLAIM_MS; one
+// whose request failed before it was enqueued (and could not release the key) is taken over at once.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
 import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
@@ -132,10 +133,17 @@ async function claimKey(
   }
   if (result.claimed) return undefined;
   const original = await deps.status.get(result.id);
-  if (!original && takeOver && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS) {
+  // The key is free again when its request died before writing its record, or failed before any delivery
+  // attempt (not enqueued) without managing to release the key: replaying that id would lose the request,
+  // and resubmitting cannot send twice, since no recipient was ever addressed.
+  const abandoned = !original && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS;
+  const neverSent = original?.value.state === 'failed' && original.value.attempts === 0;
+  if (takeOver && (abandoned || neverSent)) {
     // release() deletes only the claim that still names result.id (If-Match), so of two requests taking
     // over at once, one re-claims and the other replays its id.
-    deps.logger.warn('taking over an abandoned Idempotency-Key', { messageId: result.id });
+    deps.logger.warn('taking over an Idempotency-Key whose request was never enqueued', {
+      messageId: result.id,
+    });
     await deps.idempotency.release(key, result.id);
     return claimKey(deps, key, id, fingerprint, now, false);
   }

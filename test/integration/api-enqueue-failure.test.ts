@@ -66,6 +66,36 @@ describe('the queue refuses', () => {
     expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
   });
 
+  it('lets a retry resubmit when the failed request could not even release its Idempotency-Key', async () => {
+    // Prepare: the queue refuses, and S3 refuses the release of the key too.
+    const config = loadApiConfig();
+    const deps = createAwsDeps(
+      { ...config, aws: { ...config.aws, queueUrl: `${resources.queueUrl}-missing` } },
+      new Logger({ logLevel: 'SILENT' }),
+    );
+    const store = deps.idempotency;
+    deps.idempotency = {
+      claim: (...args) => store.claim(...args),
+      release: async () => {
+        throw Object.assign(new Error('Service unavailable'), { name: 'ServiceUnavailable' });
+      },
+    };
+    const stuck = createApiHandler(deps);
+
+    // Act
+    const failed = await submit(stuck, { 'Idempotency-Key': 'unreleased' });
+    const retried = await submit(healthy, { 'Idempotency-Key': 'unreleased' });
+
+    // Assess: the retry is a new submission (the failed id was never enqueued), not a replay of that id.
+    expect(failed.statusCode).toBe(500);
+    expect(retried.statusCode).toBe(202);
+    expect(retried.headers).not.toHaveProperty('idempotent-replayed');
+    const queued = (await drainQueue(resources)) as { id: string }[];
+    expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
+    const again = await submit(healthy, { 'Idempotency-Key': 'unreleased' });
+    expect(parseBody(again).id).toBe(parseBody(retried).id);
+  });
+
   it('gives up on an SQS call that never answers, marks the record failed and frees the key', async () => {
     // Prepare: SQS behind a TCP server that accepts connections and never answers.
     const sockets = new Set<Socket>();
