@@ -2,7 +2,7 @@
 // recipients → transcript → outcome (If-Match). Two deliveries of the same queue message can never both
 // address a recipient: the second one sees the lease, or loses the conditional write, and backs off.
 import type { Envelope, MessageBody, Transcript } from '../smtp/types.ts';
-import { backoffSeconds, decideRetry, type RetrySettings } from './backoff.ts';
+import { backoffSeconds, decideRetry, MAX_DEFERRAL_SECONDS, type RetrySettings } from './backoff.ts';
 import { deliver } from './deliver.ts';
 import {
   type AttemptSummary,
@@ -88,8 +88,7 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
   if (isFinal(record)) return { kind: 'done', state: record.state, reason: 'already final' };
   const started = now();
   if (leaseHeldByOther(record, input.owner, started)) {
-    const leftMs = Date.parse(record.lease!.until) - started.getTime();
-    return { kind: 'retry', why: 'leased', delaySeconds: Math.max(1, Math.ceil(leftMs / 1000)) };
+    return { kind: 'retry', why: 'leased', delaySeconds: leaseDelaySeconds(record, started) };
   }
   if (pendingAddresses(record).length === 0) {
     // Every recipient is settled but the message state was not (a worker stopped between writes): settle it.
@@ -153,6 +152,13 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
     return { kind: 'retry', why: 'deferred', delaySeconds: decision.delaySeconds, ...common };
   }
   return { kind: 'done', state: written.state, reason: gaveUp, ...common };
+}
+
+/** Until a lease another delivery holds runs out (at least 1 s, at most what SQS can hide a record for). */
+function leaseDelaySeconds(record: StatusRecord, now: Date): number {
+  const leftMs = Date.parse(record.lease?.until ?? '') - now.getTime();
+  if (!Number.isFinite(leftMs)) return 1;
+  return Math.min(MAX_DEFERRAL_SECONDS, Math.max(1, Math.ceil(leftMs / 1000)));
 }
 
 /**

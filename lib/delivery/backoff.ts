@@ -9,8 +9,16 @@ export type RetrySettings = WorkerConfig['retry'];
 export const MAX_VISIBILITY_SECONDS = 43_200;
 
 /**
+ * The longest deferral the worker asks for. SQS counts the 12 hours from the receive, and refuses (rather
+ * than trims) a visibility beyond the time left; the worker sets it at the end of its invocation, up to
+ * Lambda's 15-minute maximum run plus the event source's 5-minute maximum batching window after the
+ * receive. A refused change would leave the record to the queue's own (short) visibility timeout.
+ */
+export const MAX_DEFERRAL_SECONDS = MAX_VISIBILITY_SECONDS - 15 * 60 - 5 * 60;
+
+/**
  * Seconds to wait after attempt `attempt` (1-based). The ceiling doubles with each attempt,
- * starting at `baseSeconds` and capped at `maxSeconds`; the wait is drawn from the upper half of the
+ * starting at `baseSeconds` and capped at `maxSeconds` (and MAX_DEFERRAL_SECONDS); the wait is drawn from the upper half of the
  * ceiling ("equal jitter"), so retries of a batch spread out but never fall back to zero.
  */
 export function backoffSeconds(
@@ -19,9 +27,9 @@ export function backoffSeconds(
   random: () => number = Math.random,
 ): number {
   const exponent = Math.max(0, Math.min(attempt - 1, 30));
-  const ceiling = Math.min(retry.maxSeconds, retry.baseSeconds * 2 ** exponent, MAX_VISIBILITY_SECONDS);
+  const ceiling = Math.min(retry.maxSeconds, retry.baseSeconds * 2 ** exponent, MAX_DEFERRAL_SECONDS);
   const jittered = ceiling / 2 + (ceiling / 2) * random();
-  return Math.min(Math.ceil(jittered), MAX_VISIBILITY_SECONDS);
+  return Math.min(Math.ceil(jittered), MAX_DEFERRAL_SECONDS);
 }
 
 export type RetryDecision = { retry: true; delaySeconds: number } | { retry: false; reason: string };

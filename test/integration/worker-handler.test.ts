@@ -9,9 +9,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from
 import { createApiHandler } from '../../functions/api/app.ts';
 import { createAwsDeps } from '../../functions/api/aws-deps.ts';
 import { createWorkerDeps } from '../../functions/worker/deps.ts';
-import { createWorker, type WorkerHandler } from '../../functions/worker/worker.ts';
+import { createWorker, type WorkerDeps, type WorkerHandler } from '../../functions/worker/worker.ts';
+import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import { S3StatusStore } from '../../lib/aws/status-store.ts';
 import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
+import { MAX_DEFERRAL_SECONDS } from '../../lib/delivery/backoff.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import { type BatchReport, createSqsPoller } from '../../scripts/local/sqs-poller.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
@@ -65,7 +67,7 @@ afterAll(async () => {
   await smtp?.close();
 });
 
-function worker(env: Record<string, string> = {}): WorkerHandler {
+function worker(env: Record<string, string> = {}, overrides: Partial<WorkerDeps> = {}): WorkerHandler {
   const config = loadWorkerConfig({
     ...resources.env,
     SMTP_HOST: smtp.host,
@@ -78,7 +80,7 @@ function worker(env: Record<string, string> = {}): WorkerHandler {
     RETRY_MAX_SECONDS: '1',
     ...env,
   });
-  return createWorker(createWorkerDeps(config, { clients: resources.clients }));
+  return createWorker(createWorkerDeps(config, { clients: resources.clients, ...overrides }));
 }
 
 /** Runs the queue through `handler` until `done` holds (or 30 rounds); returns every batch report. */
@@ -237,6 +239,31 @@ describe('worker handler', () => {
     expect(mine.length).toBeGreaterThan(0);
     expect(reports.every((r) => r.deleted.length === 0)).toBe(true);
     expect(await record(id)).toMatchObject({ state: 'queued', attempts: 0 });
+  });
+
+  it('a back-off at the 12 h maximum: the visibility SQS accepts equals the back-off in the ledger', async () => {
+    const changes: { seconds: number; accepted: boolean }[] = [];
+    const producer = new SqsQueueProducer(resources.clients.sqs, resources.queueUrl);
+    const queue = {
+      async changeVisibility(receiptHandle: string, seconds: number) {
+        try {
+          await producer.changeVisibility(receiptHandle, seconds);
+          changes.push({ seconds, accepted: true });
+        } catch (error) {
+          // SQS refuses a visibility past 12 h after the receive (moto: after the send).
+          changes.push({ seconds, accepted: false });
+          throw error;
+        }
+      },
+    };
+    const id = await submit({ from: 'busy-long@example.com', to: ['tomorrow@example.org'], text: 'x' });
+    const twelveHours = { RETRY_BASE_SECONDS: '43200', RETRY_MAX_SECONDS: '43200' };
+    // Jitter at its top: the back-off is the full ceiling.
+    await pump(worker(twelveHours, { queue, random: () => 1 }), async () => (await record(id)).attempts >= 1);
+    const r = await record(id);
+    expect(r.state).toBe('deferred');
+    expect(changes).toEqual([{ seconds: MAX_DEFERRAL_SECONDS, accepted: true }]);
+    expect((Date.parse(r.nextAttemptAt!) - Date.parse(r.updatedAt)) / 1000).toBe(MAX_DEFERRAL_SECONDS);
   });
 
   it('past the attempt limit: failed with the last reply, and the record is deleted', async () => {

@@ -1,6 +1,7 @@
 // runAttempt's ledger protocol (lease, conditional writes, retry decision) against in-memory ports.
 import { describe, expect, it } from 'vitest';
 import { type AttemptDeps, runAttempt } from '../../lib/delivery/attempt.ts';
+import { MAX_DEFERRAL_SECONDS } from '../../lib/delivery/backoff.ts';
 import type { SmtpSender } from '../../lib/delivery/deliver.ts';
 import {
   type StatusRecord,
@@ -179,6 +180,19 @@ describe('runAttempt', () => {
     });
     expect(await runAttempt(deps, input('w1'))).toEqual({ kind: 'retry', why: 'leased', delaySeconds: 43 });
     expect(sentTo).toEqual([]);
+  });
+
+  it('waits out a lease far in the future no longer than SQS can hide the record', async () => {
+    const { status, deps, input } = setup();
+    seed(status, ['b@x.test'], {
+      state: 'sending',
+      lease: { owner: 'w9', until: new Date(T0.getTime() + 2 * 86_400_000).toISOString() },
+    });
+    expect(await runAttempt(deps, input('w1'))).toEqual({
+      kind: 'retry',
+      why: 'leased',
+      delaySeconds: MAX_DEFERRAL_SECONDS,
+    });
   });
 
   it('takes over an expired lease', async () => {

@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffSeconds, decideRetry, MAX_VISIBILITY_SECONDS } from '../../lib/delivery/backoff.ts';
+import {
+  backoffSeconds,
+  decideRetry,
+  MAX_DEFERRAL_SECONDS,
+  MAX_VISIBILITY_SECONDS,
+} from '../../lib/delivery/backoff.ts';
 
 const defaults = { baseSeconds: 300, maxSeconds: 14_400, maxAgeSeconds: 172_800, maxAttempts: 30 };
 
@@ -17,7 +22,18 @@ describe('backoffSeconds', () => {
     expect(backoffSeconds(1000, defaults, () => 0.5)).toBe(10_800);
   });
 
-  it('never exceeds the SQS visibility limit nor goes below half the ceiling', () => {
+  it('at a 12 h maxSeconds, still leaves room for the time the record was in flight before its visibility is set', () => {
+    const twelveHours = {
+      ...defaults,
+      baseSeconds: MAX_VISIBILITY_SECONDS,
+      maxSeconds: MAX_VISIBILITY_SECONDS,
+    };
+    expect(backoffSeconds(1, twelveHours, () => 1)).toBe(MAX_DEFERRAL_SECONDS);
+    // 15 min of Lambda run + 5 min of batching window.
+    expect(MAX_VISIBILITY_SECONDS - MAX_DEFERRAL_SECONDS).toBe(1200);
+  });
+
+  it('never exceeds the deferral limit nor goes below half the ceiling', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 10_000 }),
@@ -27,9 +43,9 @@ describe('backoffSeconds', () => {
         (attempt, base, max, r) => {
           const retry = { ...defaults, baseSeconds: base, maxSeconds: max };
           const delay = backoffSeconds(attempt, retry, () => r);
-          const ceiling = Math.min(max, base * 2 ** Math.min(attempt - 1, 30), MAX_VISIBILITY_SECONDS);
+          const ceiling = Math.min(max, base * 2 ** Math.min(attempt - 1, 30), MAX_DEFERRAL_SECONDS);
           expect(Number.isInteger(delay)).toBe(true);
-          expect(delay).toBeLessThanOrEqual(Math.min(Math.ceil(ceiling), MAX_VISIBILITY_SECONDS));
+          expect(delay).toBeLessThanOrEqual(Math.min(Math.ceil(ceiling), MAX_DEFERRAL_SECONDS));
           expect(delay).toBeGreaterThanOrEqual(Math.floor(ceiling / 2));
         },
       ),
