@@ -120,6 +120,13 @@ async function processRecord(
     }
     recordMetrics(deps.metrics, result);
     deps.logger.info('delivery attempt', { ...log, id: content.id, ...summarize(result) });
+    if (result.transcriptError) {
+      deps.logger.error('transcript of the attempt not stored; its outcome is in the status record', {
+        ...log,
+        id: content.id,
+        reason: result.transcriptError,
+      });
+    }
     if (result.kind === 'done') return true;
     await setVisibility(deps, record, result.delaySeconds, 'the back-off');
     return false;

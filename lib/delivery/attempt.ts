@@ -64,6 +64,8 @@ export type AttemptResult =
       results?: Map<string, RecipientResult>;
       transactionMs?: number[];
       reason?: string;
+      /** The attempt ran and its outcome is in the ledger, but its transcript could not be stored. */
+      transcriptError?: string;
     }
   /** Try again after `delaySeconds` (keep the queue message, hide it that long). */
   | {
@@ -73,6 +75,7 @@ export type AttemptResult =
       attempt?: number;
       results?: Map<string, RecipientResult>;
       transactionMs?: number[];
+      transcriptError?: string;
     }
   /** No ledger entry for this id. */
   | { kind: 'missing' };
@@ -121,7 +124,15 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
   );
   deps.session.attach(transcript);
   const report = await deliver(deps.session, { ...message, addresses });
-  const transcriptKey = await deps.transcripts.put(input.id, attempt, transcript.toString());
+  // The results are facts about what the relay said and must reach the ledger even if the transcript
+  // cannot be stored; otherwise the lease runs out and the delivered recipients are sent to again.
+  let transcriptKey: string | undefined;
+  let transcriptError: string | undefined;
+  try {
+    transcriptKey = await deps.transcripts.put(input.id, attempt, transcript.toString());
+  } catch (error) {
+    transcriptError = `storing the transcript of attempt ${attempt} failed: ${(error as Error).message}`;
+  }
 
   const finished = now();
   const afterAttempt = applyResults(claimed.value.recipients, report.results, finished);
@@ -147,7 +158,12 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
     { transcriptKey, nextAttemptAt, error: gaveUp },
     finished,
   );
-  const common = { attempt, results: report.results, transactionMs: report.transactionMs };
+  const common = {
+    attempt,
+    results: report.results,
+    transactionMs: report.transactionMs,
+    ...(transcriptError ? { transcriptError } : {}),
+  };
   if (written.state === 'deferred' && decision?.retry) {
     return { kind: 'retry', why: 'deferred', delaySeconds: decision.delaySeconds, ...common };
   }

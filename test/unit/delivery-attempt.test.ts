@@ -261,6 +261,32 @@ describe('runAttempt', () => {
     expect(status.records.get('m1')!.value.recipients.map((r) => r.state)).toEqual(['failed', 'delivered']);
   });
 
+  it('a transcript that cannot be stored does not lose the outcome', async () => {
+    const { status, deps, sentTo, input } = setup();
+    seed(status, ['b@x.test']);
+    const failing: AttemptDeps = {
+      ...deps,
+      transcripts: {
+        put: async () => {
+          throw new Error('S3 SlowDown');
+        },
+        get: async () => undefined,
+      },
+    };
+    const result = await runAttempt(failing, input('w1'));
+    expect(result).toMatchObject({
+      kind: 'done',
+      state: 'sent',
+      transcriptError: 'storing the transcript of attempt 1 failed: S3 SlowDown',
+    });
+    const record = status.records.get('m1')!.value;
+    expect(record).toMatchObject({ state: 'sent', attempts: 1, transcripts: [] });
+    expect(record.lease).toBeUndefined();
+    // The next delivery of the same queue message sends nothing again.
+    expect(await runAttempt(deps, input('w2'))).toMatchObject({ kind: 'done', reason: 'already final' });
+    expect(sentTo).toEqual(['b@x.test']);
+  });
+
   it('reports a missing ledger entry', async () => {
     const { deps, input } = setup();
     expect(await runAttempt(deps, input())).toEqual({ kind: 'missing' });
