@@ -164,10 +164,15 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
     transactionMs: report.transactionMs,
     ...(transcriptError ? { transcriptError } : {}),
   };
-  if (written.state === 'deferred' && decision?.retry) {
-    return { kind: 'retry', why: 'deferred', delaySeconds: decision.delaySeconds, ...common };
-  }
-  return { kind: 'done', state: written.state, reason: gaveUp, ...common };
+  if (isFinal(written)) return { kind: 'done', state: written.state, reason: gaveUp, ...common };
+  // Not final: the queue message must stay. A live lease another delivery took meanwhile ('sending') is
+  // waited out; a deferred message waits its back-off.
+  if (written.state === 'sending')
+    return { kind: 'retry', why: 'leased', delaySeconds: leaseDelaySeconds(written, finished), ...common };
+  const delaySeconds = decision?.retry
+    ? decision.delaySeconds
+    : backoffSeconds(input.receiveCount, deps.retry, deps.random);
+  return { kind: 'retry', why: 'deferred', delaySeconds, ...common };
 }
 
 /** Until a lease another delivery holds runs out (at least 1 s, at most what SQS can hide a record for). */

@@ -261,6 +261,30 @@ describe('runAttempt', () => {
     expect(status.records.get('m1')!.value.recipients.map((r) => r.state)).toEqual(['failed', 'delivered']);
   });
 
+  it('keeps the queue message when the outcome lands while another delivery holds a live lease', async () => {
+    const { status, deps, input } = setup({ 'later@x.test': 451 });
+    seed(status, ['b@x.test', 'later@x.test']);
+    // Between the claim and the outcome, another delivery took a lease (ours ran out): it is sending now.
+    let calls = 0;
+    const original = status.update.bind(status);
+    status.update = async (record, version) => {
+      if (++calls === 2) {
+        const current = status.records.get('m1')!.value;
+        status.put({
+          ...current,
+          lease: { owner: 'w9', until: new Date(T0.getTime() + 120_000).toISOString() },
+        });
+      }
+      return original(record, version);
+    };
+    const result = await runAttempt(deps, input('w1'));
+    // Deleting it now would leave 'later' to a delivery that may itself be lost: wait out the lease instead.
+    expect(result).toMatchObject({ kind: 'retry', why: 'leased', delaySeconds: 120 });
+    const record = status.records.get('m1')!.value;
+    expect(record).toMatchObject({ state: 'sending', lease: { owner: 'w9' } });
+    expect(record.recipients.map((r) => r.state)).toEqual(['delivered', 'deferred']);
+  });
+
   it('a transcript that cannot be stored does not lose the outcome', async () => {
     const { status, deps, sentTo, input } = setup();
     seed(status, ['b@x.test']);
