@@ -17,6 +17,7 @@ import { MAX_DEFERRAL_SECONDS } from '../../lib/delivery/backoff.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import { type BatchReport, createSqsPoller } from '../../scripts/local/sqs-poller.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
+import { close as hangUp, startRawSmtpServer } from '../support/raw-smtp-server.ts';
 import { startTestSmtpServer, TEST_USER, type TestSmtpServer } from '../support/smtp-server.ts';
 import { apiEvent } from './api-harness.ts';
 
@@ -210,6 +211,23 @@ describe('worker handler', () => {
     expect(await transcript(r.transcripts[0]!)).toMatch(
       /connection to 127\.0\.0\.1:\d+ failed: SMTP_CONNECTION/,
     );
+  });
+
+  it('a relay that hangs up before the greeting: deferred, and that attempt has its transcript', async () => {
+    const relay = await startRawSmtpServer({ script: [hangUp()] });
+    try {
+      const id = await submit({ from: 'alice@example.com', to: ['no-greeting@example.org'], text: 'x' });
+      await pump(worker({ SMTP_PORT: String(relay.port) }), async () => (await record(id)).attempts >= 1);
+      const r = await record(id);
+      expect(relay.connections.length).toBeGreaterThanOrEqual(1);
+      expect(r).toMatchObject({ state: 'deferred', transcripts: [`transcripts/${id}/1.log`] });
+      const text = await transcript(r.transcripts[0]!);
+      expect(text).toMatch(/delivery attempt 1 of message/);
+      expect(text).toMatch(/connection to 127\.0\.0\.1:\d+ failed: .*during greeting/);
+      expect(text).not.toMatch(/^\S+ S: /m);
+    } finally {
+      await relay.stop();
+    }
   });
 
   it('credentials that cannot be read: deferred, the transcript says why', async () => {
