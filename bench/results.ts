@@ -12,6 +12,8 @@ export interface ProfiledCell {
 export interface Results {
   machine: MachineFacts;
   quick: boolean;
+  /** `--runs N` was given: every cell ran N times instead of the plan's counts. */
+  runsOverride?: number;
   rttMs: number;
   attachmentMiB: number;
   skipped: string[];
@@ -30,7 +32,7 @@ export interface Results {
 const runsNote = (rows: Row[] | undefined) => {
   const runs = rows?.[0]?.outcome.spec.runs ?? 0;
   const counts = [...new Set(rows?.map((row) => row.outcome.spec.count))].join(' / ');
-  return `median (min–max) of ${runs} runs of ${counts} messages each`;
+  return `median (min–max) of ${runs} run${runs === 1 ? '' : 's'} of ${counts} messages each`;
 };
 
 function section(
@@ -221,6 +223,12 @@ export function renderResults(results: Results): string {
     '',
     ...(results.quick
       ? ['**Quick harness check (`--quick`): tiny counts, single runs — these figures mean nothing.**', '']
+      : []),
+    ...(results.runsOverride
+      ? [
+          `**A shorter run (\`--runs ${results.runsOverride}\`): every cell ran ${results.runsOverride} time(s).**`,
+          '',
+        ]
       : []),
     `Written by \`npm run bench\` (bench/run.ts) on ${machine.date} in ${results.durationS?.toFixed(0) ?? '?'} s.`,
     '',

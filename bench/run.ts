@@ -47,11 +47,12 @@ const plan = quick
       rssRuns: 3,
       attachment: 50 * MiB,
     };
-const runsOverride = process.argv.indexOf('--runs');
-if (runsOverride > 0) {
-  const runs = Number(process.argv[runsOverride + 1]);
-  if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs needs a positive whole number');
-  Object.assign(plan, { runs, slowRuns: runs, rssRuns: runs });
+const runsFlag = process.argv.indexOf('--runs');
+const runsOverride = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : undefined;
+if (runsOverride !== undefined) {
+  if (!Number.isInteger(runsOverride) || runsOverride < 1)
+    throw new Error('--runs needs a positive whole number');
+  Object.assign(plan, { runs: runsOverride, slowRuns: runsOverride, rssRuns: runsOverride });
 }
 const ONE_WAY_DELAY_MS = 10;
 const RTT_MS = 2 * ONE_WAY_DELAY_MS;
@@ -113,6 +114,7 @@ async function main(): Promise<void> {
   const results: Results = {
     machine,
     quick,
+    runsOverride,
     rttMs: RTT_MS,
     attachmentMiB: plan.attachment / MiB,
     skipped: [],
