@@ -95,7 +95,11 @@ export async function runAttempt(deps: AttemptDeps, input: AttemptInput): Promis
   }
   if (pendingAddresses(record).length === 0) {
     // Every recipient is settled but the message state was not (a worker stopped between writes): settle it.
-    const settled = await writeOutcome(deps, loaded, (recipients) => [...recipients], {}, now());
+    const at = now();
+    const settled = await writeOutcome(deps, loaded, (recipients) => [...recipients], {}, at);
+    // A delivery that took a lease meanwhile settles it itself; until then this queue message stays.
+    if (!isFinal(settled))
+      return { kind: 'retry', why: 'leased', delaySeconds: leaseDelaySeconds(settled, at) };
     return { kind: 'done', state: settled.state, reason: 'nothing left to send' };
   }
 

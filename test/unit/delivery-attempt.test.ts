@@ -285,6 +285,33 @@ describe('runAttempt', () => {
     expect(record.recipients.map((r) => r.state)).toEqual(['delivered', 'deferred']);
   });
 
+  it('settles a message whose recipients are all final, unless another delivery took a lease meanwhile', async () => {
+    const { status, deps, sentTo, input } = setup();
+    const settledRecipients = [
+      { address: 'b@x.test', kind: 'to', state: 'delivered', updatedAt: T0.toISOString() },
+    ];
+    seed(status, ['b@x.test'], {
+      state: 'sending',
+      recipients: settledRecipients as StatusRecord['recipients'],
+    });
+    expect(await runAttempt(deps, input('w1'))).toMatchObject({ kind: 'done', state: 'sent' });
+
+    seed(status, ['b@x.test'], {
+      state: 'sending',
+      recipients: settledRecipients as StatusRecord['recipients'],
+    });
+    status.beforeNextUpdate = () => {
+      const current = status.records.get('m1')!.value;
+      status.put({
+        ...current,
+        lease: { owner: 'w9', until: new Date(T0.getTime() + 30_000).toISOString() },
+      });
+    };
+    expect(await runAttempt(deps, input('w1'))).toEqual({ kind: 'retry', why: 'leased', delaySeconds: 30 });
+    expect(status.records.get('m1')!.value).toMatchObject({ state: 'sending', lease: { owner: 'w9' } });
+    expect(sentTo).toEqual([]);
+  });
+
   it('a transcript that cannot be stored does not lose the outcome', async () => {
     const { status, deps, sentTo, input } = setup();
     seed(status, ['b@x.test']);
