@@ -18,8 +18,10 @@ export class ApiError extends Error {
     super(message);
   }
 
-  /** Worth trying again later: throttling, a server error, or the network. */
+  /** Worth trying again later: throttling, a server error, the network, or an idempotency key whose first
+   *  request is still being accepted (409 idempotency_key_in_use: the same request again will get its id). */
   get transient(): boolean {
+    if (this.status === 409 && this.code === 'idempotency_key_in_use') return true;
     return this.status === 0 || this.status === 429 || this.status >= 500;
   }
 
