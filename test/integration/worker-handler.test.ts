@@ -242,6 +242,45 @@ describe('worker handler', () => {
     expect(smtp.messages.filter((m) => m.rcptTo.includes('no-secret@example.org'))).toEqual([]);
   });
 
+  it('one record whose ledger cannot be read fails alone: the handler answers, the rest of the batch is delivered', async () => {
+    const broken = await submit({ from: 'alice@example.com', to: ['unlucky@example.org'], text: 'x' });
+    const fine = await submit({ from: 'alice@example.com', to: ['lucky@example.org'], text: 'y' });
+    const store = status();
+    const flaky = {
+      create: store.create.bind(store),
+      update: store.update.bind(store),
+      get: async (id: string) => {
+        if (id === broken) throw new Error('S3 InternalError');
+        return store.get(id);
+      },
+    };
+    const handler = worker({}, { status: flaky });
+    const thrown: unknown[] = [];
+    const answered: string[][] = [];
+    await pump(
+      async (event, context) => {
+        try {
+          const response = await handler(event, context);
+          answered.push(
+            response.batchItemFailures.map((f) =>
+              idOf(event.Records.find((r) => r.messageId === f.itemIdentifier)!),
+            ),
+          );
+          return response;
+        } catch (error) {
+          thrown.push(error);
+          throw error;
+        }
+      },
+      async () => (await record(fine)).state === 'sent' && answered.flat().includes(broken),
+    );
+    expect(thrown).toEqual([]);
+    expect(answered.flat()).not.toContain(fine);
+    expect(await record(broken)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('lucky@example.org'))).toHaveLength(1);
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('unlucky@example.org'))).toEqual([]);
+  });
+
   it('with too little time left, records go back to the queue untouched', async () => {
     const id = await submit({ from: 'alice@example.com', to: ['late@example.org'], text: 'x' });
     const handler = worker();
