@@ -3,6 +3,7 @@
 // transaction.ts. A session that failed is marked broken and never reused.
 import net from 'node:net';
 import tls from 'node:tls';
+import { maySendCredentials } from './credential-policy.ts';
 import { SmtpError } from './errors.ts';
 import { noExtensions, parseExtensions } from './extensions.ts';
 import { type ResolvedOptions, resolveOptions } from './options.ts';
@@ -16,11 +17,6 @@ import { type Socket, Wire } from './wire.ts';
 
 /** At most this many SASL challenges: a server that keeps asking is misbehaving. */
 const MAX_AUTH_STEPS = 5;
-
-function isLoopback(address: string | undefined): boolean {
-  if (!address) return false;
-  return address === '::1' || /^(::ffff:)?127\./.test(address);
-}
 
 function tlsOptions(options: ResolvedOptions): tls.ConnectionOptions {
   return {
@@ -280,7 +276,8 @@ export class SmtpConnection {
   private async authenticate(): Promise<void> {
     const { auth, authMethod, allowInsecureAuth, timeouts } = this.options;
     if (!auth) return;
-    if (!this.secure && !allowInsecureAuth && !isLoopback(this.wire.socket.remoteAddress)) {
+    const link = { secure: this.secure, allowInsecureAuth, peerAddress: this.wire.socket.remoteAddress };
+    if (!maySendCredentials(link)) {
       throw new SmtpError(
         'SMTP_TLS_REQUIRED',
         'refusing to send credentials over an unencrypted connection (set allowInsecureAuth to allow it)',

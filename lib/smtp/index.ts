@@ -1,5 +1,6 @@
 // lib/smtp: the SMTP client. Public API.
 export { SmtpConnection } from './connection.ts';
+export { type CredentialLink, isLoopbackAddress, maySendCredentials } from './credential-policy.ts';
 export { createDataEncoder, type DataEncoderOptions, DataEncoding, encodeData } from './data-encoder.ts';
 export { formatReply, SmtpError } from './errors.ts';
 export { noExtensions, parseExtensions } from './extensions.ts';

@@ -4,6 +4,7 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { isLoopbackAddress } from '../../lib/smtp/credential-policy.ts';
 
 export type RawStep =
   /** Write these buffers, each as its own write with a short pause between (so they arrive as separate reads). */
@@ -82,7 +83,7 @@ export interface RawServerOptions {
   tls?: { key: string | Buffer; cert: string | Buffer };
   /** Pause between the writes of one `write` step, in ms (default 2). */
   chunkPauseMs?: number;
-  /** Address to listen on (default 127.0.0.1). */
+  /** Loopback address to listen on (default 127.0.0.1; tests send traffic to loopback only). */
   host?: string;
 }
 
@@ -91,6 +92,9 @@ const END_OF_DATA = Buffer.from('\r\n.\r\n');
 
 /** Starts the server on port 0 (127.0.0.1 unless `host` says otherwise). */
 export async function startRawSmtpServer(options: RawServerOptions): Promise<RawSmtpServer> {
+  if (options.host !== undefined && !isLoopbackAddress(options.host)) {
+    throw new Error(`raw SMTP server: ${options.host} is not a loopback address (tests stay on loopback)`);
+  }
   const connections: RawConnection[] = [];
   const sockets = new Set<net.Socket>();
   const waiters: Array<() => void> = [];
