@@ -2,7 +2,8 @@
 // event-source poller: connection reuse across a batch, one reconnect, a relay that is down, giving up at
 // the attempt limit, credentials from Secrets Manager never in a transcript, and the cold-start config check.
 
-import { Logger } from '@aws-lambda-powertools/logger';
+import { LogFormatter, Logger, LogItem } from '@aws-lambda-powertools/logger';
+import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { simpleParser } from 'mailparser';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
@@ -115,8 +116,21 @@ const settled =
   async () =>
     (await Promise.all(ids.map(record))).every((r) => !['queued', 'sending', 'deferred'].includes(r.state));
 
+/** Keeps every log line the worker writes, as the formatter received it (each is still printed). */
+function capturingLogger(lines: string[]): Logger {
+  class Capture extends LogFormatter {
+    formatAttributes(attributes: UnformattedAttributes, additional: LogAttributes): LogItem {
+      const entry = { level: attributes.logLevel, message: attributes.message, ...additional };
+      lines.push(JSON.stringify(entry));
+      return new LogItem({ attributes: entry });
+    }
+  }
+  return new Logger({ logLevel: 'DEBUG', logFormatter: new Capture() });
+}
+
 describe('worker handler', () => {
   it('delivers a batch over one authenticated STARTTLS connection, a transcript per message', async () => {
+    const logs: string[] = [];
     const before = smtp.connections();
     const ids = [];
     for (const n of [1, 2, 3]) {
@@ -129,8 +143,12 @@ describe('worker handler', () => {
         }),
       );
     }
-    const reports = await pump(worker(), settled(...ids));
+    const reports = await pump(worker({}, { logger: capturingLogger(logs) }), settled(...ids));
     expect(reports.some((r) => r.event.Records.length > 1)).toBe(true);
+    // One line per attempt with the outcome; never the password, a body or the subject.
+    expect(logs.filter((l) => l.includes('"message":"delivery attempt"'))).toHaveLength(3);
+    for (const secret of [TEST_USER.pass, 'body 1', 'body 2', 'body 3', '"n1"'])
+      expect(logs.join('\n')).not.toContain(secret);
     expect(smtp.connections() - before).toBe(reports.length);
 
     for (const [i, id] of ids.entries()) {
