@@ -224,6 +224,17 @@ describe('runAttempt', () => {
     expect(record.error).toMatch(/5 attempts/);
   });
 
+  it('gives up past the maximum age: failed with the last reply, not retried', async () => {
+    const { status, deps, input } = setup({ 'b@x.test': 451 }, new Date(T0.getTime() + 86_401_000));
+    seed(status, ['b@x.test']);
+    const result = await runAttempt(deps, input('w1', 2));
+    expect(result).toMatchObject({ kind: 'done', state: 'failed' });
+    const record = status.records.get('m1')!.value;
+    expect(record.recipients[0]).toMatchObject({ state: 'failed', reply: { code: 451 } });
+    expect(record.error).toMatch(/gave up after 86401 s in the queue \(limit 86400 s\)/);
+    expect(record.nextAttemptAt).toBeUndefined();
+  });
+
   it('merges its results when the outcome write races another writer', async () => {
     const { status, deps, input } = setup();
     seed(status, ['b@x.test', 'c@x.test']);
