@@ -1,12 +1,14 @@
 // A BDAT transaction (RFC 3030, used with PIPELINING): MAIL, RCPT… and `BDAT n LAST` with the message in one
 // write, without waiting for anything, so several transactions are in flight at once. A streamed body goes
 // in chunks of BDAT_CHUNK octets, each announced by its own BDAT.
-import { type Body, describe, finishRecord, streamBody } from './body.ts';
+import { type Body, describe, finishRecord, payloadRecorder, streamBody } from './body.ts';
 import { DataEncoding } from './data-encoder.ts';
 import type { EnvelopeLines } from './envelope.ts';
 import { everyRecipient, recipientOutcomes, settle } from './outcomes.ts';
 import { broken, checkReset, ok, protocolError, type Session, stageOf, writeGroup } from './session.ts';
 import type { Reply, SendResult } from './types.ts';
+
+const EMPTY = Buffer.alloc(0);
 
 /** BDAT chunk size for streamed bodies: big enough that replies are few, small enough to bound memory. */
 const BDAT_CHUNK = 64 * 1024;
@@ -45,9 +47,12 @@ export async function bdatTransaction(
       if (!flowing) await wire.waitDrain('bdat', dataTimeout);
     } else {
       // The commands leave with the first chunk: a small streamed message is one write, like a prebuilt one.
+      // The transcript follows the wire: each BDAT line, then what it carries (its lines with
+      // transcriptData), and after the LAST one the summary of the whole message.
       pending = [];
       let first = true;
       const encoding = new DataEncoding({ dotStuff: false });
+      const recorder = payloadRecorder(session);
       let held: Buffer[] = [];
       let heldBytes = 0;
       const sendChunk = async (last: boolean) => {
@@ -55,6 +60,8 @@ export async function bdatTransaction(
         const group = first ? `${commands.join('\r\n')}\r\n${header}\r\n` : `${header}\r\n`;
         if (first) for (const command of commands) wire.note('C', command);
         wire.note('C', header);
+        if (recorder) for (const chunk of held) recorder.push(chunk);
+        if (last) finishRecord(session, recorder, EMPTY, encoding);
         const flowing = writeGroup(wire, first ? carry : undefined, [group, ...held]);
         if (first)
           for (const command of commands) pending.push(wire.expect(stageOf(command), commandTimeout));
@@ -64,13 +71,12 @@ export async function bdatTransaction(
         heldBytes = 0;
         if (!flowing) await wire.waitDrain('bdat', dataTimeout);
       };
-      const recorder = await streamBody(session, body.source, encoding, 'bdat', async (chunk) => {
+      await streamBody(session, body.source, encoding, 'bdat', async (chunk) => {
         held.push(chunk);
         heldBytes += chunk.length;
         if (heldBytes >= BDAT_CHUNK) await sendChunk(false);
       });
       const end = encoding.finish();
-      finishRecord(session, recorder, end, encoding);
       if (end.length > 0) {
         held.push(end);
         heldBytes += end.length;

@@ -63,8 +63,16 @@ export function finishRecord(
   }
 }
 
+/** A recorder for the payload lines when the caller asked for them (transcriptData); else undefined. */
+export function payloadRecorder(session: Session): PayloadRecorder | undefined {
+  const { wire, options } = session;
+  return options.transcriptData && wire.transcript ? new PayloadRecorder(wire.transcript) : undefined;
+}
+
 /** Streams a body through the encoder with backpressure; a source error breaks the session (the DATA
- *  cannot be abandoned without delivering a truncated message). */
+ *  cannot be abandoned without delivering a truncated message). Without `onChunk` the encoded bytes are
+ *  written here and recorded (returns the recorder); with it, `onChunk` writes them and records them in wire
+ *  order (after the BDAT command that carries them), so nothing is recorded here. */
 export async function streamBody(
   session: Session,
   source: Source,
@@ -73,8 +81,7 @@ export async function streamBody(
   onChunk?: (chunk: Buffer) => Promise<void>,
 ): Promise<PayloadRecorder | undefined> {
   const { wire, options } = session;
-  const recorder =
-    options.transcriptData && wire.transcript ? new PayloadRecorder(wire.transcript) : undefined;
+  const recorder = onChunk ? undefined : payloadRecorder(session);
   // Corked, the many small chunks a MIME composer emits leave as one write (up to the high-water mark).
   const socket = wire.socket;
   if (!onChunk) socket.cork();

@@ -230,3 +230,118 @@ describe('BDAT', () => {
     await c.quit();
   });
 });
+
+describe('BDAT transcript', () => {
+  const lines = (transcript: ReturnType<typeof createTranscript>) =>
+    transcript.entries.map((e) => `${e.kind === '*' ? '*' : `${e.kind}:`} ${e.text}`);
+  const session = (transcript: ReturnType<typeof createTranscript>) =>
+    lines(transcript).filter((line) => !line.startsWith('*'));
+  const EHLO = [
+    'S: 220 bdat.test ESMTP',
+    'C: EHLO client.test',
+    'S: 250-bdat.test',
+    'S: 250-PIPELINING',
+    'S: 250-CHUNKING',
+    'S: 250-8BITMIME',
+    'S: 250 SIZE 10000000',
+  ];
+  const envelope = { from: 'a@client.test', to: ['b@server.test'] };
+
+  it('in memory: the BDAT command, then the payload summary, then the replies', async () => {
+    const { c, transcript } = await setup();
+    await c.send(envelope, 'Subject: t\n\nhello\n');
+    await c.quit();
+    expect(session(transcript)).toEqual([
+      ...EHLO,
+      'C: MAIL FROM:<a@client.test> SIZE=21',
+      'C: RCPT TO:<b@server.test>',
+      'C: BDAT 21 LAST',
+      'C: <message: 21 octets, 3 lines>',
+      'S: 250 2.1.0 ok',
+      'S: 250 2.1.5 ok',
+      'S: 250 2.0.0 queued as b1',
+      'C: QUIT',
+      'S: 221 2.0.0 bye',
+    ]);
+  });
+
+  it('streamed: the BDAT command, then the payload summary', async () => {
+    const { c, transcript } = await setup();
+    await c.send(envelope, Readable.from([Buffer.from('Subject: t\n\n'), Buffer.from('hello\n')]));
+    await c.quit();
+    expect(session(transcript)).toEqual([
+      ...EHLO,
+      'C: MAIL FROM:<a@client.test>',
+      'C: RCPT TO:<b@server.test>',
+      'C: BDAT 21 LAST',
+      'C: <message: 21 octets, 3 lines>',
+      'S: 250 2.1.0 ok',
+      'S: 250 2.1.5 ok',
+      'S: 250 2.0.0 queued as b1',
+      'C: QUIT',
+      'S: 221 2.0.0 bye',
+    ]);
+  });
+
+  it('streamed in several chunks: each BDAT command, then the summary after the LAST one', async () => {
+    const { c, transcript } = await setup();
+    const line = `${'z'.repeat(1022)}\r\n`; // 1 KiB lines
+    const parts = [line.repeat(64), line.repeat(64), line.repeat(3)].map((part) => Buffer.from(part));
+    await c.send(envelope, Readable.from(parts));
+    await c.quit();
+    expect(session(transcript).slice(EHLO.length)).toEqual([
+      'C: MAIL FROM:<a@client.test>',
+      'C: RCPT TO:<b@server.test>',
+      'C: BDAT 65536',
+      'C: BDAT 65536',
+      'C: BDAT 3072 LAST',
+      'C: <message: 134144 octets, 131 lines>',
+      'S: 250 2.1.0 ok',
+      'S: 250 2.1.5 ok',
+      'S: 250 2.0.0 chunk received',
+      'S: 250 2.0.0 chunk received',
+      'S: 250 2.0.0 queued as b1',
+      'C: QUIT',
+      'S: 221 2.0.0 bye',
+    ]);
+  });
+
+  it('transcriptData: each BDAT command is followed by the lines it carries', async () => {
+    const s = await startBdatServer();
+    servers.push(s);
+    const transcript = createTranscript();
+    const c = await SmtpConnection.connect({
+      host: '127.0.0.1',
+      port: s.port,
+      tls: 'none',
+      name: 'client.test',
+      transcript,
+      transcriptData: true,
+    });
+    await c.send(envelope, Readable.from([Buffer.from('Subject: t\n\n'), Buffer.from('hello\n')]));
+    await c.send(envelope, 'Subject: u\r\n\r\nbye\r\n');
+    await c.quit();
+    expect(session(transcript).slice(EHLO.length)).toEqual([
+      'C: MAIL FROM:<a@client.test>',
+      'C: RCPT TO:<b@server.test>',
+      'C: BDAT 21 LAST',
+      'C: Subject: t',
+      'C: ',
+      'C: hello',
+      'S: 250 2.1.0 ok',
+      'S: 250 2.1.5 ok',
+      'S: 250 2.0.0 queued as b1',
+      'C: MAIL FROM:<a@client.test> SIZE=19',
+      'C: RCPT TO:<b@server.test>',
+      'C: BDAT 19 LAST',
+      'C: Subject: u',
+      'C: ',
+      'C: bye',
+      'S: 250 2.1.0 ok',
+      'S: 250 2.1.5 ok',
+      'S: 250 2.0.0 queued as b2',
+      'C: QUIT',
+      'S: 221 2.0.0 bye',
+    ]);
+  });
+});
