@@ -24,7 +24,8 @@ const workerSchema = awsSchema.extend({
   SMTP_HOST: z.string().min(1),
   SMTP_PORT: int(1).max(65535).optional(),
   SMTP_TLS: z.enum(['implicit', 'starttls', 'none']).default('starttls'),
-  SMTP_REQUIRE_TLS: bool.default(true),
+  /** Default: true unless SMTP_TLS is 'none' (then there is no TLS to require). */
+  SMTP_REQUIRE_TLS: bool.optional(),
   SMTP_EHLO_NAME: z.string().min(1).optional(),
   /** Extra trusted CA (PEM text), for relays with a private CA. */
   SMTP_CA_PEM: z.string().optional(),
@@ -99,7 +100,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       host: e.SMTP_HOST,
       port: e.SMTP_PORT,
       tls: e.SMTP_TLS,
-      requireTLS: e.SMTP_REQUIRE_TLS,
+      requireTLS: e.SMTP_REQUIRE_TLS ?? e.SMTP_TLS !== 'none',
       name: e.SMTP_EHLO_NAME,
       ca: e.SMTP_CA_PEM,
       secretArn: e.SMTP_SECRET_ARN,

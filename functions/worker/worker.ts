@@ -36,6 +36,9 @@ export interface WorkerDeps {
 
 /** No new record is started with less time left than this: it goes back to the queue untouched. */
 const MIN_REMAINING_MS = 10_000;
+/** Kept back from the invocation's end to record the outcome and the transcript: no SMTP wait runs into it,
+ *  so a relay that stalls ends in a recorded SMTP_TIMEOUT (deferred), not in a Lambda killed mid-attempt. */
+const RECORDING_TIME_MS = 5_000;
 /** The lease outlives the invocation by this much, covering clock skew between workers. */
 const LEASE_MARGIN_MS = 60_000;
 /** Without a Lambda context (local runs), a lease as long as the longest Lambda run. */
@@ -49,6 +52,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
     const invocation = `${context?.awsRequestId ?? 'local'}:${randomUUID().slice(0, 8)}`;
     const remaining = () => context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
     const session = new SmtpSession(deps.connect, smtpOptions(deps.config));
+    if (Number.isFinite(remaining())) session.setDeadline(Date.now() + remaining() - RECORDING_TIME_MS);
     const failures: SQSBatchItemFailure[] = [];
     try {
       for (const record of event.Records) {

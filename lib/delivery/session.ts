@@ -1,6 +1,8 @@
 // One SMTP connection per invocation, reused across the records of a batch: one reconnect when the
 // connection breaks, and each record's lines routed to that record's own transcript. (The RSET after a
 // transaction that did not complete is lib/smtp's: SmtpConnection starts the next transaction with it.)
+
+import { withDeadline } from '../smtp/retry.ts';
 import type {
   Envelope,
   MessageBody,
@@ -15,6 +17,8 @@ import { describeFailure, toSmtpFailure } from './outcome.ts';
 /** The part of lib/smtp's SmtpConnection the session uses. */
 export interface SmtpConnectionLike {
   readonly usable: boolean;
+  /** Epoch ms that no reply wait may run past. */
+  deadline?: number | undefined;
   send(envelope: Envelope, body: MessageBody): Promise<SendResult>;
   quit(): Promise<unknown>;
   close(): void;
@@ -41,11 +45,19 @@ export class SmtpSession implements SmtpSender {
   /** The `*` events of the current connection's setup (TCP, TLS), repeated in later records' transcripts. */
   private setupEvents: string[] = [];
   private recordingSetup = false;
+  /** Epoch ms that no SMTP wait of this session may run past (the invocation's end, less time to record). */
+  private deadline: number | undefined;
 
   constructor(
     private readonly connect: Connect,
     private readonly options: Omit<SmtpClientOptions, 'transcript'>,
   ) {}
+
+  /** From now on, connecting and every reply wait end by `deadline` (epoch ms) with an SMTP_TIMEOUT. */
+  setDeadline(deadline: number | undefined): void {
+    this.deadline = deadline;
+    if (this.connection) this.connection.deadline = deadline;
+  }
 
   /** Routes the session's lines to `transcript` until the next call (one transcript per record attempt). */
   attach(transcript: Transcript): void {
@@ -115,7 +127,11 @@ export class SmtpSession implements SmtpSender {
     this.setupEvents = [];
     this.recordingSetup = true;
     try {
-      this.connection = await this.connect({ ...this.options, transcript: this.relayTranscript() });
+      const options = { ...this.options, transcript: this.relayTranscript() };
+      this.connection = await this.connect(
+        this.deadline === undefined ? options : withDeadline(options, this.deadline),
+      );
+      this.connection.deadline = this.deadline;
       return this.connection;
     } catch (thrown) {
       this.lastConnectFailure = describeFailure(toSmtpFailure(thrown));

@@ -144,7 +144,7 @@ function checkPolicy(policy: RetryPolicy): void {
 }
 
 /** Every timeout of a new connection shortened so that it ends by the deadline. */
-function withDeadline(options: SmtpClientOptions, deadline: number): SmtpClientOptions {
+export function withDeadline(options: SmtpClientOptions, deadline: number): SmtpClientOptions {
   const left = Math.max(1, deadline - Date.now());
   const timeouts = { ...options.timeouts };
   for (const key of ['connect', 'greeting', 'command', 'data', 'dataEnd'] as const) {

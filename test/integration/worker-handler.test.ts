@@ -18,7 +18,14 @@ import { MAX_DEFERRAL_SECONDS } from '../../lib/delivery/backoff.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import { type BatchReport, createSqsPoller } from '../../scripts/local/sqs-poller.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
-import { close as hangUp, startRawSmtpServer } from '../support/raw-smtp-server.ts';
+import {
+  greetAndEhlo,
+  close as hangUp,
+  readData,
+  reply,
+  stall,
+  startRawSmtpServer,
+} from '../support/raw-smtp-server.ts';
 import { startTestSmtpServer, TEST_USER, type TestSmtpServer } from '../support/smtp-server.ts';
 import { apiEvent } from './api-harness.ts';
 
@@ -243,6 +250,49 @@ describe('worker handler', () => {
       expect(text).toMatch(/delivery attempt 1 of message/);
       expect(text).toMatch(/connection to 127\.0\.0\.1:\d+ failed: .*during greeting/);
       expect(text).not.toMatch(/^\S+ S: /m);
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  it('a relay that stalls after the message: the attempt times out before the invocation ends, deferred and recorded', async () => {
+    // The relay takes the whole message, then never answers: with SMTP timeouts longer than the invocation,
+    // only the invocation's deadline can end the wait in time to record the outcome.
+    const relay = await startRawSmtpServer({
+      script: [
+        ...greetAndEhlo(['AUTH PLAIN']),
+        ...reply(/^AUTH PLAIN /, '235 2.7.0 ok\r\n'),
+        ...reply(/^MAIL FROM:/, '250 2.1.0 Ok\r\n'),
+        ...reply(/^RCPT TO:/, '250 2.1.5 Ok\r\n'),
+        ...reply('DATA', '354 go ahead\r\n'),
+        readData(),
+        stall(),
+      ],
+    });
+    try {
+      const id = await submit({ from: 'alice@example.com', to: ['stalled@example.org'], text: 'x' });
+      const handler = worker({
+        SMTP_PORT: String(relay.port),
+        SMTP_TLS: 'none',
+        SMTP_COMMAND_TIMEOUT_MS: '600000',
+        SMTP_DATA_TIMEOUT_MS: '600000',
+      });
+      const started = Date.now();
+      // 12 s left at the start: 10 s to spare for the minimum, 5 s of it kept back for recording.
+      const context = {
+        awsRequestId: 'stall',
+        getRemainingTimeInMillis: () => 12_000 - (Date.now() - started),
+      };
+      await pump(
+        (event) => handler(event, context),
+        async () => (await record(id)).attempts >= 1,
+      );
+      const r = await record(id);
+      expect(r).toMatchObject({ state: 'deferred', recipients: [{ state: 'deferred' }] });
+      expect(r.recipients[0]!.error).toMatch(/SMTP_TIMEOUT/);
+      const text = await transcript(r.transcripts[0]!);
+      expect(text).toMatch(/C: <message: \d+ octets/);
+      expect(text).toMatch(/SMTP_TIMEOUT at dot/);
     } finally {
       await relay.stop();
     }
