@@ -37,7 +37,8 @@ const workerSchema = awsSchema.extend({
   SMTP_DATA_TIMEOUT_MS: int(1).default(60_000),
   /** Queue back-off (RFC 5321 §4.5.4.1, Postfix minimal/maximal_backoff_time). */
   RETRY_BASE_SECONDS: int(0).default(300),
-  RETRY_MAX_SECONDS: int(0).max(43_200).default(14_400),
+  /** At most SQS's 12 h visibility less a Lambda run and a batching window (lib/delivery/backoff.ts). */
+  RETRY_MAX_SECONDS: int(0).max(42_000).default(14_400),
   RETRY_MAX_AGE_SECONDS: int(60).default(172_800),
   RETRY_MAX_ATTEMPTS: int(1).default(30),
 });
