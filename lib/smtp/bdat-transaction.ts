@@ -7,11 +7,46 @@ import type { EnvelopeLines } from './envelope.ts';
 import { everyRecipient, recipientOutcomes, settle } from './outcomes.ts';
 import { broken, checkReset, ok, protocolError, type Session, stageOf, writeGroup } from './session.ts';
 import type { Reply, SendResult } from './types.ts';
+import type { Wire } from './wire.ts';
 
 const EMPTY = Buffer.alloc(0);
 
 /** BDAT chunk size for streamed bodies: big enough that replies are few, small enough to bound memory. */
 const BDAT_CHUNK = 64 * 1024;
+
+/** The replies to one message's BDAT commands, folded as they arrive: a long streamed message has one per
+ *  chunk, and keeping them all would make memory grow with the message. Replies arrive in order, so once the
+ *  last one is in, every earlier one has been folded. */
+class ChunkReplies {
+  private last: Promise<Reply> | undefined;
+  /** The first refused chunk decides (RFC 3030 §2: the server discards the rest of a failed transaction). */
+  private refused: Reply | undefined;
+  private final: Reply | undefined;
+  private unexpected: Reply | undefined;
+
+  constructor(private readonly wire: Wire) {}
+
+  expect(timeout: number): void {
+    const reply = this.wire.expect('bdat', timeout);
+    reply.then(
+      (r) => {
+        if (r.code < 400 && !ok(r)) this.unexpected ??= r;
+        else if (!ok(r)) this.refused ??= r;
+        this.final = r;
+      },
+      () => {}, // the wire failed: `outcome` rejects with it
+    );
+    this.last = reply;
+  }
+
+  /** The reply that decides the message; rejects when the wire failed or a chunk got a non-2xx success. */
+  async outcome(): Promise<Reply> {
+    await this.last;
+    if (this.unexpected)
+      throw broken(this.wire, protocolError('bdat', this.unexpected, 'unexpected reply to BDAT'));
+    return this.refused ?? this.final!;
+  }
+}
 
 export async function bdatTransaction(
   session: Session,
@@ -34,7 +69,7 @@ export async function bdatTransaction(
   try {
     if (wire.failure) throw wire.failure;
     const commands = [...(reset ? ['RSET'] : []), lines.mail, ...lines.rcpts];
-    const chunkReplies: Array<Promise<Reply>> = [];
+    const chunkReplies = new ChunkReplies(wire);
     let pending: Array<Promise<Reply>>;
     if ('chunks' in body) {
       const header = `BDAT ${body.length} LAST`;
@@ -43,7 +78,7 @@ export async function bdatTransaction(
       describe(session, body.chunks, body.octets, body.lines);
       const flowing = writeGroup(wire, carry, [`${commands.join('\r\n')}\r\n${header}\r\n`, ...body.chunks]);
       pending = commands.map((command) => wire.expect(stageOf(command), commandTimeout));
-      chunkReplies.push(wire.expect('bdat', dataEnd));
+      chunkReplies.expect(dataEnd);
       if (!flowing) await wire.waitDrain('bdat', dataTimeout);
     } else {
       // The commands leave with the first chunk: a small streamed message is one write, like a prebuilt one.
@@ -66,7 +101,7 @@ export async function bdatTransaction(
         if (first)
           for (const command of commands) pending.push(wire.expect(stageOf(command), commandTimeout));
         first = false;
-        chunkReplies.push(wire.expect('bdat', last ? dataEnd : commandTimeout));
+        chunkReplies.expect(last ? dataEnd : commandTimeout);
         held = [];
         heldBytes = 0;
         if (!flowing) await wire.waitDrain('bdat', dataTimeout);
@@ -90,13 +125,7 @@ export async function bdatTransaction(
     const [mailPromise, ...rcptPromises] = pending;
     const mail = await mailPromise!;
     const rcptReplies = await Promise.all(rcptPromises);
-    const chunks = await Promise.all(chunkReplies);
-    for (const reply of chunks) {
-      if (reply.code < 400 && !ok(reply))
-        throw broken(wire, protocolError('bdat', reply, 'unexpected reply to BDAT'));
-    }
-    // The first refused chunk decides (RFC 3030 §2: the server discards the rest of a failed transaction).
-    const data = chunks.find((reply) => !ok(reply)) ?? chunks[chunks.length - 1]!;
+    const data = await chunkReplies.outcome();
     if (!ok(mail)) {
       session.needsReset = true;
       if (mail.code === 503 && behind && !reset && 'chunks' in body) {

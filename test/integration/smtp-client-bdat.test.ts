@@ -5,6 +5,14 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
+import {
+  greetAndEhlo,
+  type RawSmtpServer,
+  readBdat,
+  reply,
+  stall,
+  startRawSmtpServer,
+} from '../support/raw-smtp-server.ts';
 
 interface BdatServer {
   port: number;
@@ -343,5 +351,50 @@ describe('BDAT transcript', () => {
       'C: QUIT',
       'S: 221 2.0.0 bye',
     ]);
+  });
+});
+
+describe('BDAT chunk replies of a streamed message', () => {
+  let raw: RawSmtpServer | undefined;
+  afterEach(async () => {
+    await raw?.stop();
+    raw = undefined;
+  });
+
+  async function streamTo(chunkReply: string, lastReply: string) {
+    raw = await startRawSmtpServer({
+      script: [
+        ...greetAndEhlo(['PIPELINING', 'CHUNKING']),
+        ...reply(/^MAIL FROM:/, '250 2.1.0 ok\r\n'),
+        ...reply(/^RCPT TO:/, '250 2.1.5 ok\r\n'),
+        readBdat(chunkReply, lastReply),
+        stall(),
+      ],
+    });
+    const c = await SmtpConnection.connect({
+      host: '127.0.0.1',
+      port: raw.port,
+      tls: 'none',
+      name: 'client.test',
+      timeouts: { command: 5000, dataEnd: 5000 },
+    });
+    const line = `${'q'.repeat(1022)}\r\n`;
+    const parts = [1, 2, 3].map(() => Buffer.from(line.repeat(70))); // three BDAT chunks of 70 KiB
+    const sent = c.send({ from: 'a@client.test', to: ['b@server.test'] }, Readable.from(parts));
+    return { c, sent };
+  }
+
+  it('the first refused chunk decides the outcome, not the LAST reply', async () => {
+    const { c, sent } = await streamTo('452 4.3.1 out of room\r\n', '554 5.5.0 transaction failed\r\n');
+    const result = await sent;
+    expect(result.data).toMatchObject({ code: 452, enhanced: '4.3.1' });
+    expect(result.recipients[0]).toMatchObject({ status: 'deferred', reply: { code: 452 } });
+    c.close();
+  });
+
+  it('a 3xx to a chunk is a protocol error and the session is not reused', async () => {
+    const { c, sent } = await streamTo('354 go on\r\n', '250 2.0.0 queued\r\n');
+    await expect(sent).rejects.toMatchObject({ code: 'SMTP_PROTOCOL', stage: 'bdat' });
+    expect(c.usable).toBe(false);
   });
 });
