@@ -2,29 +2,24 @@
 // transient error naming the stage — SMTP_CONNECTION for a drop, SMTP_TIMEOUT for silence — and a
 // connection that is never reused. Timeouts are small; only the error code is asserted, never the time.
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SmtpConnection, SmtpError } from '../../lib/smtp/index.ts';
 import type { SmtpClientOptions, SmtpStage } from '../../lib/smtp/types.ts';
 import { sharedLocalCa } from '../../scripts/local/certs.ts';
+import { allTimeouts, rawClientOptions, rawServerPerTest } from '../support/adversarial.ts';
 import {
   close,
   destroy,
   expectLine,
   greetAndEhlo,
   pauseReading,
-  type RawSmtpServer,
   type RawStep,
   readData,
   reply,
   stall,
-  startRawSmtpServer,
 } from '../support/raw-smtp-server.ts';
 
-let server: RawSmtpServer | undefined;
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-});
+const rawServer = rawServerPerTest();
 
 /** How far the server plays along before it drops or stalls; what the client is doing at that moment. */
 interface Stage {
@@ -77,22 +72,12 @@ async function clientOptions(
   timeoutMs: number,
 ): Promise<SmtpClientOptions> {
   const ca = await sharedLocalCa();
-  return {
-    host: '127.0.0.1',
-    port,
-    tls: 'none',
+  return rawClientOptions(port, {
     ca: ca.caPem,
     servername: 'localhost',
-    name: 'client.test',
-    timeouts: {
-      connect: timeoutMs,
-      greeting: timeoutMs,
-      command: timeoutMs,
-      data: timeoutMs,
-      dataEnd: timeoutMs,
-    },
+    timeouts: allTimeouts(timeoutMs),
     ...extra,
-  };
+  });
 }
 
 const ENVELOPE = { from: 'a@example.test', to: ['b@example.test'] };
@@ -142,7 +127,7 @@ describe.each([
     name: s.bigBody ? `${s.stage} (during the body)` : s.stage,
   }));
   it.each(cases)('at $name: SMTP_CONNECTION, transient, with that stage', async (stage) => {
-    server = await startRawSmtpServer({ script: [...stage.script, drop()] });
+    const server = await rawServer.start({ script: [...stage.script, drop()] });
     const { error, client } = await runUntilFailure(server.port, stage, DROP_TIMEOUT_MS);
 
     expect(error).toMatchObject({ code: 'SMTP_CONNECTION', transient: true });
@@ -158,7 +143,7 @@ describe.each([
 
 describe('the server stalls', () => {
   it.each(stages)('at $stage: SMTP_TIMEOUT, transient, with that stage', async (stage) => {
-    server = await startRawSmtpServer({ script: [...stage.script, stall()] });
+    const server = await rawServer.start({ script: [...stage.script, stall()] });
     const { error, client } = await runUntilFailure(server.port, stage);
 
     expect(error).toMatchObject({ code: 'SMTP_TIMEOUT', stage: stage.stage, transient: true });
@@ -166,7 +151,7 @@ describe('the server stalls', () => {
   });
 
   it('after the STARTTLS 220, in the TLS handshake: SMTP_TIMEOUT at starttls', async () => {
-    server = await startRawSmtpServer({
+    const server = await rawServer.start({
       script: [...greetAndEhlo(['STARTTLS']), ...reply('STARTTLS', '220 2.0.0 Ready\r\n'), stall()],
     });
     const { error } = await runUntilFailure(server.port, {
@@ -179,7 +164,7 @@ describe('the server stalls', () => {
   });
 
   it('while the body is streamed (the server stops reading): SMTP_TIMEOUT at data', async () => {
-    server = await startRawSmtpServer({
+    const server = await rawServer.start({
       script: [...untilData, ...reply('DATA', '354 go\r\n'), pauseReading(), stall()],
     });
     const { error, client } = await runUntilFailure(server.port, { ...duringBody, script: [] });
@@ -189,7 +174,7 @@ describe('the server stalls', () => {
   });
 
   it('after the final dot: SMTP_TIMEOUT at dot', async () => {
-    server = await startRawSmtpServer({ script: [...afterDot.script, stall()] });
+    const server = await rawServer.start({ script: [...afterDot.script, stall()] });
     const { error, client } = await runUntilFailure(server.port, afterDot);
 
     expect(error).toMatchObject({ code: 'SMTP_TIMEOUT', stage: 'dot', transient: true });
@@ -197,7 +182,7 @@ describe('the server stalls', () => {
   });
 
   it('after a BDAT chunk: SMTP_TIMEOUT at bdat', async () => {
-    server = await startRawSmtpServer({ script: [...atBdat.script, stall()] });
+    const server = await rawServer.start({ script: [...atBdat.script, stall()] });
     const { error, client } = await runUntilFailure(server.port, atBdat);
 
     expect(error).toMatchObject({ code: 'SMTP_TIMEOUT', stage: 'bdat', transient: true });
@@ -205,7 +190,7 @@ describe('the server stalls', () => {
   });
 
   it('with PIPELINING, silence after the pipelined commands is a timeout too', async () => {
-    server = await startRawSmtpServer({
+    const server = await rawServer.start({
       script: [...greetAndEhlo(['PIPELINING']), expectLine(/^MAIL /), stall()],
     });
     const { error, client } = await runUntilFailure(server.port, { stage: 'mail', script: [] });

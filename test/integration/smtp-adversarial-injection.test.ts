@@ -2,53 +2,22 @@
 // in a body never reaches the wire (SMTP smuggling); credentials never reach the transcript, and are never
 // sent in plaintext to a host that is not loopback (that decision: smtp-client-auth-policy.test.ts).
 import { Readable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createTranscript, SmtpConnection, SmtpError } from '../../lib/smtp/index.ts';
-import type { SmtpClientOptions } from '../../lib/smtp/types.ts';
+import { describe, expect, it } from 'vitest';
+import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
+import { rawClientOptions, rawServerPerTest, rejection, sent } from '../support/adversarial.ts';
 import {
   acceptMessage,
   greetAndEhlo,
   type RawConnection,
-  type RawSmtpServer,
   type RawStep,
   readBdat,
   reply,
   stall,
-  startRawSmtpServer,
   write,
 } from '../support/raw-smtp-server.ts';
 
-let server: RawSmtpServer | undefined;
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-});
-
-async function start(script: RawStep[]): Promise<RawSmtpServer> {
-  server = await startRawSmtpServer({ script });
-  return server;
-}
-
-const options = (port: number, extra: Partial<SmtpClientOptions> = {}): SmtpClientOptions => ({
-  host: '127.0.0.1',
-  port,
-  tls: 'none',
-  name: 'client.test',
-  timeouts: { connect: 5000, greeting: 5000, command: 5000, data: 5000, dataEnd: 5000 },
-  ...extra,
-});
-
-async function rejection(promise: Promise<unknown>): Promise<SmtpError> {
-  const error = await promise.then(
-    () => new Error('expected a rejection'),
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(SmtpError);
-  return error as SmtpError;
-}
-
-const sent = (connection: RawConnection, verb: string) =>
-  connection.lines().filter((line) => line.toUpperCase().startsWith(verb));
+const rawServer = rawServerPerTest();
+const start = (script: RawStep[]) => rawServer.start({ script });
 
 const MESSAGE = 'Subject: x\r\n\r\nhi\r\n';
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
@@ -70,11 +39,11 @@ describe('command injection is refused before anything is sent', () => {
 
   it.each(badAddresses)('MAIL FROM with %s', async (_what, from) => {
     const { port } = await start(session());
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     try {
       const error = await rejection(client.send({ from, to: ['b@example.test'] }, MESSAGE));
       expect(error.code).toBe('SMTP_INVALID_ARGUMENT');
-      expect(sent(server!.connections[0]!, 'MAIL')).toEqual([]);
+      expect(sent(rawServer.current.connections[0]!, 'MAIL')).toEqual([]);
       // Nothing went out, so the connection is as good as before.
       expect(client.usable).toBe(true);
       const result = await client.send({ from: 'a@example.test', to: ['b@example.test'] }, MESSAGE);
@@ -86,13 +55,13 @@ describe('command injection is refused before anything is sent', () => {
 
   it.each(badAddresses)('RCPT TO with %s (after a good recipient): no MAIL, no RCPT', async (_what, to) => {
     const { port } = await start(session());
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     try {
       const error = await rejection(
         client.send({ from: 'a@example.test', to: ['b@example.test', to] }, MESSAGE),
       );
       expect(error.code).toBe('SMTP_INVALID_ARGUMENT');
-      const connection = server!.connections[0]!;
+      const connection = rawServer.current.connections[0]!;
       expect(sent(connection, 'MAIL')).toEqual([]);
       expect(sent(connection, 'RCPT')).toEqual([]);
     } finally {
@@ -107,9 +76,9 @@ describe('command injection is refused before anything is sent', () => {
     ['a bracket', 'client.test>'],
   ])('EHLO name with %s: no connection bytes at all', async (_what, name) => {
     const { port } = await start([write('220 raw.test\r\n'), ...reply(/.*/, '250 raw.test\r\n'), stall()]);
-    const error = await rejection(SmtpConnection.connect(options(port, { name })));
+    const error = await rejection(SmtpConnection.connect(rawClientOptions(port, { name })));
     expect(error.code).toBe('SMTP_INVALID_ARGUMENT');
-    for (const connection of server!.connections) expect(connection.received().length).toBe(0);
+    for (const connection of rawServer.current.connections) expect(connection.received().length).toBe(0);
   });
 
   it.each([
@@ -122,9 +91,11 @@ describe('command injection is refused before anything is sent', () => {
       ...reply(/.*/, '235 ok\r\n'),
       stall(),
     ]);
-    const error = await rejection(SmtpConnection.connect(options(port, { auth: { user, pass: 'pw' } })));
+    const error = await rejection(
+      SmtpConnection.connect(rawClientOptions(port, { auth: { user, pass: 'pw' } })),
+    );
     expect(error.code).toBe('SMTP_INVALID_ARGUMENT');
-    for (const connection of server!.connections) {
+    for (const connection of rawServer.current.connections) {
       expect(sent(connection, 'AUTH')).toEqual([]);
       expect(sent(connection, 'MAIL')).toEqual([]);
     }
@@ -149,11 +120,11 @@ describe('SMTP smuggling: bare CR and LF never reach the wire', () => {
       ...reply('QUIT', '221 bye\r\n'),
       stall(),
     ]);
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     const result = await client.send({ from: 'a@example.test', to: ['b@example.test'] }, body);
     expect(result.data?.code).toBe(250);
     await client.quit();
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(connection!.error).toBeUndefined();
     return connection!;
   }
@@ -181,13 +152,13 @@ describe('SMTP smuggling: bare CR and LF never reach the wire', () => {
       ...reply('QUIT', '221 bye\r\n'),
       stall(),
     ]);
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     const body = 'Subject: s\r\n\r\nline1\n.\nMAIL FROM:<a@evil.test>\r.\rend\r.\n..two\n';
     const result = await client.send({ from: 'a@example.test', to: ['b@example.test'] }, body);
     await client.quit();
 
     expect(result.data?.code).toBe(250);
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(connection!.error).toBeUndefined();
     expect(connection!.bodies[0]!.toString('latin1')).toBe(
       'Subject: s\r\n\r\nline1\r\n.\r\nMAIL FROM:<a@evil.test>\r\n.\r\nend\r\n.\r\n..two\r\n',
@@ -231,11 +202,11 @@ describe('credentials', () => {
       stall(),
     ]);
     const client = await SmtpConnection.connect(
-      options(port, { auth: { user: USER, pass: PASS }, transcript }),
+      rawClientOptions(port, { auth: { user: USER, pass: PASS }, transcript }),
     );
     client.close();
 
-    expect(server!.connections[0]!.received().toString()).toContain(b64(`\0${USER}\0${PASS}`));
+    expect(rawServer.current.connections[0]!.received().toString()).toContain(b64(`\0${USER}\0${PASS}`));
     expectNoSecret(transcript.toString());
     expect(transcript.toString()).toContain('<redacted>');
   });
@@ -250,11 +221,11 @@ describe('credentials', () => {
       stall(),
     ]);
     const client = await SmtpConnection.connect(
-      options(port, { auth: { user: USER, pass: PASS }, transcript }),
+      rawClientOptions(port, { auth: { user: USER, pass: PASS }, transcript }),
     );
     client.close();
 
-    expect(server!.connections[0]!.error).toBeUndefined();
+    expect(rawServer.current.connections[0]!.error).toBeUndefined();
     expectNoSecret(transcript.toString());
   });
 
@@ -266,7 +237,7 @@ describe('credentials', () => {
       stall(),
     ]);
     const error = await rejection(
-      SmtpConnection.connect(options(port, { auth: { user: USER, pass: PASS }, transcript })),
+      SmtpConnection.connect(rawClientOptions(port, { auth: { user: USER, pass: PASS }, transcript })),
     );
 
     expect(error).toMatchObject({ code: 'SMTP_AUTH', stage: 'auth', transient: false });
@@ -284,7 +255,9 @@ describe('credentials', () => {
       stall(),
     ]);
     const error = await rejection(
-      SmtpConnection.connect(options(port, { auth: { user: USER, accessToken: TOKEN }, transcript })),
+      SmtpConnection.connect(
+        rawClientOptions(port, { auth: { user: USER, accessToken: TOKEN }, transcript }),
+      ),
     );
 
     expect(error.code).toBe('SMTP_AUTH');
@@ -303,8 +276,10 @@ describe('plaintext AUTH to loopback', () => {
 
   it('is allowed (the local relay case)', async () => {
     const { port } = await start(authSession());
-    const client = await SmtpConnection.connect(options(port, { auth: { user: 'u', pass: 'plain-pw' } }));
+    const client = await SmtpConnection.connect(
+      rawClientOptions(port, { auth: { user: 'u', pass: 'plain-pw' } }),
+    );
     client.close();
-    expect(sent(server!.connections[0]!, 'AUTH')).toHaveLength(1);
+    expect(sent(rawServer.current.connections[0]!, 'AUTH')).toHaveLength(1);
   });
 });

@@ -1,56 +1,24 @@
 // Replies the way a hostile or broken server sends them: malformed, split byte by byte, packed several to a
 // segment, a refusing greeting, 421 in the middle of a session, EHLO refused (HELO fallback).
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SmtpConnection, SmtpError } from '../../lib/smtp/index.ts';
-import type { SmtpClientOptions } from '../../lib/smtp/types.ts';
+import { rawClientOptions, rawServerPerTest, rejection, sent } from '../support/adversarial.ts';
 import {
   acceptMessage,
   close,
   expectLine,
   greetAndEhlo,
-  type RawConnection,
-  type RawSmtpServer,
   type RawStep,
   readData,
   reply,
   sendSplit,
   stall,
-  startRawSmtpServer,
   write,
 } from '../support/raw-smtp-server.ts';
 
-let server: RawSmtpServer | undefined;
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-});
-
-async function start(script: RawStep[], chunkPauseMs?: number): Promise<RawSmtpServer> {
-  server = await startRawSmtpServer({ script, ...(chunkPauseMs === undefined ? {} : { chunkPauseMs }) });
-  return server;
-}
-
-const options = (port: number, extra: Partial<SmtpClientOptions> = {}): SmtpClientOptions => ({
-  host: '127.0.0.1',
-  port,
-  tls: 'none',
-  name: 'client.test',
-  // Generous: a protocol error must come from the parser, not from a timeout.
-  timeouts: { connect: 5000, greeting: 5000, command: 5000, data: 5000, dataEnd: 5000 },
-  ...extra,
-});
-
-async function rejection(promise: Promise<unknown>): Promise<SmtpError> {
-  const error = await promise.then(
-    () => new Error('expected a rejection'),
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(SmtpError);
-  return error as SmtpError;
-}
-
-const sent = (connection: RawConnection, verb: string) =>
-  connection.lines().filter((line) => line.toUpperCase().startsWith(verb));
+const rawServer = rawServerPerTest();
+const start = (script: RawStep[], chunkPauseMs?: number) =>
+  rawServer.start({ script, ...(chunkPauseMs === undefined ? {} : { chunkPauseMs }) });
 
 const MESSAGE = 'Subject: test\r\n\r\nHello\r\n';
 const ENVELOPE = { from: 'a@example.test', to: ['b@example.test'] };
@@ -66,14 +34,14 @@ describe('malformed replies are SMTP_PROTOCOL errors, never a hang or a crash', 
   ];
   it.each(greetings)('greeting with %s', async (_what, greeting) => {
     const { port } = await start([write(greeting), stall()]);
-    const error = await rejection(SmtpConnection.connect(options(port)));
+    const error = await rejection(SmtpConnection.connect(rawClientOptions(port)));
     expect(error.code).toBe('SMTP_PROTOCOL');
     expect(error.stage).toBe('greeting');
   });
 
   it('a line far longer than any reply (1 MiB, no CRLF)', async () => {
     const { port } = await start([write(`220 ${'x'.repeat(1024 * 1024)}`), stall()]);
-    const error = await rejection(SmtpConnection.connect(options(port)));
+    const error = await rejection(SmtpConnection.connect(rawClientOptions(port)));
     expect(error.code).toBe('SMTP_PROTOCOL');
   });
 
@@ -89,16 +57,16 @@ describe('malformed replies are SMTP_PROTOCOL errors, never a hang or a crash', 
       ...reply(/^EHLO /, ehloReply),
       ...acceptMessage(),
     ]);
-    const error = await rejection(SmtpConnection.connect(options(port)));
+    const error = await rejection(SmtpConnection.connect(rawClientOptions(port)));
     expect(error.code).toBe('SMTP_PROTOCOL');
     expect(error.stage).toBe('ehlo');
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'MAIL')).toEqual([]);
   });
 
   it('a malformed reply to MAIL leaves the connection unusable', async () => {
     const { port } = await start([...greetAndEhlo(), ...reply(/^MAIL /, '25O ok\r\n'), stall()]);
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     try {
       const error = await rejection(client.send(ENVELOPE, MESSAGE));
       expect(error.code).toBe('SMTP_PROTOCOL');
@@ -117,7 +85,7 @@ describe('malformed replies are SMTP_PROTOCOL errors, never a hang or a crash', 
       ...reply(/^EHLO /, '250 raw.test\r\n'),
       ...acceptMessage(),
     ]);
-    const outcome = await SmtpConnection.connect(options(port)).then(
+    const outcome = await SmtpConnection.connect(rawClientOptions(port)).then(
       (client) => {
         client.close();
         return client.extensions.auth;
@@ -149,7 +117,7 @@ describe('replies split and packed', () => {
     ];
     const { port } = await start(script, 1);
 
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     expect(client.extensions.size).toBe(1000000);
     expect(client.extensions.eightBitMime).toBe(true);
     expect(client.extensions.enhancedStatusCodes).toBe(true);
@@ -162,7 +130,7 @@ describe('replies split and packed', () => {
     expect(result.mail).toMatchObject({ code: 250, enhanced: '2.1.0' });
     expect(result.data).toMatchObject({ code: 250, enhanced: '2.0.0' });
     expect(result.data!.lines).toHaveLength(2);
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(connection!.error).toBeUndefined();
     expect(connection!.bodies[0]!.toString()).toBe(`${MESSAGE}.\r\n`);
   });
@@ -182,7 +150,7 @@ describe('replies split and packed', () => {
       write('250 2.0.0 Ok: queued\r\n'),
       stall(),
     ]);
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     try {
       const result = await client.send(
         { from: 'a@example.test', to: ['b@example.test', 'c@example.test', 'd@example.test'] },
@@ -204,14 +172,14 @@ describe('replies split and packed', () => {
 describe('refusals', () => {
   it('greeting 554 is permanent', async () => {
     const { port } = await start([write('554 5.3.2 no service for you\r\n'), stall()]);
-    const error = await rejection(SmtpConnection.connect(options(port)));
+    const error = await rejection(SmtpConnection.connect(rawClientOptions(port)));
     expect(error).toMatchObject({ code: 'SMTP_REPLY', stage: 'greeting', transient: false });
     expect(error.reply).toMatchObject({ code: 554, enhanced: '5.3.2' });
   });
 
   it('greeting 421 is transient', async () => {
     const { port } = await start([write('421 4.3.2 busy, try later\r\n'), close()]);
-    const error = await rejection(SmtpConnection.connect(options(port)));
+    const error = await rejection(SmtpConnection.connect(rawClientOptions(port)));
     expect(error).toMatchObject({ code: 'SMTP_REPLY', stage: 'greeting', transient: true });
     expect(error.reply?.code).toBe(421);
   });
@@ -222,7 +190,7 @@ describe('refusals', () => {
       ...reply(/^MAIL /, '421 4.3.2 shutting down\r\n'),
       close(),
     ]);
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     try {
       const error = await rejection(client.send(ENVELOPE, MESSAGE));
       expect(error).toMatchObject({ code: 'SMTP_REPLY', stage: 'mail', transient: true });
@@ -231,7 +199,7 @@ describe('refusals', () => {
     } finally {
       client.close();
     }
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'RCPT')).toEqual([]);
   });
 
@@ -242,7 +210,7 @@ describe('refusals', () => {
       ...reply(/^RCPT /, '421 4.3.2 shutting down\r\n'),
       close(),
     ]);
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     try {
       const outcome = await client.send(ENVELOPE, MESSAGE).catch((error: unknown) => error);
       if (outcome instanceof SmtpError) expect(outcome.transient).toBe(true);
@@ -252,7 +220,7 @@ describe('refusals', () => {
     } finally {
       client.close();
     }
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'DATA')).toEqual([]);
   });
 
@@ -264,7 +232,7 @@ describe('refusals', () => {
       ...acceptMessage(),
       stall(),
     ]);
-    const client = await SmtpConnection.connect(options(port));
+    const client = await SmtpConnection.connect(rawClientOptions(port));
     try {
       expect(client.extensions.pipelining).toBe(false);
       const result = await client.send(ENVELOPE, MESSAGE);
@@ -272,7 +240,7 @@ describe('refusals', () => {
     } finally {
       client.close();
     }
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(connection!.error).toBeUndefined();
   });
 
@@ -282,9 +250,9 @@ describe('refusals', () => {
       ...reply(/^EHLO /, '421 4.7.0 go away\r\n'),
       stall(),
     ]);
-    const error = await rejection(SmtpConnection.connect(options(port)));
+    const error = await rejection(SmtpConnection.connect(rawClientOptions(port)));
     expect(error).toMatchObject({ code: 'SMTP_REPLY', stage: 'ehlo', transient: true });
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'HELO')).toEqual([]);
   });
 
@@ -295,9 +263,9 @@ describe('refusals', () => {
       ...reply(/^HELO /, '250 old.test\r\n'),
       ...acceptMessage(),
     ]);
-    const error = await rejection(SmtpConnection.connect(options(port, { tls: 'starttls' })));
+    const error = await rejection(SmtpConnection.connect(rawClientOptions(port, { tls: 'starttls' })));
     expect(error.code).toBe('SMTP_TLS_REQUIRED');
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'MAIL')).toEqual([]);
   });
 });

@@ -1,33 +1,26 @@
 // STARTTLS under attack (RFC 3207 §6, "NO STARTTLS", USENIX Security 2021): response injection before the
 // handshake, STARTTLS stripped or refused while TLS is required, a certificate the client must not trust.
 // A server that would happily accept MAIL afterwards proves the client stopped on its own.
-import { afterEach, describe, expect, it } from 'vitest';
-import { SmtpConnection, SmtpError } from '../../lib/smtp/index.ts';
+import { describe, expect, it } from 'vitest';
+import { SmtpConnection } from '../../lib/smtp/index.ts';
 import type { SmtpClientOptions } from '../../lib/smtp/types.ts';
 import { createLocalCa, sharedLocalCa } from '../../scripts/local/certs.ts';
+import { allTimeouts, rawClientOptions, rawServerPerTest, rejection, sent } from '../support/adversarial.ts';
 import {
   acceptMessage,
   expectLine,
   greetAndEhlo,
-  type RawConnection,
   type RawServerOptions,
-  type RawSmtpServer,
   reply,
-  startRawSmtpServer,
   startTls,
   write,
 } from '../support/raw-smtp-server.ts';
 
-let server: RawSmtpServer | undefined;
-afterEach(async () => {
-  await server?.stop();
-  server = undefined;
-});
+const rawServer = rawServerPerTest();
 
-async function start(options: RawServerOptions): Promise<RawSmtpServer> {
+async function start(options: RawServerOptions) {
   const ca = await sharedLocalCa();
-  server = await startRawSmtpServer({ tls: { key: ca.keyPem, cert: ca.certPem }, ...options });
-  return server;
+  return rawServer.start({ tls: { key: ca.keyPem, cert: ca.certPem }, ...options });
 }
 
 async function clientOptions(
@@ -35,29 +28,14 @@ async function clientOptions(
   extra: Partial<SmtpClientOptions> = {},
 ): Promise<SmtpClientOptions> {
   const ca = await sharedLocalCa();
-  return {
-    host: '127.0.0.1',
-    port,
+  return rawClientOptions(port, {
     tls: 'starttls',
     ca: ca.caPem,
     servername: 'localhost',
-    name: 'client.test',
-    timeouts: { connect: 3000, greeting: 3000, command: 3000, data: 3000, dataEnd: 3000 },
+    timeouts: allTimeouts(3000),
     ...extra,
-  };
+  });
 }
-
-async function rejection(promise: Promise<unknown>): Promise<SmtpError> {
-  const error = await promise.then(
-    () => new Error('expected a rejection'),
-    (reason: unknown) => reason,
-  );
-  expect(error).toBeInstanceOf(SmtpError);
-  return error as SmtpError;
-}
-
-const sent = (connection: RawConnection, verb: string) =>
-  connection.lines().filter((line) => line.toUpperCase().startsWith(verb));
 
 /** After the upgrade: a fresh EHLO, then a message accepted — what a client fooled into going on would meet. */
 const afterUpgrade = () => [...reply(/^EHLO /, '250-raw.test\r\n250 AUTH PLAIN\r\n'), ...acceptMessage()];
@@ -78,7 +56,7 @@ describe('STARTTLS response injection', () => {
 
     expect(error.code).toBe('SMTP_PROTOCOL');
     expect(error.stage).toBe('starttls');
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'MAIL')).toEqual([]);
     expect(sent(connection!, 'EHLO')).toHaveLength(1);
   });
@@ -99,7 +77,7 @@ describe('STARTTLS response injection', () => {
     const error = await rejection(SmtpConnection.connect(await clientOptions(port)));
 
     expect(['SMTP_PROTOCOL', 'SMTP_TLS']).toContain(error.code);
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'MAIL')).toEqual([]);
   });
 });
@@ -116,7 +94,7 @@ describe('TLS required', () => {
 
     expect(error.code).toBe('SMTP_TLS_REQUIRED');
     expect(error.transient).toBe(false);
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'MAIL')).toEqual([]);
     expect(sent(connection!, 'AUTH')).toEqual([]);
     expect(connection!.received().includes('secret-pass')).toBe(false);
@@ -151,7 +129,7 @@ describe('TLS required', () => {
     expect(error.code).toBe('SMTP_TLS_REQUIRED');
     expect(error.stage).toBe('starttls');
     expect(error.reply?.code).toBe(454);
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'MAIL')).toEqual([]);
   });
 
@@ -171,7 +149,7 @@ describe('TLS required', () => {
 
     expect(error.code).toBe('SMTP_TLS');
     expect(error.stage).toBe('starttls');
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(connection!.step).toBeLessThan(6); // the script never got past the handshake
     expect(sent(connection!, 'MAIL')).toEqual([]);
   });
@@ -205,7 +183,7 @@ describe('after a good upgrade', () => {
     expect(result.recipients.map((r) => r.status)).toEqual(['accepted']);
     await client.quit();
 
-    const [connection] = await server!.settled(1);
+    const [connection] = await rawServer.current.settled(1);
     expect(connection!.error).toBeUndefined();
     expect(connection!.bodies[0]!.toString()).toBe('Subject: x\r\n\r\nhi\r\n.\r\n');
   });
