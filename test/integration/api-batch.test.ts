@@ -1,33 +1,19 @@
 // POST /v1/messages/batch against moto: per-item results in order, every valid item on SQS with its status
 // record, invalid items reported with their field paths and never enqueued.
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
-import { createTestResources, type TestResources } from '../support/moto.ts';
-import {
-  type ApiHandler,
-  apiEvent,
-  drainQueue,
-  loadHandler,
-  parseBody,
-  validRequest,
-} from './api-harness.ts';
+import { apiEvent, apiOnFreshResources, drainQueue, parseBody, validRequest } from './api-harness.ts';
 
-let resources: TestResources;
-let handler: ApiHandler;
-
-beforeAll(async () => {
-  resources = await createTestResources(inject('motoEndpoint'));
-  handler = await loadHandler(resources);
-});
+const api = apiOnFreshResources();
 
 const batch = (body: unknown, headers: Record<string, string> = {}) =>
-  handler(apiEvent({ method: 'POST', path: '/v1/messages/batch', body, headers }));
+  api.handler(apiEvent({ method: 'POST', path: '/v1/messages/batch', body, headers }));
 
 async function statusRecord(id: string): Promise<StatusRecord> {
-  const object = await resources.clients.s3.send(
-    new GetObjectCommand({ Bucket: resources.bucket, Key: `messages/${id}.json` }),
+  const object = await api.resources.clients.s3.send(
+    new GetObjectCommand({ Bucket: api.resources.bucket, Key: `messages/${id}.json` }),
   );
   return JSON.parse(await object.Body!.transformToString()) as StatusRecord;
 }
@@ -64,7 +50,7 @@ describe('POST /v1/messages/batch', () => {
     expect(fourth?.error?.issues?.map((i) => i.path)).toContain('from');
     expect(second?.id).toBeUndefined();
 
-    const queued = (await drainQueue(resources)) as Array<{ id: string; request: { subject: string } }>;
+    const queued = (await drainQueue(api.resources)) as Array<{ id: string; request: { subject: string } }>;
     expect(queued.map((m) => [m.id, m.request.subject]).sort()).toEqual(
       [
         [first!.id, 'first'],
@@ -84,7 +70,7 @@ describe('POST /v1/messages/batch', () => {
     expect(body.queued).toBe(25);
     const ids = body.results.map((r) => r.id!);
     expect(new Set(ids).size).toBe(25);
-    const queued = (await drainQueue(resources)) as QueueMessage[];
+    const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued.map((m) => m.id).sort()).toEqual([...ids].sort());
     const records = await Promise.all(ids.map(statusRecord));
     expect(records.map((r) => r.subject)).toEqual(messages.map((m) => m.subject));
@@ -100,13 +86,13 @@ describe('POST /v1/messages/batch', () => {
 
     expect(response.statusCode).toBe(400);
     expect(parseBody(response)).toMatchObject({ error: 'validation_failed', issues: [{ path }] });
-    expect(await drainQueue(resources)).toEqual([]);
+    expect(await drainQueue(api.resources)).toEqual([]);
   });
 
   it('refuses an Idempotency-Key on a batch instead of ignoring it', async () => {
     const response = await batch({ messages: [validRequest] }, { 'Idempotency-Key': 'k1' });
 
     expect(response.statusCode).toBe(400);
-    expect(await drainQueue(resources)).toEqual([]);
+    expect(await drainQueue(api.resources)).toEqual([]);
   });
 });

@@ -4,44 +4,43 @@
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createApiHandler } from '../../functions/api/app.ts';
 import { createAwsDeps } from '../../functions/api/aws-deps.ts';
 import { createAwsClients } from '../../lib/aws/clients.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import { S3StatusStore } from '../../lib/aws/status-store.ts';
 import { loadApiConfig } from '../../lib/config.ts';
-import { createTestResources, type TestResources } from '../support/moto.ts';
 import {
   type ApiHandler,
   apiEvent,
+  apiOnFreshResources,
   drainQueue,
-  loadHandler,
   parseBody,
+  refuseKeyReleases,
   validRequest,
 } from './api-harness.ts';
 
-let resources: TestResources;
-let healthy: ApiHandler;
 let broken: ApiHandler;
 let status: S3StatusStore;
 
+// api.handler is the handler on the queue that works.
+const api = apiOnFreshResources();
+
 beforeAll(async () => {
-  resources = await createTestResources(inject('motoEndpoint'));
-  healthy = await loadHandler(resources);
   const config = loadApiConfig();
-  const missingQueue = `${resources.queueUrl}-missing`;
+  const missingQueue = `${api.resources.queueUrl}-missing`;
   const quiet = new Logger({ serviceName: 'smtpq-api-test', logLevel: 'SILENT' });
   broken = createApiHandler(
     createAwsDeps({ ...config, aws: { ...config.aws, queueUrl: missingQueue } }, quiet),
   );
-  status = new S3StatusStore(resources.clients.s3, resources.bucket);
+  status = new S3StatusStore(api.resources.clients.s3, api.resources.bucket);
 });
 
 /** Ids of every status record in the bucket (messages/<id>.json). */
 async function listStatusIds(): Promise<string[]> {
-  const listing = await resources.clients.s3.send(
-    new ListObjectsV2Command({ Bucket: resources.bucket, Prefix: 'messages/' }),
+  const listing = await api.resources.clients.s3.send(
+    new ListObjectsV2Command({ Bucket: api.resources.bucket, Prefix: 'messages/' }),
   );
   return (listing.Contents ?? []).map((object) => object.Key!.slice('messages/'.length, -'.json'.length));
 }
@@ -53,7 +52,7 @@ describe('the queue refuses', () => {
   it('answers a single submit with 500 and the request id, and frees its Idempotency-Key', async () => {
     // Act
     const failed = await submit(broken, { 'Idempotency-Key': 'retry-me' });
-    const retried = await submit(healthy, { 'Idempotency-Key': 'retry-me' });
+    const retried = await submit(api.handler, { 'Idempotency-Key': 'retry-me' });
 
     // Assess
     expect(failed.statusCode).toBe(500);
@@ -62,7 +61,7 @@ describe('the queue refuses', () => {
     expect(body.requestId).toMatch(/^req-/);
     expect(retried.statusCode).toBe(202);
     expect(retried.headers).not.toHaveProperty('idempotent-replayed');
-    const queued = (await drainQueue(resources)) as { id: string }[];
+    const queued = (await drainQueue(api.resources)) as { id: string }[];
     expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
   });
 
@@ -70,29 +69,23 @@ describe('the queue refuses', () => {
     // Prepare: the queue refuses, and S3 refuses the release of the key too.
     const config = loadApiConfig();
     const deps = createAwsDeps(
-      { ...config, aws: { ...config.aws, queueUrl: `${resources.queueUrl}-missing` } },
+      { ...config, aws: { ...config.aws, queueUrl: `${api.resources.queueUrl}-missing` } },
       new Logger({ logLevel: 'SILENT' }),
     );
-    const store = deps.idempotency;
-    deps.idempotency = {
-      claim: (...args) => store.claim(...args),
-      release: async () => {
-        throw Object.assign(new Error('Service unavailable'), { name: 'ServiceUnavailable' });
-      },
-    };
+    refuseKeyReleases(deps);
     const stuck = createApiHandler(deps);
 
     // Act
     const failed = await submit(stuck, { 'Idempotency-Key': 'unreleased' });
-    const retried = await submit(healthy, { 'Idempotency-Key': 'unreleased' });
+    const retried = await submit(api.handler, { 'Idempotency-Key': 'unreleased' });
 
     // Assess: the retry is a new submission (the failed id was never enqueued), not a replay of that id.
     expect(failed.statusCode).toBe(500);
     expect(retried.statusCode).toBe(202);
     expect(retried.headers).not.toHaveProperty('idempotent-replayed');
-    const queued = (await drainQueue(resources)) as { id: string }[];
+    const queued = (await drainQueue(api.resources)) as { id: string }[];
     expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
-    const again = await submit(healthy, { 'Idempotency-Key': 'unreleased' });
+    const again = await submit(api.handler, { 'Idempotency-Key': 'unreleased' });
     expect(parseBody(again).id).toBe(parseBody(retried).id);
   });
 
@@ -113,12 +106,12 @@ describe('the queue refuses', () => {
     try {
       // Act
       const failed = await submit(hung, { 'Idempotency-Key': 'hung-sqs' });
-      const retried = await submit(healthy, { 'Idempotency-Key': 'hung-sqs' });
+      const retried = await submit(api.handler, { 'Idempotency-Key': 'hung-sqs' });
 
       // Assess
       expect(failed.statusCode).toBe(500);
       expect(retried.statusCode).toBe(202);
-      const queued = (await drainQueue(resources)) as { id: string }[];
+      const queued = (await drainQueue(api.resources)) as { id: string }[];
       expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
       const ids = (await listStatusIds()).filter((id) => id !== parseBody(retried).id);
       const records = await Promise.all(ids.map(async (id) => (await status.get(id))!.value));

@@ -2,7 +2,9 @@
 // and a queue drain that returns what was enqueued.
 import { DeleteMessageCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import type { TestResources } from '../support/moto.ts';
+import { beforeAll, inject } from 'vitest';
+import type { ApiDeps } from '../../functions/api/deps.ts';
+import { createTestResources, type TestResources } from '../support/moto.ts';
 
 export interface EventOptions {
   method?: string;
@@ -55,6 +57,33 @@ export async function loadHandler(
 ): Promise<ApiHandler> {
   Object.assign(process.env, resources.env, { POWERTOOLS_LOG_LEVEL: 'ERROR' }, env);
   return (await import('../../functions/api/index.ts')).handler;
+}
+
+/** This test file's own resources on the shared moto server, and the API handler loaded against them. */
+export interface ApiOnMoto {
+  resources: TestResources;
+  handler: ApiHandler;
+}
+
+/** Registers a beforeAll that fills in the returned object: read its fields in hooks and tests, not at load. */
+export function apiOnFreshResources(env: Record<string, string> = {}): ApiOnMoto {
+  const api = {} as ApiOnMoto;
+  beforeAll(async () => {
+    api.resources = await createTestResources(inject('motoEndpoint'));
+    api.handler = await loadHandler(api.resources, env);
+  });
+  return api;
+}
+
+/** Makes `deps` fail every release of an Idempotency-Key the way S3 does in an outage; claims still work. */
+export function refuseKeyReleases(deps: ApiDeps): void {
+  const store = deps.idempotency;
+  deps.idempotency = {
+    claim: (...args) => store.claim(...args),
+    release: async () => {
+      throw Object.assign(new Error('Service unavailable'), { name: 'ServiceUnavailable' });
+    },
+  };
 }
 
 /** Receives until the queue answers empty, deleting what it got; returns the parsed bodies. */

@@ -3,7 +3,7 @@
 
 import { Logger } from '@aws-lambda-powertools/logger';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createApiHandler } from '../../functions/api/app.ts';
 import { createAwsDeps } from '../../functions/api/aws-deps.ts';
 import { S3IdempotencyStore } from '../../lib/aws/idempotency-store.ts';
@@ -11,26 +11,20 @@ import { idempotencyKey } from '../../lib/aws/keys.ts';
 import { loadApiConfig } from '../../lib/config.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
-import { createTestResources, type TestResources } from '../support/moto.ts';
 import {
   type ApiHandler,
   apiEvent,
+  apiOnFreshResources,
   drainQueue,
-  loadHandler,
   parseBody,
+  refuseKeyReleases,
   validRequest,
 } from './api-harness.ts';
 
-let resources: TestResources;
-let handler: ApiHandler;
-
-beforeAll(async () => {
-  resources = await createTestResources(inject('motoEndpoint'));
-  handler = await loadHandler(resources);
-});
+const api = apiOnFreshResources();
 
 const submit = (body: unknown, key: string) =>
-  handler(apiEvent({ method: 'POST', path: '/v1/messages', body, headers: { 'Idempotency-Key': key } }));
+  api.handler(apiEvent({ method: 'POST', path: '/v1/messages', body, headers: { 'Idempotency-Key': key } }));
 
 /**
  * The handler on the real adapters, except that status records are written only once two requests have
@@ -72,10 +66,10 @@ describe('Idempotency-Key', () => {
     const id = parseBody(first).id;
     expect(parseBody(retry)).toEqual({ id, status: 'queued' });
     expect(retry.headers).toMatchObject({ 'idempotent-replayed': 'true' });
-    const queued = (await drainQueue(resources)) as QueueMessage[];
+    const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued.map((m) => m.id)).toEqual([id]);
-    const stored = await resources.clients.s3.send(
-      new GetObjectCommand({ Bucket: resources.bucket, Key: `messages/${id}.json` }),
+    const stored = await api.resources.clients.s3.send(
+      new GetObjectCommand({ Bucket: api.resources.bucket, Key: `messages/${id}.json` }),
     );
     const record = JSON.parse(await stored.Body!.transformToString()) as StatusRecord;
     expect(record.idempotencyKey).toBe('order-1001');
@@ -89,7 +83,7 @@ describe('Idempotency-Key', () => {
     expect(responses.map((r) => r.statusCode)).toEqual(Array(6).fill(202));
     const ids = new Set(responses.map((r) => parseBody(r).id));
     expect(ids.size).toBe(1);
-    const queued = (await drainQueue(resources)) as QueueMessage[];
+    const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued.map((m) => m.id)).toEqual([...ids]);
   });
 
@@ -99,7 +93,7 @@ describe('Idempotency-Key', () => {
     const retry = await submit(reordered, 'order-1002');
 
     expect(parseBody(retry).id).toBe(parseBody(first).id);
-    expect(await drainQueue(resources)).toHaveLength(1);
+    expect(await drainQueue(api.resources)).toHaveLength(1);
   });
 
   it('answers 422 when the key is reused with a different body, and enqueues nothing more', async () => {
@@ -109,7 +103,7 @@ describe('Idempotency-Key', () => {
     expect(first.statusCode).toBe(202);
     expect(reuse.statusCode).toBe(422);
     expect(parseBody(reuse)).toMatchObject({ error: 'idempotency_key_reused' });
-    expect(await drainQueue(resources)).toHaveLength(1);
+    expect(await drainQueue(api.resources)).toHaveLength(1);
   });
 
   it('answers one of two racing submits with different bodies 202 and the other 422, round after round', async () => {
@@ -128,7 +122,7 @@ describe('Idempotency-Key', () => {
       expect(responses.map((r) => r.statusCode).sort()).toEqual([202, 422]);
       const winner = responses.findIndex((r) => r.statusCode === 202);
       expect(parseBody(responses[1 - winner]!)).toMatchObject({ error: 'idempotency_key_reused' });
-      const queued = (await drainQueue(resources)) as { id: string; request: { subject: string } }[];
+      const queued = (await drainQueue(api.resources)) as { id: string; request: { subject: string } }[];
       expect(queued.map((m) => [m.id, m.request.subject])).toEqual([
         [parseBody(responses[winner]!).id, bodies[winner]!.subject],
       ]);
@@ -155,7 +149,7 @@ describe('Idempotency-Key', () => {
     // Assess
     expect(responses.map((r) => r.statusCode).sort()).toEqual([202, 422]);
     const winner = responses.findIndex((r) => r.statusCode === 202);
-    const queued = (await drainQueue(resources)) as { id: string; request: { subject: string } }[];
+    const queued = (await drainQueue(api.resources)) as { id: string; request: { subject: string } }[];
     expect(queued.map((m) => [m.id, m.request.subject])).toEqual([
       [parseBody(responses[winner]!).id, bodies[winner]!.subject],
     ]);
@@ -176,7 +170,7 @@ describe('Idempotency-Key', () => {
     expect(responses.map((r) => r.statusCode)).toEqual([202, 202]);
     const ids = responses.map((r) => parseBody(r).id);
     expect(ids[0]).toBe(ids[1]);
-    expect(((await drainQueue(resources)) as QueueMessage[]).map((m) => m.id)).toEqual([ids[0]]);
+    expect(((await drainQueue(api.resources)) as QueueMessage[]).map((m) => m.id)).toEqual([ids[0]]);
   });
 
   it('compares with the status record’s fingerprint when the claim has none (made by an earlier version)', async () => {
@@ -185,13 +179,15 @@ describe('Idempotency-Key', () => {
     const claimKey = idempotencyKey('legacy-claim');
     const claim = JSON.parse(
       await (
-        await resources.clients.s3.send(new GetObjectCommand({ Bucket: resources.bucket, Key: claimKey }))
+        await api.resources.clients.s3.send(
+          new GetObjectCommand({ Bucket: api.resources.bucket, Key: claimKey }),
+        )
       ).Body!.transformToString(),
     ) as { id: string; createdAt: string; fingerprint?: string };
     expect(claim.fingerprint).toMatch(/^[0-9a-f]{64}$/);
-    await resources.clients.s3.send(
+    await api.resources.clients.s3.send(
       new PutObjectCommand({
-        Bucket: resources.bucket,
+        Bucket: api.resources.bucket,
         Key: claimKey,
         Body: JSON.stringify({ id: claim.id, createdAt: claim.createdAt }),
       }),
@@ -204,7 +200,7 @@ describe('Idempotency-Key', () => {
     // Assess
     expect(reuse.statusCode).toBe(422);
     expect(parseBody(retry)).toEqual({ id: parseBody(first).id, status: 'queued' });
-    expect(await drainQueue(resources)).toHaveLength(1);
+    expect(await drainQueue(api.resources)).toHaveLength(1);
   });
 
   it('keeps different keys apart', async () => {
@@ -212,7 +208,7 @@ describe('Idempotency-Key', () => {
     const b = await submit(validRequest, 'key-b');
 
     expect(parseBody(a).id).not.toBe(parseBody(b).id);
-    expect(await drainQueue(resources)).toHaveLength(2);
+    expect(await drainQueue(api.resources)).toHaveLength(2);
   });
 
   it.each([
@@ -230,12 +226,12 @@ describe('Idempotency-Key', () => {
     const response = await submit(validRequest, 'k'.repeat(256));
 
     expect(response.statusCode).toBe(202);
-    expect(await drainQueue(resources)).toHaveLength(1);
+    expect(await drainQueue(api.resources)).toHaveLength(1);
   });
 
   it('takes over a key whose claimant died before writing the status record', async () => {
     // Prepare: a claim made 20 minutes ago whose message never got a status record.
-    const store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
+    const store = new S3IdempotencyStore(api.resources.clients.s3, api.resources.bucket);
     const lost = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
     await store.claim('abandoned-1', lost, new Date(Date.now() - 20 * 60 * 1000));
 
@@ -248,12 +244,12 @@ describe('Idempotency-Key', () => {
     const id = parseBody(response).id;
     expect(id).not.toBe(lost);
     expect(parseBody(retry).id).toBe(id);
-    expect(((await drainQueue(resources)) as QueueMessage[]).map((m) => m.id)).toEqual([id]);
+    expect(((await drainQueue(api.resources)) as QueueMessage[]).map((m) => m.id)).toEqual([id]);
   });
 
   it('takes over an abandoned key whatever body its dead claimant had', async () => {
     // Prepare: a 20-minute-old claim for another body, never followed by a status record.
-    const store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
+    const store = new S3IdempotencyStore(api.resources.clients.s3, api.resources.bucket);
     const lost = '01ARZ3NDEKTSV4RRFFQ69G5FAX';
     await store.claim('abandoned-2', lost, new Date(Date.now() - 20 * 60 * 1000), 'f'.repeat(64));
 
@@ -263,14 +259,14 @@ describe('Idempotency-Key', () => {
     // Assess
     expect(response.statusCode).toBe(202);
     expect(parseBody(response).id).not.toBe(lost);
-    expect(((await drainQueue(resources)) as QueueMessage[]).map((m) => m.id)).toEqual([
+    expect(((await drainQueue(api.resources)) as QueueMessage[]).map((m) => m.id)).toEqual([
       parseBody(response).id,
     ]);
   });
 
   it('answers 409, not the claimed id, while a recent claim still has no status record', async () => {
     // Prepare: a claim made a minute ago whose request never wrote its record (slow, or failed).
-    const store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
+    const store = new S3IdempotencyStore(api.resources.clients.s3, api.resources.bucket);
     const inFlight = '01ARZ3NDEKTSV4RRFFQ69G5FAW';
     await store.claim('in-flight-1', inFlight, new Date(Date.now() - 60 * 1000));
 
@@ -280,7 +276,7 @@ describe('Idempotency-Key', () => {
     // Assess: that id may never exist, so it is not handed out; the client is told to retry.
     expect(response.statusCode).toBe(409);
     expect(parseBody(response)).toMatchObject({ error: 'idempotency_key_in_use' });
-    expect(await drainQueue(resources)).toEqual([]);
+    expect(await drainQueue(api.resources)).toEqual([]);
   });
 
   it('never hands out the id of a request whose status write failed and whose key could not be released', async () => {
@@ -291,13 +287,7 @@ describe('Idempotency-Key', () => {
         name: 'InternalError',
       });
     };
-    const store = deps.idempotency;
-    deps.idempotency = {
-      claim: (...args) => store.claim(...args),
-      release: async () => {
-        throw Object.assign(new Error('Service unavailable'), { name: 'ServiceUnavailable' });
-      },
-    };
+    refuseKeyReleases(deps);
     const failing = createApiHandler(deps);
     const event = () =>
       apiEvent({
@@ -309,12 +299,12 @@ describe('Idempotency-Key', () => {
 
     // Act: the first attempt fails; the client retries with the same key once S3 is back.
     const first = await failing(event());
-    const retry = await handler(event());
+    const retry = await api.handler(event());
 
     // Assess
     expect(first.statusCode).toBe(500);
     expect(retry.statusCode).toBe(409);
     expect(parseBody(retry)).toMatchObject({ error: 'idempotency_key_in_use' });
-    expect(await drainQueue(resources)).toEqual([]);
+    expect(await drainQueue(api.resources)).toEqual([]);
   });
 });

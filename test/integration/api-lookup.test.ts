@@ -1,36 +1,26 @@
 // GET /v1/messages/{id} and /transcript against moto: the record as written at submit, transcripts written
 // through the real store, and the 400/404/405 answers for everything else, each with a JSON body.
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { S3StatusStore } from '../../lib/aws/status-store.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
-import { createTestResources, type TestResources } from '../support/moto.ts';
-import {
-  type ApiHandler,
-  apiEvent,
-  drainQueue,
-  loadHandler,
-  parseBody,
-  validRequest,
-} from './api-harness.ts';
+import { apiEvent, apiOnFreshResources, drainQueue, parseBody, validRequest } from './api-harness.ts';
 
-let resources: TestResources;
-let handler: ApiHandler;
 let transcripts: S3TranscriptStore;
 let status: S3StatusStore;
 let id: string;
 
+const api = apiOnFreshResources();
+
 beforeAll(async () => {
-  resources = await createTestResources(inject('motoEndpoint'));
-  handler = await loadHandler(resources);
-  transcripts = new S3TranscriptStore(resources.clients.s3, resources.bucket);
-  status = new S3StatusStore(resources.clients.s3, resources.bucket);
-  const submitted = await handler(apiEvent({ method: 'POST', path: '/v1/messages', body: validRequest }));
+  transcripts = new S3TranscriptStore(api.resources.clients.s3, api.resources.bucket);
+  status = new S3StatusStore(api.resources.clients.s3, api.resources.bucket);
+  const submitted = await api.handler(apiEvent({ method: 'POST', path: '/v1/messages', body: validRequest }));
   id = parseBody(submitted).id as string;
-  await drainQueue(resources);
+  await drainQueue(api.resources);
 });
 
 const get = (path: string, query?: Record<string, string>) =>
-  handler(apiEvent({ method: 'GET', path, ...(query ? { query } : {}) }));
+  api.handler(apiEvent({ method: 'GET', path, ...(query ? { query } : {}) }));
 
 describe('GET /v1/messages/{id}', () => {
   it('returns the status record of a submitted message', async () => {
@@ -140,7 +130,7 @@ describe('routing', () => {
   });
 
   it('answers 405 with an Allow header for a wrong method', async () => {
-    const response = await handler(apiEvent({ method: 'DELETE', path: `/v1/messages/${id}` }));
+    const response = await api.handler(apiEvent({ method: 'DELETE', path: `/v1/messages/${id}` }));
 
     expect(response.statusCode).toBe(405);
     expect(response.headers).toMatchObject({ allow: 'GET' });

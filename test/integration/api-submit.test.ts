@@ -2,40 +2,27 @@
 // and every way a request is refused (400, 413, 415) without anything stored or enqueued.
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
-import { createTestResources, type TestResources } from '../support/moto.ts';
-import {
-  type ApiHandler,
-  apiEvent,
-  drainQueue,
-  loadHandler,
-  parseBody,
-  validRequest,
-} from './api-harness.ts';
+import { apiEvent, apiOnFreshResources, drainQueue, parseBody, validRequest } from './api-harness.ts';
 
 const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
-let resources: TestResources;
-let handler: ApiHandler;
 
-beforeAll(async () => {
-  resources = await createTestResources(inject('motoEndpoint'));
-  handler = await loadHandler(resources, {
-    MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
-    MESSAGE_ID_DOMAIN: 'mail.test',
-  });
+const api = apiOnFreshResources({
+  MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
+  MESSAGE_ID_DOMAIN: 'mail.test',
 });
 
 async function s3Json(key: string): Promise<unknown> {
-  const object = await resources.clients.s3.send(
-    new GetObjectCommand({ Bucket: resources.bucket, Key: key }),
+  const object = await api.resources.clients.s3.send(
+    new GetObjectCommand({ Bucket: api.resources.bucket, Key: key }),
   );
   return JSON.parse(await object.Body!.transformToString());
 }
 
 const submit = (body: unknown, headers: Record<string, string> = {}) =>
-  handler(apiEvent({ method: 'POST', path: '/v1/messages', body, headers }));
+  api.handler(apiEvent({ method: 'POST', path: '/v1/messages', body, headers }));
 
 describe('POST /v1/messages', () => {
   it('writes a queued status record and enqueues the request with a fixed Message-ID and Date', async () => {
@@ -64,7 +51,7 @@ describe('POST /v1/messages', () => {
       ['bcc', 'dave@example.org', 'queued'],
     ]);
 
-    const queued = (await drainQueue(resources)) as QueueMessage[];
+    const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued).toHaveLength(1);
     const message = queued[0] as { v: 1; id: string; request: Record<string, unknown> };
     expect(message.v).toBe(1);
@@ -80,12 +67,12 @@ describe('POST /v1/messages', () => {
   });
 
   it('accepts a base64-encoded body (API Gateway does this for some content types)', async () => {
-    const response = await handler(
+    const response = await api.handler(
       apiEvent({ method: 'POST', path: '/v1/messages', body: validRequest, base64: true }),
     );
 
     expect(response.statusCode).toBe(202);
-    const queued = (await drainQueue(resources)) as QueueMessage[];
+    const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued.map((m) => m.id)).toEqual([parseBody(response).id]);
   });
 
@@ -105,11 +92,11 @@ describe('POST /v1/messages', () => {
     const paths = body.issues.map((issue) => issue.path);
     expect(paths).toEqual(expect.arrayContaining(['from', 'to[1]', 'headers.X-Inject', 'surprise']));
     for (const issue of body.issues) expect(issue.message).not.toBe('');
-    expect(await drainQueue(resources)).toEqual([]);
+    expect(await drainQueue(api.resources)).toEqual([]);
   });
 
   it('answers 400 for a body that is not valid JSON', async () => {
-    const response = await handler(
+    const response = await api.handler(
       apiEvent({
         method: 'POST',
         path: '/v1/messages',
@@ -134,7 +121,7 @@ describe('POST /v1/messages', () => {
     ['form data', 'application/x-www-form-urlencoded'],
     ['JSON in another charset', 'application/json; charset=iso-8859-1'],
   ])('answers 415 for %s', async (_name, contentType) => {
-    const response = await handler(
+    const response = await api.handler(
       apiEvent({
         method: 'POST',
         path: '/v1/messages',
@@ -148,7 +135,7 @@ describe('POST /v1/messages', () => {
   });
 
   it('answers 415 when the content type is missing', async () => {
-    const response = await handler(
+    const response = await api.handler(
       apiEvent({ method: 'POST', path: '/v1/messages', rawBody: JSON.stringify(validRequest) }),
     );
 
@@ -164,7 +151,7 @@ describe('POST /v1/messages', () => {
 
     expect(response.statusCode).toBe(413);
     expect(parseBody(response)).toMatchObject({ error: 'payload_too_large' });
-    expect(await drainQueue(resources)).toEqual([]);
+    expect(await drainQueue(api.resources)).toEqual([]);
   });
 
   it('stores a request too big for an SQS message in S3 and enqueues a pointer (claim check)', async () => {
@@ -177,7 +164,7 @@ describe('POST /v1/messages', () => {
     // Assess
     expect(response.statusCode).toBe(202);
     const id = parseBody(response).id as string;
-    const queued = (await drainQueue(resources)) as QueueMessage[];
+    const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued).toEqual([{ v: 1, id, payloadKey: `payloads/${id}.json` }]);
     const payload = (await s3Json(`payloads/${id}.json`)) as {
       attachments: { content: string }[];
@@ -202,7 +189,7 @@ describe('POST /v1/messages', () => {
     expect(largeResponse.statusCode).toBe(202);
     const smallId = parseBody(smallResponse).id as string;
     const largeId = parseBody(largeResponse).id as string;
-    const queued = (await drainQueue(resources)) as QueueMessage[];
+    const queued = (await drainQueue(api.resources)) as QueueMessage[];
     const inline = queued.find((m) => m.id === smallId) as { request: typeof small };
     expect(inline.request).toMatchObject({ subject: small.subject, text: small.text });
     expect(queued.find((m) => m.id === largeId)).toEqual({
@@ -218,7 +205,7 @@ describe('POST /v1/messages', () => {
     const deep = `${'{"a":'.repeat(20_000)}1${'}'.repeat(20_000)}`;
     const rawBody = JSON.stringify(validRequest).replace(/}$/, `,"extra":${deep}}`);
 
-    const submitted = await handler(
+    const submitted = await api.handler(
       apiEvent({
         method: 'POST',
         path: '/v1/messages',
@@ -226,7 +213,7 @@ describe('POST /v1/messages', () => {
         headers: { 'content-type': 'application/json', 'idempotency-key': 'deep-1' },
       }),
     );
-    const batched = await handler(
+    const batched = await api.handler(
       apiEvent({
         method: 'POST',
         path: '/v1/messages/batch',
@@ -239,7 +226,7 @@ describe('POST /v1/messages', () => {
       expect(response.statusCode).toBe(400);
       expect(parseBody(response)).toMatchObject({ error: 'invalid_json' });
     }
-    expect(await drainQueue(resources)).toEqual([]);
+    expect(await drainQueue(api.resources)).toEqual([]);
   });
 
   it('never answers 500 to arbitrary bodies, content types and idempotency keys', async () => {
@@ -268,7 +255,7 @@ describe('POST /v1/messages', () => {
         async (rawBody, type, idempotencyKey, base64) => {
           const headers: Record<string, string> = type ? { 'content-type': type } : {};
           if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey;
-          const response = await handler(
+          const response = await api.handler(
             apiEvent({ method: 'POST', path: '/v1/messages', rawBody, headers, base64 }),
           );
           expect([202, 400, 413, 415, 422]).toContain(response.statusCode);
@@ -277,6 +264,6 @@ describe('POST /v1/messages', () => {
       ),
       { numRuns: 200 },
     );
-    await drainQueue(resources);
+    await drainQueue(api.resources);
   });
 });
