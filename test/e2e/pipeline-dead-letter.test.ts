@@ -6,25 +6,29 @@
 import { LogFormatter, Logger, LogItem } from '@aws-lambda-powertools/logger';
 import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
-import type { SQSEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { StatusView } from '../../functions/api/status.ts';
 import { createWorkerDeps } from '../../functions/worker/deps.ts';
 import { createWorker } from '../../functions/worker/worker.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import { loadWorkerConfig } from '../../lib/config.ts';
 import { type BatchReport, createSqsPoller, type SqsPoller } from '../../scripts/local/sqs-poller.ts';
-import { apiEvent } from '../integration/api-harness.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
+import {
+  type ApiEntry,
+  eventSourceFor,
+  statusThrough,
+  submitThrough,
+  type WorkerEntry,
+} from './pipeline-harness.ts';
 
 const MAX_RECEIVE_COUNT = 3;
 /** The deployed queue's visibility timeout (infra: 6 × the worker timeout + the batching window). */
 const QUEUE_VISIBILITY_SECONDS = 1085;
 
-type Handler<E, R> = (event: E) => Promise<R>;
-let api: Handler<ReturnType<typeof apiEvent>, { statusCode?: number; body?: string }>;
-let worker: Handler<SQSEvent, { batchItemFailures: { itemIdentifier: string }[] }>;
+let api: ApiEntry;
+let worker: WorkerEntry;
 let resources: TestResources;
 let smtp: TestSmtpServer;
 let poller: SqsPoller;
@@ -87,13 +91,7 @@ beforeAll(async () => {
       },
     }),
   );
-  poller = createSqsPoller({
-    sqs: resources.clients.sqs,
-    queueUrl: resources.queueUrl,
-    waitTimeSeconds: 1,
-    handler: (event) => worker(event),
-    onBatch: (report) => reports.push(report),
-  });
+  poller = eventSourceFor(resources, worker, reports);
 });
 
 afterAll(async () => {
@@ -101,17 +99,8 @@ afterAll(async () => {
   await smtp?.close();
 });
 
-async function submit(request: object): Promise<string> {
-  const response = await api(apiEvent({ method: 'POST', path: '/v1/messages', body: request }));
-  expect(response.statusCode, response.body).toBe(202);
-  return (JSON.parse(response.body!) as { id: string }).id;
-}
-
-async function getStatus(id: string): Promise<StatusView> {
-  const response = await api(apiEvent({ path: `/v1/messages/${id}` }));
-  expect(response.statusCode).toBe(200);
-  return JSON.parse(response.body!);
-}
+const submit = (request: object) => submitThrough(api, request);
+const getStatus = (id: string) => statusThrough(api, id);
 
 async function enqueueRaw(body: string): Promise<void> {
   await resources.clients.sqs.send(

@@ -15,10 +15,16 @@ import {
   TEST_USER,
   type TestSmtpServer,
 } from '../support/smtp-server.ts';
+import {
+  type ApiEntry,
+  eventSourceFor,
+  statusThrough,
+  submitThrough,
+  type WorkerEntry,
+} from './pipeline-harness.ts';
 
-type Handler<E, R> = (event: E) => Promise<R>;
-let api: Handler<ReturnType<typeof apiEvent>, { statusCode?: number; body?: string }>;
-let worker: Handler<SQSEvent, { batchItemFailures: { itemIdentifier: string }[] }>;
+let api: ApiEntry;
+let worker: WorkerEntry;
 let resources: TestResources;
 let smtp: TestSmtpServer;
 let poller: SqsPoller;
@@ -69,13 +75,7 @@ beforeAll(async () => {
   });
   api = (await import('../../functions/api/index.ts')).handler;
   worker = (await import('../../functions/worker/index.ts')).handler;
-  poller = createSqsPoller({
-    sqs: resources.clients.sqs,
-    queueUrl: resources.queueUrl,
-    waitTimeSeconds: 1,
-    handler: (event) => worker(event),
-    onBatch: (report) => reports.push(report),
-  });
+  poller = eventSourceFor(resources, worker, reports);
   poller.start();
 });
 
@@ -84,17 +84,8 @@ afterAll(async () => {
   await smtp?.close();
 });
 
-async function submit(request: object): Promise<string> {
-  const response = await api(apiEvent({ method: 'POST', path: '/v1/messages', body: request }));
-  expect(response.statusCode, response.body).toBe(202);
-  return (JSON.parse(response.body!) as { id: string }).id;
-}
-
-async function getStatus(id: string): Promise<StatusView> {
-  const response = await api(apiEvent({ path: `/v1/messages/${id}` }));
-  expect(response.statusCode).toBe(200);
-  return JSON.parse(response.body!);
-}
+const submit = (request: object) => submitThrough(api, request);
+const getStatus = (id: string) => statusThrough(api, id);
 
 async function getTranscript(id: string, attempt: number): Promise<string> {
   const response = await api(
