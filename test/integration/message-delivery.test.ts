@@ -4,35 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { simpleParser } from 'mailparser';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { composeMessage, fromSendRequest, validateSendRequest } from '../../lib/message/index.ts';
-import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
-import {
-  startTestSmtpServer,
-  type TestSmtpServer,
-  type TestSmtpServerOptions,
-} from '../support/smtp-server.ts';
+import { smtpSessionsPerTest } from '../support/smtp-sessions.ts';
 
-const servers: TestSmtpServer[] = [];
-const connections: SmtpConnection[] = [];
-afterEach(async () => {
-  for (const connection of connections.splice(0)) connection.close();
-  await Promise.all(servers.splice(0).map((server) => server.close()));
-});
-
-async function connect(options: TestSmtpServerOptions = {}) {
-  const server = await startTestSmtpServer({ tls: 'none', ...options });
-  servers.push(server);
-  const transcript = createTranscript();
-  const connection = await SmtpConnection.connect({
-    host: '127.0.0.1',
-    port: server.port,
-    tls: 'none',
-    transcript,
-  });
-  connections.push(connection);
-  return { server, connection, transcript };
-}
+const { connect } = smtpSessionsPerTest();
 
 describe('composed messages over SMTP', () => {
   it('delivers the composed bytes with attachments to every recipient, Bcc only in the envelope', async () => {

@@ -1,6 +1,6 @@
 // AUTH PLAIN, LOGIN and XOAUTH2 against smtp-server, failures typed as SMTP_AUTH, and no secret in transcripts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
+import { createTranscript, type SmtpClientOptions, SmtpConnection } from '../../lib/smtp/index.ts';
 import { startTestSmtpServer, TEST_USER, type TestSmtpServer } from '../support/smtp-server.ts';
 
 const servers: TestSmtpServer[] = [];
@@ -13,6 +13,14 @@ async function server(options: Parameters<typeof startTestSmtpServer>[0]) {
   servers.push(s);
   return s;
 }
+
+/** A client of `s` over STARTTLS, trusting the test CA; `extra` adds the rest. */
+const clientOf = (s: TestSmtpServer, extra: Partial<SmtpClientOptions>): SmtpClientOptions => ({
+  host: 'localhost',
+  port: s.port,
+  ca: s.caPem,
+  ...extra,
+});
 
 /** Every form a secret could take in a transcript: plain and base64 of each part. */
 function secretsIn(text: string): string[] {
@@ -31,14 +39,7 @@ describe('AUTH', () => {
   ] as const)('logs in with %s and records no secret', async (method, auth) => {
     const s = await server({ auth: true });
     const transcript = createTranscript();
-    const c = await SmtpConnection.connect({
-      host: 'localhost',
-      port: s.port,
-      ca: s.caPem,
-      auth,
-      authMethod: method,
-      transcript,
-    });
+    const c = await SmtpConnection.connect(clientOf(s, { auth, authMethod: method, transcript }));
     const result = await c.send(
       { from: TEST_USER.user, to: ['b@server.test'] },
       'Subject: auth\r\n\r\nx\r\n',
@@ -57,13 +58,10 @@ describe('AUTH', () => {
   it('picks PLAIN for a password and XOAUTH2 for a token when not told', async () => {
     const s = await server({ auth: true });
     const password = { user: TEST_USER.user, pass: TEST_USER.pass };
-    const a = await SmtpConnection.connect({ host: 'localhost', port: s.port, ca: s.caPem, auth: password });
-    const b = await SmtpConnection.connect({
-      host: 'localhost',
-      port: s.port,
-      ca: s.caPem,
-      auth: { user: TEST_USER.user, accessToken: TEST_USER.accessToken },
-    });
+    const a = await SmtpConnection.connect(clientOf(s, { auth: password }));
+    const b = await SmtpConnection.connect(
+      clientOf(s, { auth: { user: TEST_USER.user, accessToken: TEST_USER.accessToken } }),
+    );
     await Promise.all([a.quit(), b.quit()]);
     expect(s.logins.map((l) => l.method).sort()).toEqual(['PLAIN', 'XOAUTH2']);
   });
@@ -77,14 +75,8 @@ describe('AUTH', () => {
     async (method, auth) => {
       const s = await server({ auth: true });
       const transcript = createTranscript();
-      const error = await SmtpConnection.connect({
-        host: 'localhost',
-        port: s.port,
-        ca: s.caPem,
-        auth,
-        authMethod: method,
-        transcript,
-      }).catch((e) => e);
+      const options = clientOf(s, { auth, authMethod: method, transcript });
+      const error = await SmtpConnection.connect(options).catch((e) => e);
       expect(error).toMatchObject({
         code: 'SMTP_AUTH',
         stage: 'auth',
@@ -99,12 +91,9 @@ describe('AUTH', () => {
   it('fails with SMTP_AUTH when no offered mechanism fits', async () => {
     const s = await server({ auth: ['LOGIN'] });
     await expect(
-      SmtpConnection.connect({
-        host: 'localhost',
-        port: s.port,
-        ca: s.caPem,
-        auth: { user: TEST_USER.user, accessToken: TEST_USER.accessToken },
-      }),
+      SmtpConnection.connect(
+        clientOf(s, { auth: { user: TEST_USER.user, accessToken: TEST_USER.accessToken } }),
+      ),
     ).rejects.toMatchObject({ code: 'SMTP_AUTH', stage: 'auth' });
   });
 

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
+import { createTranscript, type SmtpClientOptions, SmtpConnection } from '../../lib/smtp/index.ts';
 import {
   greetAndEhlo,
   type RawSmtpServer,
@@ -137,18 +137,23 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-async function setup(options: BdatServerOptions = {}) {
+/** A plaintext client of the server on `port` as the tests here connect (5 s for each reply); `extra` adds to it. */
+function connectTo(port: number, extra: Partial<SmtpClientOptions> = {}): Promise<SmtpConnection> {
+  return SmtpConnection.connect({
+    host: '127.0.0.1',
+    port,
+    tls: 'none',
+    name: 'client.test',
+    timeouts: { command: 5000, dataEnd: 5000 },
+    ...extra,
+  });
+}
+
+async function setup(options: BdatServerOptions = {}, clientOptions: Partial<SmtpClientOptions> = {}) {
   const s = await startBdatServer(options);
   servers.push(s);
   const transcript = createTranscript();
-  const c = await SmtpConnection.connect({
-    host: '127.0.0.1',
-    port: s.port,
-    tls: 'none',
-    name: 'client.test',
-    transcript,
-    timeouts: { command: 5000, dataEnd: 5000 },
-  });
+  const c = await connectTo(s.port, { transcript, ...clientOptions });
   return { s, c, transcript };
 }
 
@@ -315,17 +320,7 @@ describe('BDAT transcript', () => {
   });
 
   it('transcriptData: each BDAT command is followed by the lines it carries', async () => {
-    const s = await startBdatServer();
-    servers.push(s);
-    const transcript = createTranscript();
-    const c = await SmtpConnection.connect({
-      host: '127.0.0.1',
-      port: s.port,
-      tls: 'none',
-      name: 'client.test',
-      transcript,
-      transcriptData: true,
-    });
+    const { c, transcript } = await setup({}, { transcriptData: true });
     await c.send(envelope, Readable.from([Buffer.from('Subject: t\n\n'), Buffer.from('hello\n')]));
     await c.send(envelope, 'Subject: u\r\n\r\nbye\r\n');
     await c.quit();
@@ -371,13 +366,7 @@ describe('BDAT chunk replies of a streamed message', () => {
         stall(),
       ],
     });
-    const c = await SmtpConnection.connect({
-      host: '127.0.0.1',
-      port: raw.port,
-      tls: 'none',
-      name: 'client.test',
-      timeouts: { command: 5000, dataEnd: 5000 },
-    });
+    const c = await connectTo(raw.port);
     const line = `${'q'.repeat(1022)}\r\n`;
     const parts = [1, 2, 3].map(() => Buffer.from(line.repeat(70))); // three BDAT chunks of 70 KiB
     const sent = c.send({ from: 'a@client.test', to: ['b@server.test'] }, Readable.from(parts));

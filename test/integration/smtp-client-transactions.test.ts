@@ -4,41 +4,18 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { simpleParser } from 'mailparser';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createTranscript,
-  type SmtpClientOptions,
-  SmtpConnection,
-  type Transcript,
-} from '../../lib/smtp/index.ts';
-import {
-  startTestSmtpServer,
-  type TestSmtpServer,
-  type TestSmtpServerOptions,
-} from '../support/smtp-server.ts';
+import { describe, expect, it } from 'vitest';
+import { type SmtpClientOptions, SmtpConnection, type Transcript } from '../../lib/smtp/index.ts';
+import type { TestSmtpServer, TestSmtpServerOptions } from '../support/smtp-server.ts';
+import { smtpSessionsPerTest } from '../support/smtp-sessions.ts';
 
-const servers: TestSmtpServer[] = [];
-const connections: SmtpConnection[] = [];
-afterEach(async () => {
-  for (const c of connections.splice(0)) c.close();
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const sessions = smtpSessionsPerTest();
 
 async function setup(
   serverOptions: TestSmtpServerOptions = {},
   clientOptions: Partial<SmtpClientOptions> = {},
 ): Promise<{ s: TestSmtpServer; c: SmtpConnection; transcript: Transcript }> {
-  const s = await startTestSmtpServer({ tls: 'none', ...serverOptions });
-  servers.push(s);
-  const transcript = createTranscript();
-  const c = await SmtpConnection.connect({
-    host: '127.0.0.1',
-    port: s.port,
-    tls: 'none',
-    transcript,
-    ...clientOptions,
-  });
-  connections.push(c);
+  const { server: s, connection: c, transcript } = await sessions.connect(serverOptions, clientOptions);
   return { s, c, transcript };
 }
 
@@ -324,11 +301,7 @@ describe('transactions', () => {
   });
 
   it('a 421 greeting fails the connect as a transient SMTP_REPLY', async () => {
-    const s = await startTestSmtpServer({
-      tls: 'none',
-      hooks: { connect: () => ({ code: 421, message: 'busy' }) },
-    });
-    servers.push(s);
+    const s = await sessions.startServer({ hooks: { connect: () => ({ code: 421, message: 'busy' }) } });
     await expect(
       SmtpConnection.connect({ host: '127.0.0.1', port: s.port, tls: 'none' }),
     ).rejects.toMatchObject({

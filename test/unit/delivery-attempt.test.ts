@@ -132,6 +132,16 @@ function setup(codes: Record<string, number> = {}, at = T0) {
   return { status, transcripts, deps, sentTo, input };
 }
 
+/** Runs `write` just before the second update (the outcome, after the claim) is checked: a concurrent writer. */
+function beforeOutcomeUpdate(status: MemoryStatusStore, write: () => void) {
+  let calls = 0;
+  const original = status.update.bind(status);
+  status.update = async (record, version) => {
+    if (++calls === 2) write();
+    return original(record, version);
+  };
+}
+
 describe('runAttempt', () => {
   it('delivers, writes the transcript and settles the record as sent', async () => {
     const { status, transcripts, deps, sentTo, input } = setup();
@@ -239,20 +249,15 @@ describe('runAttempt', () => {
     const { status, deps, input } = setup();
     seed(status, ['b@x.test', 'c@x.test']);
     // After the claim, another writer marks c delivered (as a worker with an expired lease might).
-    let calls = 0;
-    const original = status.update.bind(status);
-    status.update = async (record, version) => {
-      if (++calls === 2) {
-        const current = status.records.get('m1')!.value;
-        status.put({
-          ...current,
-          recipients: current.recipients.map((r) =>
-            r.address === 'c@x.test' ? { ...r, state: 'delivered' } : r,
-          ),
-        });
-      }
-      return original(record, version);
-    };
+    beforeOutcomeUpdate(status, () => {
+      const current = status.records.get('m1')!.value;
+      status.put({
+        ...current,
+        recipients: current.recipients.map((r) =>
+          r.address === 'c@x.test' ? { ...r, state: 'delivered' } : r,
+        ),
+      });
+    });
     const result = await runAttempt(deps, input('w1'));
     expect(result).toMatchObject({ kind: 'done', state: 'sent' });
     expect(status.records.get('m1')!.value.transcripts).toEqual(['transcripts/m1/1.log']);
@@ -261,12 +266,8 @@ describe('runAttempt', () => {
   it('a give-up survives a lost outcome write: the merged record still fails the open recipients', async () => {
     const { status, deps, input } = setup({ 'b@x.test': 451 });
     seed(status, ['b@x.test', 'c@x.test']);
-    let calls = 0;
-    const original = status.update.bind(status);
-    status.update = async (record, version) => {
-      if (++calls === 2) status.put(status.records.get('m1')!.value); // a bare rewrite: new version, same content
-      return original(record, version);
-    };
+    // A bare rewrite: new version, same content.
+    beforeOutcomeUpdate(status, () => status.put(status.records.get('m1')!.value));
     const result = await runAttempt(deps, input('w1', 5));
     expect(result).toMatchObject({ kind: 'done', state: 'partially_sent' });
     expect(status.records.get('m1')!.value.recipients.map((r) => r.state)).toEqual(['failed', 'delivered']);
@@ -276,18 +277,13 @@ describe('runAttempt', () => {
     const { status, deps, input } = setup({ 'later@x.test': 451 });
     seed(status, ['b@x.test', 'later@x.test']);
     // Between the claim and the outcome, another delivery took a lease (ours ran out): it is sending now.
-    let calls = 0;
-    const original = status.update.bind(status);
-    status.update = async (record, version) => {
-      if (++calls === 2) {
-        const current = status.records.get('m1')!.value;
-        status.put({
-          ...current,
-          lease: { owner: 'w9', until: new Date(T0.getTime() + 120_000).toISOString() },
-        });
-      }
-      return original(record, version);
-    };
+    beforeOutcomeUpdate(status, () => {
+      const current = status.records.get('m1')!.value;
+      status.put({
+        ...current,
+        lease: { owner: 'w9', until: new Date(T0.getTime() + 120_000).toISOString() },
+      });
+    });
     const result = await runAttempt(deps, input('w1'));
     // Deleting it now would leave 'later' to a delivery that may itself be lost: wait out the lease instead.
     expect(result).toMatchObject({ kind: 'retry', why: 'leased', delaySeconds: 120 });
