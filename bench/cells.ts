@@ -32,6 +32,8 @@ export interface CellSpec {
   server: Server;
   workload: Workload;
   count: number;
+  /** Sends handed to a Node client at once (default 32, see clients/measure.ts). */
+  inFlight?: number;
   runs: number;
   clients: ClientName[];
 }
@@ -78,6 +80,7 @@ export async function runCell(
         to: TO,
         count: spec.count,
         workload: spec.workload,
+        inFlight: spec.inFlight,
         chunking: client !== 'smtpq-data',
       };
       spec.server.proxy?.reset();

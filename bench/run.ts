@@ -150,6 +150,20 @@ async function main(): Promise<void> {
           results.throughput.push({ label, outcome: await cell(spec) });
         }
       }
+      // The composed rows again with one send at a time: what having many messages queued costs a client.
+      const oneAtATime = 'composed, 100 KiB, 1 send in flight';
+      results.throughput.push({
+        label: oneAtATime,
+        outcome: await cell({
+          title: `throughput ${oneAtATime}`,
+          server: direct,
+          workload: { kind: 'composed', bodyBytes: 100 * KiB },
+          count: plan.count.composed[102400],
+          inFlight: 1,
+          runs: plan.slowRuns,
+          clients: [...peers],
+        }),
+      });
       const proxy = await startDelayProxy({
         upstreamHost: sink.host,
         upstreamPort: sink.port,
@@ -296,7 +310,14 @@ async function profileSmtpq(commands: ClientCommands, outcome: CellOutcome): Pro
   if (command === undefined || 'unavailable' in command) return 'smtpq client unavailable';
   const { spec } = outcome;
   const file = `${benchDir}.build/smtpq.cpuprofile`;
-  const job = { host: spec.server.host, port: spec.server.port, from: FROM, to: TO, count: spec.count };
+  const job = {
+    host: spec.server.host,
+    port: spec.server.port,
+    from: FROM,
+    to: TO,
+    count: spec.count,
+    inFlight: spec.inFlight,
+  };
   try {
     await runClient(command, { ...job, workload: spec.workload }, { BENCH_CPU_PROFILE: file });
     return await hotSpots(file, 15);

@@ -1,12 +1,12 @@
 // The measured phase of a Node benchmark client, shared by the smtpq and Nodemailer clients so both are
 // timed the same way: one warm-up message (it opens the connection), then `count` messages with up to
-// `window` sends in flight, CPU from process.cpuUsage(), peak RSS from getrusage.
+// `inFlight` sends in flight (default 32), CPU from process.cpuUsage(), peak RSS from getrusage.
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import type { ClientJob, ClientResult } from './protocol.ts';
 
-/** Sends in flight at once: what a worker draining an SQS batch might hand one connection. */
-const window = 32;
+/** Sends in flight at once by default: what a worker draining an SQS batch might hand one connection. */
+const defaultInFlight = 32;
 
 export interface Sender {
   /** Sends message number `index` (a fresh body each time) and resolves when the server accepted it. */
@@ -18,12 +18,12 @@ function epochNow(): number {
   return performance.timeOrigin + performance.now();
 }
 
-async function sendAll(sender: Sender, count: number): Promise<void> {
+async function sendAll(sender: Sender, count: number, inFlight: number): Promise<void> {
   let next = 0;
   const lane = async () => {
     while (next < count) await sender.send(next++);
   };
-  await Promise.all(Array.from({ length: Math.min(window, count) }, lane));
+  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
 }
 
 export async function measure(job: ClientJob, open: (job: ClientJob) => Promise<Sender>): Promise<void> {
@@ -34,7 +34,7 @@ export async function measure(job: ClientJob, open: (job: ClientJob) => Promise<
   const profiler = await startProfiler();
   const startedAt = epochNow();
   const cpuBefore = process.cpuUsage();
-  await sendAll(sender, single ? 1 : job.count);
+  await sendAll(sender, single ? 1 : job.count, job.inFlight ?? defaultInFlight);
   const cpu = process.cpuUsage(cpuBefore);
   const endedAt = epochNow();
   await profiler?.stop();

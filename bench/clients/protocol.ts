@@ -17,6 +17,8 @@ export interface ClientJob {
   /** Messages in the measured phase (after one warm-up message that opens the connection). */
   count: number;
   workload: Workload;
+  /** Sends handed to the client at once (Node clients; smtplib is synchronous). Default 32. */
+  inFlight?: number;
   /** smtpq only: use CHUNKING (BDAT) when offered; false forces DATA. Default true. */
   chunking?: boolean;
 }
