@@ -255,6 +255,10 @@ export function renderResults(results: Results): string {
         '',
         metricTable(rows, metrics.cpuMsPerMessage),
         '',
+        'Peak RSS of the client process, MiB (lower is better; Node clients include the runtime and modules):',
+        '',
+        metricTable(rows, metrics.peakRssMiB),
+        '',
       ],
     ),
     ...section(
