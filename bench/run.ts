@@ -258,6 +258,15 @@ async function main(): Promise<void> {
       const row = results.throughput!.find((r) => r.label === cell.label)!;
       results.profiles.push({ ...cell, profile: await profileSmtpq(commands, row.outcome) });
     }
+    const bdat = results.chunkingDirect?.[0];
+    const bdatCpu = median(bdat?.outcome, 'smtpq', metrics.cpuMsPerMessage);
+    const dataCpu = median(bdat?.outcome, 'smtpq-data', metrics.cpuMsPerMessage);
+    if (bdat && bdatCpu !== undefined && dataCpu !== undefined && bdatCpu > 1.1 * dataCpu) {
+      const label = `Postfix smtpd, ${bdat.label}, BDAT`;
+      log(`profiling smtpq (${label})…`);
+      const reason = `BDAT cost ${(bdatCpu / dataCpu).toFixed(2)}x the CPU per message of DATA here`;
+      results.profiles.push({ label, reason, profile: await profileSmtpq(commands, bdat.outcome) });
+    }
     log('bundles…');
     results.bundles = await bundlesSection();
   } finally {
