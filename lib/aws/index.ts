@@ -11,7 +11,6 @@ export { InvalidKeyError, isValidId } from './keys.ts';
 export { S3PayloadStore } from './payload-store.ts';
 export {
   MAX_SQS_BATCH_BYTES,
-  MAX_VISIBILITY_SECONDS,
   type ProducerOptions,
   type SendResult,
   SqsQueueProducer,

@@ -9,13 +9,13 @@ import {
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { MAX_VISIBILITY_SECONDS } from '../delivery/backoff.ts';
 import type { QueueMessage } from '../delivery/queue-message.ts';
 import { toSqsBody } from './sqs-body.ts';
 
-/** SQS limits: 10 entries per SendMessageBatch, 1 MiB for the whole batch, visibility at most 12 hours. */
+/** SQS limits: 10 entries per SendMessageBatch, 1 MiB for the whole batch (visibility: lib/delivery/backoff.ts). */
 const maxEntriesPerBatch = 10;
 export const MAX_SQS_BATCH_BYTES = 1024 * 1024;
-export const MAX_VISIBILITY_SECONDS = 43_200;
 
 /** An SQS call abandoned after ProducerOptions.callTimeoutMs. */
 export class SqsTimeoutError extends Error {

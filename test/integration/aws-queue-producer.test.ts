@@ -10,6 +10,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createAwsClients, SqsQueueProducer, SqsTimeoutError } from '../../lib/aws/index.ts';
+import { MAX_VISIBILITY_SECONDS } from '../../lib/delivery/backoff.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import { createTestResources, TEST_REGION, type TestResources } from '../support/moto.ts';
 
@@ -315,5 +316,32 @@ describe('SqsQueueProducer', () => {
       new ReceiveMessageCommand({ QueueUrl: own.queueUrl, WaitTimeSeconds: 1 }),
     );
     expect(again.Messages ?? []).toEqual([]);
+  });
+
+  it('changeVisibility clamps a deferral past 12 h to the back-off module’s MAX_VISIBILITY_SECONDS', async () => {
+    const own = await createTestResources(endpoint, { visibilityTimeoutSeconds: 0 });
+    const asked: number[] = [];
+    own.clients.sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'ChangeMessageVisibilityCommand') {
+          asked.push((args.input as { VisibilityTimeout: number }).VisibilityTimeout);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordVisibility' },
+    );
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+    await producer.send(message('v-3'));
+    const first = await own.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: own.queueUrl, WaitTimeSeconds: 1, VisibilityTimeout: 0 }),
+    );
+
+    // SQS counts the 12 h from the receive, so even the clamped value is refused once any time has passed
+    // (the worker asks for at most MAX_DEFERRAL_SECONDS for that reason): only the value sent is asserted.
+    await producer
+      .changeVisibility(first.Messages![0]!.ReceiptHandle!, 2 * MAX_VISIBILITY_SECONDS)
+      .catch((error: Error) => expect(error.name).toBe('InvalidParameterValue'));
+
+    expect(asked).toEqual([43_200]);
   });
 });
