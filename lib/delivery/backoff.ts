@@ -1,9 +1,14 @@
 // The queue's retry schedule: when a deferred message is tried again, and when it is given up.
 // Exponential with jitter, capped (RFC 5321 §4.5.4.1: retry after at least 30 minutes, give up after
 // 4-5 days; Postfix minimal_backoff_time / maximal_backoff_time / maximal_queue_lifetime).
-import type { WorkerConfig } from '../config.ts';
 
-export type RetrySettings = WorkerConfig['retry'];
+/** The queue's retry budget (the worker's config supplies it; the domain does not depend on config). */
+export interface RetrySettings {
+  baseSeconds: number;
+  maxSeconds: number;
+  maxAgeSeconds: number;
+  maxAttempts: number;
+}
 
 /** SQS cannot hide a message for longer than 12 hours (ChangeMessageVisibility). */
 export const MAX_VISIBILITY_SECONDS = 43_200;
