@@ -10,8 +10,7 @@ import { S3StatusStore } from '../../lib/aws/status-store.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { WorkerConfig } from '../../lib/config.ts';
 import type { Connect } from '../../lib/delivery/session.ts';
-import { SmtpConnection } from '../../lib/smtp/connection.ts';
-import { createTranscript } from '../../lib/smtp/transcript.ts';
+import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
 import type { WorkerDeps } from './worker.ts';
 
 export const SERVICE_NAME = 'smtpq-worker';

@@ -10,8 +10,7 @@ import { failMessage, isFinal } from '../../lib/delivery/ledger.ts';
 import { type StatusStore, type TranscriptStore, VersionConflictError } from '../../lib/delivery/ports.ts';
 import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
 import { MessageError } from '../../lib/message/index.ts';
-import { resolveOptions } from '../../lib/smtp/options.ts';
-import type { SmtpClientOptions, Transcript } from '../../lib/smtp/types.ts';
+import { resolveOptions, type SmtpClientOptions, type Transcript } from '../../lib/smtp/index.ts';
 import { prepareMessage } from './prepare.ts';
 import { MalformedRecordError, type PayloadReader, readQueueRecord } from './queue-record.ts';
 

@@ -2,15 +2,15 @@
 // connection breaks, and each record's lines routed to that record's own transcript. (The RSET after a
 // transaction that did not complete is lib/smtp's: SmtpConnection starts the next transaction with it.)
 
-import { withDeadline } from '../smtp/retry.ts';
-import type {
-  Envelope,
-  MessageBody,
-  SendResult,
-  SmtpClientOptions,
-  Transcript,
-  TranscriptEntry,
-} from '../smtp/types.ts';
+import {
+  type Envelope,
+  type MessageBody,
+  type SendResult,
+  type SmtpClientOptions,
+  type Transcript,
+  type TranscriptEntry,
+  withDeadline,
+} from '../smtp/index.ts';
 import type { SmtpSender } from './deliver.ts';
 import { describeFailure, toSmtpFailure } from './outcome.ts';
 
