@@ -1,5 +1,6 @@
 // A request whose status record was written but which never reached the queue: its ledger says failed with
 // the reason, so a status look-up never shows `queued` for a message nothing will deliver.
+import { failMessage } from '../../lib/delivery/ledger.ts';
 import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
 import type { ApiDeps } from './deps.ts';
 
@@ -8,15 +9,7 @@ export async function markNotEnqueued(
   stored: Versioned<StatusRecord>,
   reason: string,
 ): Promise<void> {
-  const at = (deps.now?.() ?? new Date()).toISOString();
-  const error = `not enqueued: ${reason}`;
-  const record: StatusRecord = {
-    ...stored.value,
-    state: 'failed',
-    updatedAt: at,
-    error,
-    recipients: stored.value.recipients.map((r) => ({ ...r, state: 'failed', error, updatedAt: at })),
-  };
+  const record = failMessage(stored.value, `not enqueued: ${reason}`, deps.now?.() ?? new Date());
   try {
     await deps.status.update(record, stored.version);
   } catch (failure) {

@@ -115,9 +115,17 @@ describe('the queue refuses', () => {
       expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
       const ids = (await listStatusIds()).filter((id) => id !== parseBody(retried).id);
       const records = await Promise.all(ids.map(async (id) => (await status.get(id))!.value));
-      expect(records.filter((r) => r.idempotencyKey === 'hung-sqs')).toMatchObject([
-        { state: 'failed', error: 'not enqueued: TimeoutError: SQS did not answer within 300 ms' },
-      ]);
+      const reason = 'not enqueued: TimeoutError: SQS did not answer within 300 ms';
+      const failedRecords = records.filter((r) => r.idempotencyKey === 'hung-sqs');
+      expect(failedRecords).toMatchObject([{ state: 'failed', error: reason, attempts: 0 }]);
+      expect(failedRecords[0]!.lease).toBeUndefined();
+      for (const recipient of failedRecords[0]!.recipients) {
+        expect(recipient).toMatchObject({
+          state: 'failed',
+          error: reason,
+          updatedAt: failedRecords[0]!.updatedAt,
+        });
+      }
     } finally {
       sqs.destroy();
       for (const socket of sockets) socket.destroy();
