@@ -75,13 +75,17 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
   try {
     await deps.queue.send(await toQueueMessage(id, accepted.stored, deps.payloads));
   } catch (error) {
+    logger.error('message not enqueued', { messageId: id, error });
     await markNotEnqueued(
       deps,
       stored,
       error instanceof Error ? `${error.name}: ${error.message}` : String(error),
     );
     await releaseKey(deps, key, id);
-    throw error;
+    // Nothing was queued and the key is free again: a retry of the same request is the right move, hence 503.
+    return problem('service_unavailable', 'the message could not be queued; retry the request', {
+      requestId: event.requestContext?.requestId,
+    });
   }
   logger.info('message queued', {
     messageId: id,

@@ -1,5 +1,5 @@
 // When SQS refuses, nothing is lost silently: the API handler pointed at a queue that does not exist (a real
-// SQS error from moto, not a mock) answers a single submit with a 500 carrying the request id, reports every
+// SQS error from moto, not a mock) answers a single submit with a 503 carrying the request id, reports every
 // batch item as enqueue_failed, and leaves each status record failed with the reason.
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -49,15 +49,15 @@ const submit = (handler: ApiHandler, headers: Record<string, string> = {}) =>
   handler(apiEvent({ method: 'POST', path: '/v1/messages', body: validRequest, headers }));
 
 describe('the queue refuses', () => {
-  it('answers a single submit with 500 and the request id, and frees its Idempotency-Key', async () => {
+  it('answers a single submit with 503 and the request id, and frees its Idempotency-Key', async () => {
     // Act
     const failed = await submit(broken, { 'Idempotency-Key': 'retry-me' });
     const retried = await submit(api.handler, { 'Idempotency-Key': 'retry-me' });
 
     // Assess
-    expect(failed.statusCode).toBe(500);
+    expect(failed.statusCode).toBe(503);
     const body = parseBody(failed);
-    expect(body).toMatchObject({ error: 'internal_error' });
+    expect(body).toMatchObject({ error: 'service_unavailable' });
     expect(body.requestId).toMatch(/^req-/);
     expect(retried.statusCode).toBe(202);
     expect(retried.headers).not.toHaveProperty('idempotent-replayed');
@@ -80,7 +80,7 @@ describe('the queue refuses', () => {
     const retried = await submit(api.handler, { 'Idempotency-Key': 'unreleased' });
 
     // Assess: the retry is a new submission (the failed id was never enqueued), not a replay of that id.
-    expect(failed.statusCode).toBe(500);
+    expect(failed.statusCode).toBe(503);
     expect(retried.statusCode).toBe(202);
     expect(retried.headers).not.toHaveProperty('idempotent-replayed');
     const queued = (await drainQueue(api.resources)) as { id: string }[];
@@ -109,7 +109,7 @@ describe('the queue refuses', () => {
       const retried = await submit(api.handler, { 'Idempotency-Key': 'hung-sqs' });
 
       // Assess
-      expect(failed.statusCode).toBe(500);
+      expect(failed.statusCode).toBe(503);
       expect(retried.statusCode).toBe(202);
       const queued = (await drainQueue(api.resources)) as { id: string }[];
       expect(queued.map((m) => m.id)).toEqual([parseBody(retried).id]);
