@@ -1,10 +1,15 @@
 // Entry point of the `smtpq` CLI: each sub-command lives in its own module and registers itself here.
-import { Command } from 'commander';
+import { Command, type CommanderError } from 'commander';
+import { EXIT } from './send-report.ts';
 
 const program = new Command('smtpq')
   .description('smtpq: serverless email sending through our own SMTP client')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Commander's usage errors (unknown flag, missing argument or option, no sub-command) exit 64 (EX_USAGE),
+  // like the commands' own; --help and --version still exit 0. Set before the modules register, so every
+  // sub-command inherits it.
+  .exitOverride((error: CommanderError) => process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.usage));
 
 // Sub-commands (each module exports `register(program: Command): void`):
 const modules: Array<() => Promise<{ register(program: Command): void }>> = [

@@ -1,6 +1,6 @@
 // `smtpq send`: compose one message (lib/message) and deliver it straight over SMTP (lib/smtp), no queue.
 // Prints the session transcript and each recipient's outcome; the exit code says what happened (send-report.ts).
-import type { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { composeMessage, MessageError } from '../../lib/message/index.ts';
 import { createTranscript, sendWithRetry } from '../../lib/smtp/index.ts';
 import { planSend, type SendFlags, UsageError } from './send-args.ts';
@@ -37,8 +37,6 @@ export function register(program: Command): void {
       '\nExit codes: 0 every recipient accepted; 75 something failed transiently (try again later);\n' +
         '69 every failure was permanent; 64 usage error (nothing sent).',
     )
-    // Commander's own usage errors (unknown flag, missing --from …) exit 64 like ours; help still exits 0.
-    .exitOverride((error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : EXIT.usage))
     .action(async (flags: SendFlags) => {
       process.exitCode = await send(flags);
     });

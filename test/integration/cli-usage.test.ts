@@ -1,0 +1,47 @@
+// Commander's usage errors exit 64 (EX_USAGE) in every sub-command, as the real CLI process (node
+// scripts/smtpq.mjs) reports them; --help and --version still exit 0. Nothing here reaches a network.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const CLI = path.resolve(import.meta.dirname, '../../scripts/smtpq.mjs');
+
+interface Run {
+  code: number;
+  stderr: string;
+}
+
+function smtpq(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 60_000 }, (error, _stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stderr });
+    });
+  });
+}
+
+describe('smtpq usage errors', () => {
+  it.each([
+    { args: ['batch'], says: /missing required argument 'file'/ },
+    { args: ['submit', '--bogus'], says: /unknown option '--bogus'/ },
+    { args: ['status'], says: /missing required argument 'id'/ },
+    { args: ['transcript'], says: /missing required argument/ },
+    { args: ['tail', '--bogus'], says: /unknown option '--bogus'/ },
+    { args: ['dev', '--bogus'], says: /unknown option '--bogus'/ },
+    { args: ['send', '--to', 'bob@example.test'], says: /required option '--server <url>' not specified/ },
+    { args: ['no-such-command'], says: /unknown command 'no-such-command'/ },
+  ])('smtpq $args exits 64 and names the problem', async ({ args, says }) => {
+    const run = await smtpq(args);
+    expect(run.stderr).toMatch(says);
+    expect(run.code).toBe(64);
+  });
+
+  it.each([
+    { args: ['--help'] },
+    { args: ['--version'] },
+    { args: ['status', '--help'] },
+    { args: ['help', 'batch'] },
+  ])('smtpq $args exits 0', async ({ args }) => {
+    expect((await smtpq(args)).code).toBe(0);
+  });
+});
