@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import { maySendCredentials } from './credential-policy.ts';
 import { SmtpError } from './errors.ts';
 import { noExtensions, parseExtensions } from './extensions.ts';
-import { type ResolvedOptions, resolveOptions } from './options.ts';
+import { ehloName, type ResolvedOptions, resolveOptions } from './options.ts';
 import { chooseMechanism } from './sasl.ts';
 import type { Session } from './session.ts';
 import { transaction } from './transaction.ts';
@@ -232,7 +232,10 @@ export class SmtpConnection {
 
   /** EHLO; HELO when EHLO gets a 5xx (a server without ESMTP). */
   private async hello(): Promise<void> {
-    const { name, timeouts } = this.options;
+    const { timeouts } = this.options;
+    // No usable host name: our address as the server sees it (RFC 5321 §4.1.4). localAddress is only missing
+    // on a socket already closed, where the command fails anyway; the loopback literal keeps the line well-formed.
+    const name = this.options.name ?? ehloName(this.wire.socket.localAddress ?? '') ?? '[127.0.0.1]';
     const ehlo = await this.wire.command(`EHLO ${name}`, 'ehlo', timeouts.command);
     if (ehlo.code === 250) {
       this.ext = parseExtensions(ehlo);

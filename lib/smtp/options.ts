@@ -1,4 +1,5 @@
 // Option defaults and validation, done once before any byte is sent (undici's habit: specific messages).
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { hostname } from 'node:os';
 import { SmtpError } from './errors.ts';
 import { checkArgument } from './syntax.ts';
@@ -21,7 +22,8 @@ export interface ResolvedOptions extends Omit<SmtpClientOptions, 'timeouts'> {
   tls: TlsMode;
   requireTLS: boolean;
   rejectUnauthorized: boolean;
-  name: string;
+  /** Undefined: EHLO names the connection's local address (see ehloName). */
+  name: string | undefined;
   pipelining: boolean;
   chunking: boolean;
   allowInsecureAuth: boolean;
@@ -33,10 +35,23 @@ function invalid(message: string): SmtpError {
   return new SmtpError('SMTP_INVALID_ARGUMENT', message, { stage: 'connect' });
 }
 
-/** The EHLO name: os.hostname() when it is a usable domain, else an address literal. */
-function defaultName(): string {
-  const name = hostname();
-  return /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(name) ? name : '[127.0.0.1]';
+/**
+ * A host name or address as an EHLO argument (RFC 5321 §4.1.3): an IP address becomes its address literal
+ * (`[192.0.2.1]`, `[IPv6:2001:db8::1]`; an IPv4-mapped IPv6 address is the IPv4 literal), a domain stays as it
+ * is; undefined when it is neither (e.g. a host name with `_`).
+ */
+export function ehloName(host: string): string | undefined {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(host)?.[1];
+  if (mapped !== undefined && isIPv4(mapped)) return `[${mapped}]`;
+  if (isIPv4(host)) return `[${host}]`;
+  if (isIPv6(host)) return `[IPv6:${host}]`;
+  return /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host) ? host : undefined;
+}
+
+function checkName(name: string): string {
+  checkArgument(name, 'options.name', 'ehlo');
+  if (name.length === 0 || /\s/.test(name)) throw invalid('options.name must be a domain or address literal');
+  return isIP(name) ? ehloName(name)! : name;
 }
 
 export function resolveOptions(options: SmtpClientOptions): ResolvedOptions {
@@ -54,9 +69,8 @@ export function resolveOptions(options: SmtpClientOptions): ResolvedOptions {
   const requireTLS = options.requireTLS ?? tls === 'starttls';
   if (requireTLS && tls === 'none') throw invalid("options.requireTLS cannot be true with tls 'none'");
 
-  const name = options.name ?? defaultName();
-  checkArgument(name, 'options.name', 'ehlo');
-  if (name.length === 0 || /\s/.test(name)) throw invalid('options.name must be a domain or address literal');
+  // Without a name: the host name when it is usable, else (undefined) the connection's local address at EHLO.
+  const name = options.name === undefined ? ehloName(hostname()) : checkName(options.name);
 
   const timeouts = { ...DEFAULT_TIMEOUTS };
   for (const [key, value] of Object.entries(options.timeouts ?? {})) {

@@ -78,7 +78,7 @@ export interface SmtpClientOptions {
   servername?: string;
   /** Certificates are always verified unless this is explicitly false. */
   rejectUnauthorized?: boolean;
-  /** EHLO name; default os.hostname(). */
+  /** EHLO name (a bare IP becomes its address literal); default os.hostname(), else the local address literal. */
   name?: string;
   auth?: SmtpCredentials;
   /** Force one mechanism; default: the best one the server offers (XOAUTH2 for tokens; PLAIN, then LOGIN). */

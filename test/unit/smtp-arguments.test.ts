@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { envelopeLines } from '../../lib/smtp/envelope.ts';
 import { noExtensions, parseExtensions, resolveOptions } from '../../lib/smtp/index.ts';
+import { ehloName } from '../../lib/smtp/options.ts';
 
 const full = parseExtensions({ code: 250, lines: ['mx', 'SIZE 1000', '8BITMIME', 'SMTPUTF8', 'PIPELINING'] });
 const invalid = (stage: string) => expect.objectContaining({ code: 'SMTP_INVALID_ARGUMENT', stage });
@@ -98,5 +99,28 @@ describe('options', () => {
     [{ host: 'mx', authMethod: 'CRAM-MD5' }, 'connect'],
   ])('rejects %j with SMTP_INVALID_ARGUMENT', (options, stage) => {
     expect(() => resolveOptions(options as never)).toThrow(invalid(stage));
+  });
+});
+
+describe('EHLO name', () => {
+  it.each([
+    ['169.254.10.1', '[169.254.10.1]'],
+    ['2001:db8::1', '[IPv6:2001:db8::1]'],
+    ['::ffff:10.0.0.7', '[10.0.0.7]'],
+    ['ip-10-0-0-1.ec2.internal', 'ip-10-0-0-1.ec2.internal'],
+    ['mail.example.com', 'mail.example.com'],
+  ])('a host %j goes on the EHLO line as %j (RFC 5321 §4.1.3)', (host, expected) => {
+    expect(ehloName(host)).toBe(expected);
+  });
+
+  it.each(['bad_host', '', '-dash.example'])('a host %j is no EHLO name (undefined)', (host) => {
+    expect(ehloName(host)).toBeUndefined();
+  });
+
+  it('a bare IP given as options.name becomes its address literal; a literal or domain is kept', () => {
+    expect(resolveOptions({ host: 'mx', name: '192.0.2.1' }).name).toBe('[192.0.2.1]');
+    expect(resolveOptions({ host: 'mx', name: '2001:db8::2' }).name).toBe('[IPv6:2001:db8::2]');
+    expect(resolveOptions({ host: 'mx', name: '[192.0.2.1]' }).name).toBe('[192.0.2.1]');
+    expect(resolveOptions({ host: 'mx', name: 'client.example' }).name).toBe('client.example');
   });
 });
