@@ -115,7 +115,7 @@ describe('TLS required', () => {
     }
   });
 
-  it('STARTTLS answered 454: SMTP_TLS_REQUIRED before MAIL FROM', async () => {
+  it('STARTTLS answered 454: SMTP_TLS_REQUIRED, transient (RFC 3207: a temporary reason), before MAIL FROM', async () => {
     const { port } = await start({
       script: [
         ...greetAndEhlo(['STARTTLS', 'PIPELINING']),
@@ -129,6 +129,7 @@ describe('TLS required', () => {
     expect(error.code).toBe('SMTP_TLS_REQUIRED');
     expect(error.stage).toBe('starttls');
     expect(error.reply?.code).toBe(454);
+    expect(error.transient).toBe(true);
     const [connection] = await rawServer.current.settled(1);
     expect(sent(connection!, 'MAIL')).toEqual([]);
   });

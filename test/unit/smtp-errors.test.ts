@@ -11,6 +11,15 @@ describe('SmtpError', () => {
     expect(new SmtpError('SMTP_AUTH', 'x', { stage: 'auth', reply: reply(535) }).transient).toBe(false);
   });
 
+  it('SMTP_TLS_REQUIRED: a STARTTLS refused with 454 is transient (RFC 3207), not offered or 5xx is permanent', () => {
+    const required = (stage: 'starttls' | 'auth', refusal?: number) =>
+      new SmtpError('SMTP_TLS_REQUIRED', 'x', { stage, ...(refusal ? { reply: reply(refusal) } : {}) });
+    expect(required('starttls', 454).transient).toBe(true);
+    expect(required('starttls', 554).transient).toBe(false);
+    expect(required('starttls').transient).toBe(false);
+    expect(required('auth').transient).toBe(false);
+  });
+
   it('takes transience from the code otherwise; a protocol error is permanent whatever reply came', () => {
     expect(new SmtpError('SMTP_TIMEOUT', 'x', { stage: 'dot' }).transient).toBe(true);
     expect(new SmtpError('SMTP_CONNECTION', 'x', { stage: 'rcpt' }).transient).toBe(true);
