@@ -8,6 +8,7 @@ import { type CollectionTag, parse, type ScalarTag, type YAMLSeq } from 'yaml';
 import { SQS_INLINE_LIMIT_BYTES } from '../../functions/api/claim-check.ts';
 import { matchRoute } from '../../functions/api/routes.ts';
 import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
+import { resolveOptions } from '../../lib/smtp/index.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -39,6 +40,41 @@ const worker = resources.WorkerFunction as Node;
 const api = resources.ApiFunction as Node;
 const queue = resources.Queue.Properties as Node;
 const queueEvent = Object.values(worker.Properties.Events as Node).find((e) => e.Type === 'SQS') as Node;
+
+/**
+ * A function's environment as CloudFormation would resolve it for the given parameter values (defaults for
+ * the rest; SmtpHost, which has none, is relay.example.com): Ref, the template's Conditions (Equals, Not)
+ * and Fn::If, with AWS::NoValue leaving the variable unset.
+ */
+function resolveEnv(env: Node, parameters: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const parameter = (name: string) =>
+    parameters[name] ?? String(template.Parameters[name].Default ?? 'relay.example.com');
+  const value = (node: unknown): unknown => {
+    if (typeof node !== 'object' || node === null) return node;
+    const n = node as Node;
+    if (n.Ref === 'AWS::NoValue') return undefined;
+    if (n.Ref === 'Queue') return 'https://sqs.eu-west-1.amazonaws.com/123456789012/smtpq-Queue';
+    if (n.Ref === 'Bucket') return 'smtpq-bucket';
+    if (n.Ref === 'SmtpSecret') return 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtpq-AbCdEf';
+    if (n.Ref !== undefined) return parameter(n.Ref);
+    if (n['Fn::Equals']) return value(n['Fn::Equals'][0]) === value(n['Fn::Equals'][1]);
+    if (n['Fn::Not']) return !value(n['Fn::Not'][0]);
+    if (n['Fn::If']) {
+      const [condition, whenTrue, whenFalse] = n['Fn::If'];
+      return value(value(template.Conditions[condition]) ? whenTrue : whenFalse);
+    }
+    throw new Error(`unresolved ${JSON.stringify(node)}`);
+  };
+  return Object.fromEntries(
+    Object.entries(env).map(([name, node]) => {
+      const resolved = value(node);
+      return [name, resolved === undefined ? undefined : String(resolved)];
+    }),
+  );
+}
+
+const workerEnv = (parameters: Record<string, string> = {}) =>
+  resolveEnv({ ...globals.Environment.Variables, ...worker.Properties.Environment.Variables }, parameters);
 
 const ref = (name: string) => ({ Ref: name });
 const getAtt = (resource: string, attribute: string) => ({ 'Fn::GetAtt': [resource, attribute] });
@@ -133,30 +169,32 @@ describe('infra/template.yaml: functions', () => {
   });
 
   it('gives configurations that lib/config.ts accepts once the references are resolved', () => {
-    const resolve = (env: Node): NodeJS.ProcessEnv =>
-      Object.fromEntries(
-        Object.entries(env).map(([name, value]) => {
-          if (typeof value !== 'object') return [name, String(value)];
-          if (value.Ref === 'Queue')
-            return [name, 'https://sqs.eu-west-1.amazonaws.com/123456789012/smtpq-Queue'];
-          if (value.Ref === 'Bucket') return [name, 'smtpq-bucket'];
-          if (value.Ref && template.Parameters[value.Ref]) {
-            return [name, String(template.Parameters[value.Ref].Default ?? 'relay.example.com')];
-          }
-          return [name, undefined]; // Fn::If with AWS::NoValue: the default leaves it unset
-        }),
-      );
-    const apiEnv = resolve({ ...globals.Environment.Variables, ...api.Properties.Environment.Variables });
-    const workerEnv = resolve({
-      ...globals.Environment.Variables,
-      ...worker.Properties.Environment.Variables,
-    });
+    const apiEnv = resolveEnv({ ...globals.Environment.Variables, ...api.Properties.Environment.Variables });
 
     expect(loadApiConfig(apiEnv).aws.bucket).toBe('smtpq-bucket');
-    expect(loadWorkerConfig(workerEnv)).toMatchObject({
+    expect(loadWorkerConfig(workerEnv())).toMatchObject({
       smtp: { host: 'relay.example.com', tls: 'starttls' },
     });
   });
+
+  it.each([
+    ['starttls', {}, true],
+    ['implicit', {}, true],
+    // The default SmtpRequireTls 'true' must not reach the worker with no TLS: lib/smtp refuses the pair.
+    ['none', {}, false],
+    ['none', { SmtpRequireTls: 'true' }, false],
+    ['starttls', { SmtpRequireTls: 'false' }, false],
+  ])(
+    'SmtpTlsMode %s with %o gives a worker whose SMTP options lib/smtp accepts (requireTLS %s)',
+    (mode, more, requireTLS) => {
+      const config = loadWorkerConfig(workerEnv({ SmtpTlsMode: mode, ...more }));
+
+      expect(config.smtp).toMatchObject({ tls: mode, requireTLS });
+      expect(() =>
+        resolveOptions({ host: config.smtp.host, tls: config.smtp.tls, requireTLS }),
+      ).not.toThrow();
+    },
+  );
 
   it('logs each function as JSON to its own log group with a retention', () => {
     for (const fn of [api, worker]) {
