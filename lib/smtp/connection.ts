@@ -300,7 +300,6 @@ export class SmtpConnection {
       initial ? `${verb} ${initial.length > 0 ? initial.toString('base64') : '='}` : verb,
       'auth',
       timeouts.command,
-      initial ? `${verb} ${REDACTED}` : verb,
     );
     for (let step = 0; reply.code === 334; step++) {
       if (step === MAX_AUTH_STEPS) {

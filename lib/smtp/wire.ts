@@ -6,7 +6,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { SmtpError } from './errors.ts';
 import { ReplyParser, replyLines } from './reply.ts';
-import { REDACTED } from './transcript.ts';
+import { REDACTED, redactCommand } from './transcript.ts';
 import type { Reply, SmtpStage, Transcript } from './types.ts';
 
 interface Waiting {
@@ -75,8 +75,9 @@ export class Wire {
     return reply;
   }
 
-  /** One command line (recorded as `shown`, e.g. with AUTH data redacted) and its reply. */
-  command(line: string, stage: SmtpStage, timeout: number, shown: string = line): Promise<Reply> {
+  /** One command line and its reply. The transcript gets `shown`: by default the line with any AUTH
+   *  argument redacted, so no call site can leak one; a SASL continuation passes REDACTED itself. */
+  command(line: string, stage: SmtpStage, timeout: number, shown = redactCommand(line)): Promise<Reply> {
     this.note('C', shown);
     this.write(`${line}\r\n`);
     return this.expect(stage, timeout, stage === 'starttls');

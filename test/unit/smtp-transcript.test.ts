@@ -1,5 +1,13 @@
+import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createTranscript, describeMessage, redactCommand } from '../../lib/smtp/index.ts';
+import {
+  createTranscript,
+  describeMessage,
+  REDACTED,
+  redactCommand,
+  SmtpError,
+} from '../../lib/smtp/index.ts';
+import { Wire } from '../../lib/smtp/wire.ts';
 
 afterEach(() => {
   vi.useRealTimers();
@@ -31,5 +39,31 @@ describe('transcript', () => {
     expect(redactCommand('auth xoauth2 dXNlcj1h')).toBe('auth xoauth2 <redacted>');
     expect(redactCommand('AUTH LOGIN')).toBe('AUTH LOGIN');
     expect(redactCommand('MAIL FROM:<a@b.example>')).toBe('MAIL FROM:<a@b.example>');
+  });
+
+  it('Wire.command records a command with its AUTH argument redacted unless told what to show', () => {
+    const written: string[] = [];
+    const socket = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        written.push(chunk.toString());
+        done();
+      },
+    });
+    const transcript = createTranscript();
+    const wire = new Wire(socket as never, transcript);
+    try {
+      wire.command('AUTH PLAIN AGFsaWNlAHNlY3JldA==', 'auth', 60_000);
+      wire.command('MAIL FROM:<a@b.example>', 'mail', 60_000);
+      wire.command('dXNlcg==', 'auth', 60_000, REDACTED);
+      expect(transcript.entries.map((e) => e.text)).toEqual([
+        'AUTH PLAIN <redacted>',
+        'MAIL FROM:<a@b.example>',
+        REDACTED,
+      ]);
+      expect(written.join('')).toContain('AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n');
+    } finally {
+      wire.fail(new SmtpError('SMTP_CONNECTION', 'test over', { stage: 'quit' }));
+    }
   });
 });
