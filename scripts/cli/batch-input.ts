@@ -14,6 +14,11 @@ export interface InputRow {
   raw: string;
   /** The parsed row, or why it could not be parsed. */
   parsed: { ok: true; row: Row } | { ok: false; error: string };
+  /**
+   * The Idempotency-Key a failures file carries for this row: the one it was first sent with. The API may
+   * have accepted that send (a timeout, a 5xx), so a rerun of the failures file must not use a new key.
+   */
+  key?: string;
 }
 
 export interface BatchInput {
@@ -31,6 +36,13 @@ export class BatchInputError extends Error {
 
 /** Column/key of the failures file with the reason; ignored when the failures file is fed back in. */
 export const ERROR_FIELD = '_error';
+
+/** Column/key of the failures file with the row's original Idempotency-Key; reused, never sent as data. */
+export const KEY_FIELD = '_idempotency_key';
+
+/** What the API takes as an Idempotency-Key (functions/api/idempotency-key.ts): 1–256 printable ASCII. */
+const IDEMPOTENCY_KEY = /^[\x20-\x7e]{1,256}$/;
+const BAD_KEY = `${KEY_FIELD} must be 1 to 256 printable ASCII characters`;
 
 export function formatOf(file: string, forced?: string): 'csv' | 'jsonl' {
   const format = forced ?? path.extname(file).slice(1).toLowerCase();
@@ -66,8 +78,11 @@ function parseJsonl(text: string): InputRow[] {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
         rows.push({ n, raw: line, parsed: { ok: false, error: 'the line is not a JSON object' } });
       } else {
-        const { [ERROR_FIELD]: _ignored, ...row } = value as Row;
-        rows.push({ n, raw: line, parsed: { ok: true, row } });
+        const { [ERROR_FIELD]: _ignored, [KEY_FIELD]: key, ...row } = value as Row;
+        if (key === undefined) rows.push({ n, raw: line, parsed: { ok: true, row } });
+        else if (typeof key === 'string' && IDEMPOTENCY_KEY.test(key))
+          rows.push({ n, raw: line, parsed: { ok: true, row }, key });
+        else rows.push({ n, raw: line, parsed: { ok: false, error: BAD_KEY } });
       }
     } catch (error) {
       rows.push({ n, raw: line, parsed: { ok: false, error: `not JSON: ${(error as Error).message}` } });
@@ -126,6 +141,8 @@ export function parseCsv(text: string): { rows: InputRow[]; columns: string[] } 
   if (!head) throw new BatchInputError('the CSV is empty (it needs a header row)');
   const names = head.fields.map((name) => name.trim());
   const errorColumn = names.indexOf(ERROR_FIELD);
+  const keyColumn = names.indexOf(KEY_FIELD);
+  const isData = (column: number) => column !== errorColumn && column !== keyColumn;
   const rows = records.map((record, index): InputRow => {
     const n = index + 1;
     if (record.fields.length !== names.length) {
@@ -140,11 +157,14 @@ export function parseCsv(text: string): { rows: InputRow[]; columns: string[] } 
     }
     const row: Row = {};
     names.forEach((name, column) => {
-      if (column !== errorColumn && name !== '') row[name] = record.fields[column];
+      if (isData(column) && name !== '') row[name] = record.fields[column];
     });
-    return { n, raw: record.raw, parsed: { ok: true, row } };
+    const key = keyColumn < 0 ? '' : record.fields[keyColumn]!;
+    if (key === '') return { n, raw: record.raw, parsed: { ok: true, row } };
+    if (!IDEMPOTENCY_KEY.test(key)) return { n, raw: record.raw, parsed: { ok: false, error: BAD_KEY } };
+    return { n, raw: record.raw, parsed: { ok: true, row }, key };
   });
-  return { rows, columns: names.filter((_, column) => column !== errorColumn) };
+  return { rows, columns: names.filter((_, column) => isData(column)) };
 }
 
 /** A CSV field, quoted when it has to be. */
@@ -152,18 +172,25 @@ export function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
-/** The first line of the failures file (CSV only): the input's columns plus the error column. */
+/** The first line of the failures file (CSV only): the input's columns plus the error and key columns. */
 export function failuresHeader(input: BatchInput): string | undefined {
-  return input.columns ? [...input.columns, ERROR_FIELD].map(csvField).join(',') : undefined;
+  return input.columns ? [...input.columns, ERROR_FIELD, KEY_FIELD].map(csvField).join(',') : undefined;
 }
 
-/** One failures-file line: the original row with the reason added, so the file can be fed back in. */
-export function failureLine(input: BatchInput, row: InputRow, reason: string): string {
+/**
+ * One failures-file line: the original row with the reason added, so the file can be fed back in, and the
+ * Idempotency-Key the row was sent with (`key`; none for a row that never reached the API), reused then.
+ */
+export function failureLine(input: BatchInput, row: InputRow, reason: string, key?: string): string {
   const { parsed } = row;
   if (input.format === 'jsonl') {
-    return JSON.stringify({ ...(parsed.ok ? parsed.row : { raw: row.raw }), [ERROR_FIELD]: reason });
+    return JSON.stringify({
+      ...(parsed.ok ? parsed.row : { raw: row.raw }),
+      [ERROR_FIELD]: reason,
+      ...(key === undefined ? {} : { [KEY_FIELD]: key }),
+    });
   }
-  if (!parsed.ok) return `${row.raw},${csvField(reason)}`;
+  if (!parsed.ok) return [row.raw, csvField(reason), csvField(key ?? '')].join(',');
   const values = input.columns!.map((name) => String(parsed.row[name] ?? ''));
-  return [...values, reason].map(csvField).join(',');
+  return [...values, reason, key ?? ''].map(csvField).join(',');
 }

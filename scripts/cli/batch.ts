@@ -1,7 +1,8 @@
 // `smtpq batch FILE`: submits every row of a CSV or JSONL file through the API, with a progress bar (rate, ETA),
-// a summary, and a failures file in the input's own format (each row plus an `_error` column) to fix and feed
-// back in. Ctrl-C stops cleanly; running the same command again resumes where it stopped, and nothing is ever
-// sent twice: every row has a deterministic Idempotency-Key (see batch-state.ts).
+// a summary, and a failures file in the input's own format (each row plus `_error` and `_idempotency_key`
+// columns) to fix and feed back in. Ctrl-C stops cleanly; running the same command again resumes where it
+// stopped, and nothing is ever sent twice: every row has a deterministic Idempotency-Key (see batch-state.ts),
+// and a row from a failures file keeps the key it was first sent with (the API may have accepted it).
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
@@ -92,7 +93,7 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
   if (state.done.size > 0)
     console.error(`resuming: ${state.done.size} of ${input.rows.length} rows were sent before`);
 
-  const failures: Array<{ row: InputRow; reason: string; transient: boolean }> = [];
+  const failures: Array<{ row: InputRow; reason: string; transient: boolean; key?: string }> = [];
   const accepted: string[] = [];
   let interrupted = false;
   const onSigint = () => {
@@ -138,7 +139,7 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
         state.record(row.n, outcome.id);
         accepted.push(outcome.id);
         sent++;
-      } else failures.push({ row, reason: outcome.error, transient: outcome.transient });
+      } else failures.push({ row, reason: outcome.error, transient: outcome.transient, key: outcome.key });
       tick();
     }
   };
@@ -150,7 +151,7 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
   failures.sort((a, b) => a.row.n - b.row.n);
   if (failures.length > 0) {
     const header = failuresHeader(input);
-    const lines = failures.map((f) => failureLine(input, f.row, f.reason));
+    const lines = failures.map((f) => failureLine(input, f.row, f.reason, f.key));
     writeFileSync(failuresFile, `${[...(header ? [header] : []), ...lines].join('\n')}\n`);
   } else rmSync(failuresFile, { force: true });
 
@@ -180,23 +181,24 @@ async function submitRow(
   fromCsv: boolean,
   inputHash: string,
   stopping: () => boolean,
-): Promise<{ id: string } | { error: string; transient: boolean }> {
-  if (!row.parsed.ok) return { error: row.parsed.error, transient: false };
+): Promise<{ id: string } | { error: string; transient: boolean; key?: string }> {
+  // A row that never reaches the API passes on the key it came with (if any): an earlier run may have sent it.
+  if (!row.parsed.ok) return { error: row.parsed.error, transient: false, key: row.key };
   let request: Record<string, unknown>;
   try {
     request = requestFromRow(row.parsed.row, template, fromCsv);
   } catch (error) {
-    if (error instanceof RowError) return { error: error.message, transient: false };
+    if (error instanceof RowError) return { error: error.message, transient: false, key: row.key };
     throw error;
   }
-  const key = rowKey(inputHash, row.n);
+  const key = row.key ?? rowKey(inputHash, row.n);
   for (let attempt = 0; ; attempt++) {
     try {
       return { id: (await client.submit(request, key)).id };
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (!error.transient || attempt >= RETRIES || stopping()) {
-        return { error: error.describe(), transient: error.transient };
+        return { error: error.describe(), transient: error.transient, key };
       }
       await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
     }

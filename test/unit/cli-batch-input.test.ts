@@ -77,6 +77,36 @@ describe('CSV input', () => {
     expect(again.columns).toEqual(['email', 'name']);
     expect(again.rows[0]!.parsed).toEqual({ ok: true, row: { email: 'a,b@example.com', name: 'Ann' } });
   });
+
+  it("keeps a failed row's Idempotency-Key through the failures file, out of the request data", async () => {
+    const parsed = await input('k.csv', 'email,name\nann@example.com,Ann\nbob@example.com,Bob\n');
+    const sentWith = rowKey(parsed.hash, 1);
+    const failures = [
+      failuresHeader(parsed),
+      failureLine(parsed, parsed.rows[0]!, 'HTTP 503 unavailable', sentWith),
+      failureLine(parsed, parsed.rows[1]!, 'the template uses {{code}}, the row has no code'),
+    ].join('\n');
+    const again = await input('k.failed.csv', `${failures}\n`);
+    expect(again.columns).toEqual(['email', 'name']);
+    expect(again.rows[0]!.parsed).toEqual({ ok: true, row: { email: 'ann@example.com', name: 'Ann' } });
+    expect(again.rows[0]!.key).toBe(sentWith);
+    // A row that never reached the API has no key: its rerun gets a fresh one.
+    expect(again.rows[1]!.key).toBeUndefined();
+    // And a second failure of the rerun writes the same key again.
+    const third = await input(
+      'k.failed.failed.csv',
+      `${failuresHeader(again)}\n${failureLine(again, again.rows[0]!, 'timeout', again.rows[0]!.key)}\n`,
+    );
+    expect(third.rows[0]!.key).toBe(sentWith);
+  });
+
+  it('rejects a row whose _idempotency_key the API would refuse, instead of sending it', async () => {
+    const parsed = await input('l.csv', `email,_idempotency_key\nann@example.com,${'k'.repeat(257)}\n`);
+    expect(parsed.rows[0]!.parsed).toEqual({
+      ok: false,
+      error: '_idempotency_key must be 1 to 256 printable ASCII characters',
+    });
+  });
 });
 
 describe('JSONL input', () => {
@@ -88,6 +118,21 @@ describe('JSONL input', () => {
       [3, false],
     ]);
     expect(parsed.rows[0]!.parsed).toEqual({ ok: true, row: { from: 'a@example.com' } });
+  });
+
+  it("keeps a failed row's Idempotency-Key through the failures file, out of the request data", async () => {
+    const parsed = await input('k.jsonl', '{"from":"a@example.com","to":["b@example.com"]}\n');
+    const sentWith = rowKey(parsed.hash, 1);
+    const line = failureLine(parsed, parsed.rows[0]!, 'network error', sentWith);
+    const again = await input('k.failed.jsonl', `${line}\n`);
+    expect(again.rows[0]!.parsed).toEqual({
+      ok: true,
+      row: { from: 'a@example.com', to: ['b@example.com'] },
+    });
+    expect(again.rows[0]!.key).toBe(sentWith);
+    const bad = await input('m.jsonl', '{"from":"a@example.com","_idempotency_key":"a\\r\\nb"}\n');
+    expect(bad.rows[0]!.parsed.ok).toBe(false);
+    expect(bad.rows[0]!.key).toBeUndefined();
   });
 
   it('hashes the template with the file, so another template means another run', async () => {
