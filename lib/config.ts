@@ -13,11 +13,22 @@ const awsSchema = z.object({
   QUEUE_URL: z.url(),
 });
 
+/**
+ * An ASCII host name (RFC 1123 labels: letters, digits, inner hyphens, 1–63 octets each; 253 in all).
+ * lib/message/address.ts exports no host-name rule, hence this one: the Message-ID domain goes into
+ * `<id@domain>` as it is, so a space or '>' would make every message fail in the worker.
+ */
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
 const apiSchema = awsSchema.extend({
   /** Decoded size limit of one send request (body + attachments). */
   MAX_MESSAGE_BYTES: int(1).default(10 * 1024 * 1024),
-  /** Domain of generated Message-IDs. */
-  MESSAGE_ID_DOMAIN: z.string().min(1).default('smtpq.local'),
+  /** Domain of generated Message-IDs (`<id@domain>`): a host name. */
+  MESSAGE_ID_DOMAIN: z
+    .string()
+    .regex(HOST_NAME, 'must be a host name (letters, digits, hyphens and dots)')
+    .default('smtpq.local'),
 });
 
 const workerSchema = awsSchema.extend({

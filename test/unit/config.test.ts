@@ -26,6 +26,34 @@ describe('lib/config: environment → typed config', () => {
     expect(loadWorkerConfig({ ...worker, SMTP_REQUIRE_TLS: 'false' }).smtp.requireTLS).toBe(false);
   });
 
+  it('takes a host name as MESSAGE_ID_DOMAIN', () => {
+    for (const domain of ['example.com', 'mail-1.Example.ORG', 'localhost', `${'a'.repeat(63)}.example`]) {
+      expect(loadApiConfig({ ...aws, MESSAGE_ID_DOMAIN: domain }).messageIdDomain).toBe(domain);
+    }
+  });
+
+  // Each would pass the API (202) and then make every message fail in the worker's <id@domain>.
+  it.each([
+    'mail example.com',
+    'example.com>',
+    '<example.com',
+    'example.com\r\nX-Injected: 1',
+    '',
+    'example..com',
+    '.example.com',
+    'example.com.',
+    '-example.com',
+    'example-.com',
+    'exa_mple.com',
+    'exämple.com',
+    '[192.0.2.1]',
+    `${'a'.repeat(64)}.example`,
+    `${'abc.'.repeat(63)}com`, // 255 octets
+  ])('refuses MESSAGE_ID_DOMAIN %j at cold start with a ConfigError naming it', (domain) => {
+    expect(() => loadApiConfig({ ...aws, MESSAGE_ID_DOMAIN: domain })).toThrow(ConfigError);
+    expect(() => loadApiConfig({ ...aws, MESSAGE_ID_DOMAIN: domain })).toThrow('MESSAGE_ID_DOMAIN');
+  });
+
   it.each([
     [{ ...aws, SMTP_HOST: undefined }, 'SMTP_HOST'],
     [{ ...worker, SMTP_PORT: '70000' }, 'SMTP_PORT'],
