@@ -1,5 +1,5 @@
 // One delivery attempt of one message to its open recipients, through a session handed in.
-import type { Envelope, MessageBody, Reply, SendResult } from '../smtp/types.ts';
+import { type Envelope, furtherTransaction, type MessageBody, type SendResult } from '../smtp/index.ts';
 import { fromRecipientOutcome, fromSmtpFailure, type RecipientResult, toSmtpFailure } from './outcome.ts';
 
 /** What deliver needs from an SMTP connection: one transaction (MAIL, RCPT…, DATA). */
@@ -21,12 +21,10 @@ export interface DeliveryReport {
   transactionMs: number[];
 }
 
-const TOO_MANY_RECIPIENTS = 452;
-
 /**
- * Sends to every address once. A 452 to RCPT after the server accepted some recipients means "too many
- * recipients for this transaction" (RFC 5321 §4.5.3.1.10): those go into a further transaction of the
- * same attempt. A 452 with no progress in the transaction is a real shortage and is deferred like any 4xx.
+ * Sends to every address once. Recipients refused with 452 ("too many recipients") while the server settled
+ * others go into a further transaction of the same attempt (furtherTransaction, RFC 5321 §4.5.3.1.10); any
+ * other 452 is deferred like any 4xx.
  */
 export async function deliver(
   sender: SmtpSender,
@@ -48,11 +46,9 @@ export async function deliver(
       break;
     }
     transactionMs.push(now() - started);
-    const overflow: string[] = [];
+    const further = new Set(furtherTransaction(sent));
     for (const outcome of sent.recipients) {
-      if (outcome.reply.code === TOO_MANY_RECIPIENTS && !isDataReply(outcome.reply, sent.data))
-        overflow.push(outcome.address);
-      else results.set(outcome.address, fromRecipientOutcome(outcome));
+      if (!further.has(outcome.address)) results.set(outcome.address, fromRecipientOutcome(outcome));
     }
     // A recipient the server's result does not mention was never answered: defer it rather than lose it.
     const answered = new Set(sent.recipients.map((o) => o.address));
@@ -60,22 +56,7 @@ export async function deliver(
       if (!answered.has(address))
         results.set(address, { state: 'deferred', error: 'no reply for this recipient' });
     }
-    const progress = sent.recipients.length > overflow.length;
-    if (overflow.length > 0 && progress) {
-      remaining = overflow;
-      continue;
-    }
-    for (const address of overflow) {
-      const outcome = sent.recipients.find((o) => o.address === address)!;
-      results.set(address, fromRecipientOutcome(outcome));
-    }
-    break;
+    remaining = [...further];
   }
   return { results, transactionMs };
-}
-
-/** The end-of-data reply given to every accepted recipient, as opposed to a RCPT reply. */
-function isDataReply(reply: Reply, data: Reply | undefined): boolean {
-  if (!data) return false;
-  return reply === data || (reply.code === data.code && reply.lines.join('\n') === data.lines.join('\n'));
 }

@@ -5,7 +5,7 @@ export { createDataEncoder, type DataEncoderOptions, DataEncoding, encodeData } 
 export { formatReply, SmtpError } from './errors.ts';
 export { noExtensions, parseExtensions } from './extensions.ts';
 export { DEFAULT_TIMEOUTS, resolveOptions } from './options.ts';
-export { statusOf } from './outcomes.ts';
+export { furtherTransaction, statusOf } from './outcomes.ts';
 export { MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, replyClass, replyLines } from './reply.ts';
 export { isRetryable, type SendWithRetryArgs, sendWithRetry, withDeadline } from './retry.ts';
 export { chooseMechanism, login, plain, type SaslMechanism, xoauth2 } from './sasl.ts';

@@ -1,10 +1,11 @@
 // Short, in-invocation retries of transient outcomes (4xx, 421, timeout, connection loss; never 5xx) with
 // exponential back-off and full jitter, within a deadline it never runs past. Only recipients not accepted
-// yet are sent again. Recipients deferred with 452 (too many recipients) after some were accepted go in a
-// further transaction at once: that is not a failure, and it does not use up an attempt.
+// yet are sent again. Recipients refused with 452 (too many recipients) while the server settled others go in
+// a further transaction at once (furtherTransaction): that is not a failure, and it does not use up an attempt.
 import { SmtpConnection } from './connection.ts';
 import { SmtpError } from './errors.ts';
 import { DEFAULT_TIMEOUTS } from './options.ts';
+import { furtherTransaction } from './outcomes.ts';
 import type {
   Envelope,
   MessageBody,
@@ -78,21 +79,23 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
     attempts++;
     transcript?.add('*', `attempt ${attempts} of ${maxAttempts}: ${remaining.length} recipient(s)`);
     lastError = undefined;
+    // Deferred in this attempt's transactions and not split off after a 452: tried again in the next attempt.
+    const later: string[] = [];
     try {
-      let progress = true;
-      // Splits after 452: keep going while the server accepts some recipients of each transaction.
-      while (remaining.length > 0 && progress) {
+      while (remaining.length > 0) {
         connection ??= await SmtpConnection.connect(
           policy.deadline === undefined ? options : withDeadline(options, policy.deadline),
         );
         connection.deadline = policy.deadline;
         const result = await connection.send({ ...envelope, to: remaining }, args.body());
         for (const outcome of result.recipients) final.set(outcome.address, outcome);
-        const accepted = result.recipients.some((r) => r.status === 'accepted');
-        const split = result.recipients.filter((r) => r.status === 'deferred' && r.reply.code === 452);
-        remaining = result.recipients.filter((r) => r.status === 'deferred').map((r) => r.address);
-        progress = accepted && split.length > 0 && split.length === remaining.length;
-        if (progress) transcript?.add('*', `452: ${split.length} recipient(s) go in a further transaction`);
+        const further = furtherTransaction(result);
+        const split = new Set(further);
+        for (const r of result.recipients)
+          if (r.status === 'deferred' && !split.has(r.address)) later.push(r.address);
+        remaining = further;
+        if (further.length > 0)
+          transcript?.add('*', `452: ${further.length} recipient(s) go in a further transaction`);
       }
     } catch (error) {
       if (!(error instanceof SmtpError)) throw error;
@@ -105,6 +108,7 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
       for (const address of remaining) final.set(address, { address, status, reply });
       if (!isRetryable(error)) break;
     }
+    remaining = [...later, ...remaining];
     if (remaining.length === 0 || attempts >= maxAttempts) break;
 
     const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempts - 1));
