@@ -75,6 +75,32 @@ export interface DevStack {
   stop(): Promise<void>;
 }
 
+/**
+ * Deliveries of a message before the dev worker gives up and records 'failed' (RETRY_MAX_ATTEMPTS, production
+ * 30): with the dev back-off (30 s, 60 s, 120 s) a recipient deferred every time shows 'failed' within minutes.
+ */
+const DEV_RETRY_MAX_ATTEMPTS = 4;
+
+/**
+ * The dev queue's MaxReceiveCount is RETRY_MAX_ATTEMPTS plus this: above it, as infra/README.md requires, so
+ * the worker — not the redrive policy — gives up on a deferred message and records 'failed' (in the DLQ its
+ * ledger would stay 'deferred'); one more spare receive covers a last attempt lost to a crash.
+ */
+const DEV_RECEIVE_MARGIN = 2;
+
+/** SQS allows a MaxReceiveCount of at most 1000. */
+const MAX_RECEIVE_COUNT = 1000;
+
+function retryMaxAttempts(env: string | undefined): number {
+  if (env === undefined || env === '') return DEV_RETRY_MAX_ATTEMPTS;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1 || n + DEV_RECEIVE_MARGIN > MAX_RECEIVE_COUNT)
+    throw new Error(
+      `RETRY_MAX_ATTEMPTS must be a whole number from 1 to ${MAX_RECEIVE_COUNT - DEV_RECEIVE_MARGIN}, got "${env}"`,
+    );
+  return n;
+}
+
 function intOption(
   value: number | undefined,
   env: string | undefined,
@@ -140,6 +166,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   const prefix = options.resourcePrefix ?? env.SMTPQ_RESOURCE_PREFIX ?? 'smtpq-dev';
   const relay: SmtpRelay | undefined =
     (options.smtpUrl ?? env.SMTP_URL) ? parseSmtpUrl(options.smtpUrl ?? env.SMTP_URL!) : undefined;
+  const maxAttempts = retryMaxAttempts(env.RETRY_MAX_ATTEMPTS);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
 
   const cleanups: Array<() => Promise<void>> = [];
@@ -204,7 +231,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     const secret = relay ? relay.credentials : smtpCredentials;
     const resources = await ensureDevResources(clients, {
       prefix,
-      maxReceiveCount: 5,
+      maxReceiveCount: maxAttempts + DEV_RECEIVE_MARGIN,
       visibilityTimeoutSeconds: 120,
       secret: secret ?? { username: '', password: '' },
       existing: existingResources(ownMoto),
@@ -263,6 +290,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     // Quicker retries than production (minutes, not tens of minutes), unless set explicitly.
     env.RETRY_BASE_SECONDS ??= '30';
     env.RETRY_MAX_SECONDS ??= '600';
+    env.RETRY_MAX_ATTEMPTS = String(maxAttempts);
     // The handlers' JSON logs and EMF metrics would bury the banner; POWERTOOLS_LOG_LEVEL=INFO shows them.
     env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
     env.POWERTOOLS_METRICS_DISABLED ??= 'true';

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
+import { GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
@@ -92,6 +93,39 @@ describe('npm run dev, in process', () => {
     expect(second).toContain('RCPT TO:<later+defer@example.com>');
     expect(second).not.toContain('RCPT TO:<ok@example.com>');
   });
+
+  it("has the worker give up on a recipient deferred every time, recording 'failed' before the queue's redrive", async () => {
+    // The relation infra/README.md asks for: the queue redrives only after the worker's last attempt.
+    const maxAttempts = Number(process.env.RETRY_MAX_ATTEMPTS);
+    const { Attributes } = await dev.clients.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: dev.resources.queueUrl, AttributeNames: ['RedrivePolicy'] }),
+    );
+    const { maxReceiveCount } = JSON.parse(Attributes!.RedrivePolicy!) as { maxReceiveCount: number };
+    expect(maxReceiveCount).toBeGreaterThan(maxAttempts);
+
+    const id = await submit(dev.apiUrl, {
+      from: 'alice@example.com',
+      to: ['never+defer@example.com'],
+      subject: 'deferred for good',
+      text: 'x',
+    });
+    const record = await waitFor(
+      'the message failed',
+      async () => {
+        const current = await status(id);
+        return current.state === 'failed' ? current : undefined;
+      },
+      120_000,
+    );
+    expect(record.attempts).toBe(maxAttempts);
+    expect(record.transcripts).toHaveLength(maxAttempts);
+    expect(record.recipients).toMatchObject([{ address: 'never+defer@example.com', state: 'failed' }]);
+    // The worker deleted it from the queue: it never reached the DLQ.
+    const dead = await dev.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: dev.resources.dlqUrl!, MaxNumberOfMessages: 10 }),
+    );
+    expect((dead.Messages ?? []).filter((m) => m.Body?.includes(id))).toEqual([]);
+  }, 180_000);
 
   it('lists messages in the dev inbox API with their recipients, and serves HTML bodies sandboxed', async () => {
     const id = await submit(dev.apiUrl, {
