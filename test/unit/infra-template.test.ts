@@ -73,7 +73,10 @@ function resolveEnv(env: Node, parameters: Record<string, string> = {}): NodeJS.
   );
 }
 
-const workerEnv = (parameters: Record<string, string> = {}) =>
+const apiEnvOf = (parameters: Record<string, string> = {}) =>
+  resolveEnv({ ...globals.Environment.Variables, ...api.Properties.Environment.Variables }, parameters);
+
+const workerEnvOf = (parameters: Record<string, string> = {}) =>
   resolveEnv({ ...globals.Environment.Variables, ...worker.Properties.Environment.Variables }, parameters);
 
 const ref = (name: string) => ({ Ref: name });
@@ -169,10 +172,8 @@ describe('infra/template.yaml: functions', () => {
   });
 
   it('gives configurations that lib/config.ts accepts once the references are resolved', () => {
-    const apiEnv = resolveEnv({ ...globals.Environment.Variables, ...api.Properties.Environment.Variables });
-
-    expect(loadApiConfig(apiEnv).aws.bucket).toBe('smtpq-bucket');
-    expect(loadWorkerConfig(workerEnv())).toMatchObject({
+    expect(loadApiConfig(apiEnvOf()).aws.bucket).toBe('smtpq-bucket');
+    expect(loadWorkerConfig(workerEnvOf())).toMatchObject({
       smtp: { host: 'relay.example.com', tls: 'starttls' },
     });
   });
@@ -187,7 +188,7 @@ describe('infra/template.yaml: functions', () => {
   ])(
     'SmtpTlsMode %s with %o gives a worker whose SMTP options lib/smtp accepts (requireTLS %s)',
     (mode, more, requireTLS) => {
-      const config = loadWorkerConfig(workerEnv({ SmtpTlsMode: mode, ...more }));
+      const config = loadWorkerConfig(workerEnvOf({ SmtpTlsMode: mode, ...more }));
 
       expect(config.smtp).toMatchObject({ tls: mode, requireTLS });
       expect(() =>
@@ -195,6 +196,37 @@ describe('infra/template.yaml: functions', () => {
       ).not.toThrow();
     },
   );
+
+  it('lets through as MessageIdDomain exactly the host names lib/config.ts accepts', () => {
+    const { AllowedPattern, MaxLength } = template.Parameters.MessageIdDomain;
+    const allowed = (domain: string) => new RegExp(AllowedPattern).test(domain) && domain.length <= MaxLength;
+    const configAccepts = (domain: string) => {
+      try {
+        loadApiConfig({ ...apiEnvOf(), MESSAGE_ID_DOMAIN: domain });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const domains = [
+      template.Parameters.MessageIdDomain.Default,
+      'mail-1.Example.ORG',
+      'localhost',
+      `${'a'.repeat(63)}.example`,
+      `${'abc.'.repeat(62)}com`,
+      'mail example.com',
+      'example.com>',
+      'example..com',
+      'example.com.',
+      '-example.com',
+      'exa_mple.com',
+      'exämple.com',
+      `${'a'.repeat(64)}.example`,
+      `${'abc.'.repeat(63)}com`,
+    ];
+    for (const domain of domains) expect(allowed(domain), domain).toBe(configAccepts(domain));
+    expect(domains.filter(allowed)).toHaveLength(5);
+  });
 
   it('logs each function as JSON to its own log group with a retention', () => {
     for (const fn of [api, worker]) {
