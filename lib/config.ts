@@ -22,8 +22,12 @@ const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 const apiSchema = awsSchema.extend({
-  /** Decoded size limit of one send request (body + attachments). */
-  MAX_MESSAGE_BYTES: int(1).default(10 * 1024 * 1024),
+  /**
+   * Decoded size limit of one send request (body + attachments). 4 MiB: API Gateway hands Lambda at most
+   * 6 MB of request and base64 makes attachments 4/3 larger, so about 4.4 MiB decoded is the most that can
+   * arrive; a larger limit would let API Gateway answer a bare 413 instead of the API's payload_too_large.
+   */
+  MAX_MESSAGE_BYTES: int(1).default(4 * 1024 * 1024),
   /** Domain of generated Message-IDs (`<id@domain>`): a host name. */
   MESSAGE_ID_DOMAIN: z
     .string()

@@ -15,7 +15,8 @@ describe('lib/config: environment → typed config', () => {
       maxAttempts: 30,
     });
     expect(loadApiConfig(aws)).toMatchObject({
-      maxMessageBytes: 10 * 1024 * 1024,
+      // 4 MiB: the most that fits API Gateway's 6 MB request once base64 has grown the attachments.
+      maxMessageBytes: 4_194_304,
       messageIdDomain: 'smtpq.local',
     });
   });

@@ -197,6 +197,19 @@ describe('infra/template.yaml: functions', () => {
     },
   );
 
+  it('defaults MaxMessageBytes to lib/config.ts’s default, which still fits API Gateway’s 6 MB once base64', () => {
+    const maxMessageBytes = defaultOf('MaxMessageBytes');
+    // Lambda takes at most 6 MB of request from API Gateway; attachments arrive base64 (4/3) in the JSON,
+    // and the rest of the request (addresses, subject, JSON syntax) gets a 64 KiB allowance.
+    const lambdaRequestLimit = 6_000_000;
+
+    expect(maxMessageBytes).toBe(loadApiConfig(apiEnvOf()).maxMessageBytes);
+    expect(loadApiConfig({ ...apiEnvOf(), MAX_MESSAGE_BYTES: undefined }).maxMessageBytes).toBe(
+      maxMessageBytes,
+    );
+    expect(Math.ceil(maxMessageBytes / 3) * 4 + 64 * 1024).toBeLessThanOrEqual(lambdaRequestLimit);
+  });
+
   it('lets through as MessageIdDomain exactly the host names lib/config.ts accepts', () => {
     const { AllowedPattern, MaxLength } = template.Parameters.MessageIdDomain;
     const allowed = (domain: string) => new RegExp(AllowedPattern).test(domain) && domain.length <= MaxLength;
