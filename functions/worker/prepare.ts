@@ -5,12 +5,7 @@ import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import { composeMessage, fromSendRequest, type SendRequest } from '../../lib/message/index.ts';
 
 export function prepareMessage(request: SendRequest, record: StatusRecord): PreparedMessage {
-  const domain = record.messageId.slice(record.messageId.lastIndexOf('@') + 1).replace(/>$/, '');
-  const input = fromSendRequest(request, {
-    messageIdDomain: domain,
-    id: record.id,
-    date: new Date(record.createdAt),
-  });
+  const input = fromSendRequest(request, { date: new Date(record.createdAt) });
   const composed = composeMessage({ ...input, messageId: request.messageId ?? record.messageId });
   const { from, smtpUtf8, eightBit } = composed.envelope;
   return { envelope: { from, smtpUtf8, eightBit }, createBody: () => composed.createStream() };

@@ -240,13 +240,15 @@ function toMailComposer(attachment: ComposeAttachment, content: Buffer | Readabl
   };
 }
 
-/** The compose input for a validated API request; attachments decoded from base64. */
+/**
+ * The compose input for a validated API request; attachments decoded from base64. The Message-ID is the
+ * request's (the API fixes it at submit); without one, composeMessage generates one at `messageIdDomain`.
+ */
 export function fromSendRequest(
   request: SendRequest,
-  opts: { messageIdDomain: string; id?: string; date?: Date },
+  opts: { messageIdDomain?: string; date?: Date } = {},
 ): ComposeInput {
-  const messageId =
-    request.messageId ?? (opts.id !== undefined ? `<${opts.id}@${opts.messageIdDomain}>` : undefined);
+  const { messageId } = request;
   const date = request.date !== undefined ? new Date(request.date) : opts.date;
   return {
     from: request.from,
@@ -266,6 +268,6 @@ export function fromSendRequest(
     headers: request.headers,
     ...(messageId !== undefined ? { messageId } : {}),
     ...(date !== undefined ? { date } : {}),
-    messageIdDomain: opts.messageIdDomain,
+    ...(opts.messageIdDomain !== undefined ? { messageIdDomain: opts.messageIdDomain } : {}),
   };
 }

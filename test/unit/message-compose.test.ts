@@ -397,7 +397,7 @@ describe('composeMessage: refuses injection through every field', () => {
 });
 
 describe('fromSendRequest', () => {
-  it('decodes attachments and fixes Message-ID and Date from the request id', async () => {
+  it('decodes attachments, takes the Date given and generates the Message-ID at messageIdDomain', async () => {
     const validated = validateSendRequest({
       from: 'Sender <sender@example.com>',
       to: 'rcpt@example.org',
@@ -409,15 +409,15 @@ describe('fromSendRequest', () => {
     });
     if (!validated.ok) throw new Error('fixture must be valid');
     const date = new Date('2026-11-28T10:00:00Z');
-    const input = fromSendRequest(validated.value, { messageIdDomain: 'smtpq.example', id: 'msg-1', date });
+    const input = fromSendRequest(validated.value, { messageIdDomain: 'smtpq.example', date });
     const composed = composeMessage(input);
-    expect(composed.messageId).toBe('<msg-1@smtpq.example>');
+    expect(composed.messageId).toMatch(/^<[0-9a-f-]{36}@smtpq\.example>$/);
     expect(composed.date).toEqual(date);
     expect(composed.envelope.to).toEqual(['rcpt@example.org', 'hidden@example.org']);
     const mail = await simpleParser(await buffer(composed.createStream()));
     expect(mail.attachments[0]!.content.equals(Buffer.from([0, 1, 2, 255]))).toBe(true);
     expect(mail.headers.get('x-campaign')).toBe('c1');
-    expect(mail.messageId).toBe('<msg-1@smtpq.example>');
+    expect(mail.messageId).toBe(composed.messageId);
   });
 
   it('prefers the Message-ID and Date stored in the request', () => {
@@ -430,7 +430,7 @@ describe('fromSendRequest', () => {
     });
     if (!validated.ok) throw new Error('fixture must be valid');
     const composed = composeMessage(
-      fromSendRequest(validated.value, { messageIdDomain: 'other.example', id: 'x' }),
+      fromSendRequest(validated.value, { messageIdDomain: 'other.example', date: new Date(0) }),
     );
     expect(composed.messageId).toBe('<stored@example.com>');
     expect(composed.date.toISOString()).toBe('2026-01-02T03:04:05.000Z');
