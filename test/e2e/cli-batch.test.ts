@@ -1,9 +1,11 @@
 // `smtpq batch` as a user runs it: the real CLI process against the dev stack, 500 recipients and a template,
 // with a progress bar; interrupted with SIGINT part-way, then resumed — and every recipient gets exactly one
 // message at the dev SMTP server. The resume also re-sends rows whose progress lines were lost (as after a
-// crash between the API's answer and the log write): their idempotency keys must make those no-ops.
+// crash between the API's answer and the log write): their idempotency keys must make those no-ops. And a row
+// the API accepted while the CLI saw an error (a gateway timeout) keeps its key through the failures file.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,4 +160,52 @@ describe('smtpq batch', () => {
     const one = mails.find((m) => m.envelope.to[0] === 'user7@example.com')!;
     expect(one.subject).toBe('Code for Reader, No. 7');
   });
+
+  it("reruns a failures file with each row's original Idempotency-Key, so an accepted row is not queued twice", async () => {
+    const csv = path.join(dir, 'flaky.csv');
+    const template = path.join(dir, 'flaky-template.json');
+    await writeFile(csv, 'email,name\nann.flaky@example.com,Ann\n');
+    await writeFile(
+      template,
+      JSON.stringify({ from: 'news@example.com', subject: 'Hi {{name}}', text: 't' }),
+    );
+    // A gateway that passes each submit on to the API and then answers 504, as after a timeout: the API
+    // accepted the row, the CLI sees a transient failure.
+    const accepted: Array<{ key: string | undefined; id: string }> = [];
+    const gateway: Server = createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const key = req.headers['idempotency-key'] as string | undefined;
+      const answer = await fetch(`${dev.apiUrl}${req.url}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+        body: Buffer.concat(chunks),
+      });
+      accepted.push({ key, id: ((await answer.json()) as { id: string }).id });
+      res.writeHead(504, { 'content-type': 'application/json' }).end('{"message":"Gateway Timeout"}');
+    });
+    await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
+    try {
+      const viaGateway = `http://127.0.0.1:${(gateway.address() as { port: number }).port}`;
+      const first = await runCli(['batch', csv, '--template', template, '--api', viaGateway]).done;
+      expect(first.code).toBe(75);
+    } finally {
+      await new Promise<void>((resolve) => gateway.close(() => resolve()));
+    }
+    // Every try of the row carried the same key, and the API answered each with the same id.
+    expect(accepted.length).toBeGreaterThan(0);
+    expect(new Set(accepted.map((a) => `${a.key} ${a.id}`)).size).toBe(1);
+
+    const failed = path.join(dir, 'flaky.failed.csv');
+    expect((await readFile(failed, 'utf8')).split('\n')[0]).toBe('email,name,_error,_idempotency_key');
+    const rerun = await runCli(['batch', failed, '--template', template, '--api', dev.apiUrl]).done;
+    expect(rerun.code).toBe(0);
+    // The API recognised the key: the rerun got the id of the first acceptance, not a second message.
+    const rerunProgress = await progress(path.join(dir, 'flaky.failed.progress.jsonl'));
+    expect([...rerunProgress.values()]).toEqual([accepted[0]!.id]);
+    await waitFor('the row delivered', async () =>
+      dev.mail!.list().some((m) => m.envelope.to.includes('ann.flaky@example.com')) ? true : undefined,
+    );
+    expect(dev.mail!.list().filter((m) => m.envelope.to.includes('ann.flaky@example.com'))).toHaveLength(1);
+  }, 120_000);
 });
