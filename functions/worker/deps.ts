@@ -13,7 +13,7 @@ import type { Connect } from '../../lib/delivery/session.ts';
 import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
 import type { WorkerDeps } from './worker.ts';
 
-export const SERVICE_NAME = 'smtpq-worker';
+const SERVICE_NAME = 'smtpq-worker';
 
 /** Namespace from POWERTOOLS_METRICS_NAMESPACE; without one (local runs) metrics still print as EMF to stdout. */
 export function createMetrics(): Metrics {
@@ -28,14 +28,14 @@ export function createLogger(): Logger {
 }
 
 /** The relay's credentials could not be read; the attempt is deferred like any other session problem. */
-export class CredentialsError extends Error {
+class CredentialsError extends Error {
   readonly code = 'SMTP_CREDENTIALS';
   readonly stage = 'auth';
   readonly transient = true;
 }
 
 /** Opens SMTP connections with the relay's credentials, read (and cached) only when a connection is made. */
-export function smtpConnector(credentials?: () => Promise<{ username: string; password: string }>): Connect {
+function smtpConnector(credentials?: () => Promise<{ username: string; password: string }>): Connect {
   return async (options) => {
     if (!credentials) return SmtpConnection.connect(options);
     let secret: { username: string; password: string };

@@ -11,7 +11,7 @@ export function isFinal(record: StatusRecord): boolean {
   return FINAL_MESSAGE_STATES.has(record.state);
 }
 
-export function isOpen(recipient: RecipientRecord): boolean {
+function isOpen(recipient: RecipientRecord): boolean {
   return OPEN_RECIPIENT_STATES.has(recipient.state);
 }
 

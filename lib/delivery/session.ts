@@ -30,7 +30,7 @@ export type Connect = (options: SmtpClientOptions) => Promise<SmtpConnectionLike
 const CONNECTION_BUDGET = 2;
 
 /** Raised instead of a third connection attempt: the record is deferred at once, without waiting on the relay. */
-export class SessionExhaustedError extends Error {
+class SessionExhaustedError extends Error {
   readonly code = 'SESSION_EXHAUSTED';
   readonly stage = 'connect';
   readonly transient = true;
