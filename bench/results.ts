@@ -322,6 +322,12 @@ export function renderResults(results: Results): string {
           return `| ${row.label} | ${failed} | ${figure(base)} | ${figure(growth)} |`;
         }),
         '',
+        `For scale: a Node process that loaded nothing has ${figure(results.machine.bareNodeRssMiB, ' MiB')} resident here.`,
+        '"Before connect" is that plus the client\'s modules (for smtpq: lib/smtp and lib/message with its',
+        'dependencies — MailComposer, and zod through lib/message/index.ts). The "compose.ts imported directly"',
+        'row is the same client and message without the request schema and zod loaded: the difference between',
+        'the two smtpq rows is module footprint (and the larger V8 heap it brings), not streaming.',
+        '',
       ],
     ),
     ...calibration(results),
