@@ -177,7 +177,6 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
     date,
     // Fixed once, so that every createStream builds the same multipart boundaries.
     baseBoundary: randomBytes(12).toString('hex'),
-    newline: 'windows',
     // Content is always handed over as bytes or streams; MailComposer must never read a path or URL itself.
     disableFileAccess: true,
     disableUrlAccess: true,
@@ -207,11 +206,13 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
 }
 
 /**
- * A text body's line breaks are CRLF on the wire (RFC 2046 §4.1.1); MailComposer turns LF into CRLF, so a
- * bare CR (which no MTA may pass on as such) becomes a line break here too.
+ * A text body's line breaks are CRLF on the wire (RFC 2046 §4.1.1), and a bare CR (which no MTA may pass on
+ * as such) becomes a line break too. Done here, once per message, rather than by MailComposer's newline
+ * option, which would run a transform over every byte of every createStream (attachments included) when
+ * everything else MailComposer writes is CRLF already.
  */
 function lineBreaks(body: string): string {
-  return body.replace(/\r\n?/g, '\n');
+  return body.replace(/\r\n?|\n/g, '\r\n');
 }
 
 /** Subject as a MailComposer option; a subject that folding could not split goes in pre-encoded (RFC 2047). */
