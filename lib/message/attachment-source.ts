@@ -18,6 +18,8 @@ export function isAttachmentSource(source: unknown): source is AttachmentSource 
 
 /** Gives an attachment's content to one createStream call after another. */
 export interface SourceOpener {
+  /** A stream given as it is: it can be read once only. */
+  readonly oneShot: boolean;
   /** A one-shot stream that an earlier call already took: it cannot be opened again. */
   spent(): boolean;
   open(): Buffer | Readable;
@@ -28,16 +30,17 @@ export function sourceOpener(source: AttachmentSource): SourceOpener {
     const bytes = Buffer.isBuffer(source)
       ? source
       : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
-    return { spent: () => false, open: () => bytes };
+    return { oneShot: false, spent: () => false, open: () => bytes };
   }
-  if (typeof source === 'function') return { spent: () => false, open: source };
+  if (typeof source === 'function') return { oneShot: false, spent: () => false, open: source };
   // fs.ReadStream has a `path` too, but it is a one-shot stream like any other.
   if (!('pipe' in source)) {
     const { path } = source;
-    return { spent: () => false, open: () => createReadStream(path) };
+    return { oneShot: false, spent: () => false, open: () => createReadStream(path) };
   }
   let taken = false;
   return {
+    oneShot: true,
     spent: () => taken,
     open: () => {
       taken = true;

@@ -1,6 +1,6 @@
 // MIME composition with Nodemailer's MailComposer: the RFC 5322 message as a stream, plus its SMTP envelope.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import MailComposer, {
   type MailComposerAttachment,
   type MailComposerOptions,
@@ -9,6 +9,7 @@ import { encodeWord } from 'nodemailer/lib/mime-funcs';
 import { type Mailbox, type MailboxInput, needsSmtpUtf8, parseAddress, parseAddressList } from './address.ts';
 import { type AttachmentSource, isAttachmentSource, sourceOpener } from './attachment-source.ts';
 import { MessageError, type ValidationIssue } from './errors.ts';
+import { lazyStream } from './lazy-stream.ts';
 import {
   cidProblem,
   contentTypeProblem,
@@ -190,17 +191,29 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
         `attachments[${spent}] is a stream that was already read; pass a stream factory or a path to compose again`,
       );
     }
-    const parts = attachments.map(({ attachment, opener }) => toMailComposer(attachment, opener.open()));
-    return new MailComposer({
-      ...fixed,
-      from: { ...from },
-      ...(to.length ? { to: copies(to) } : {}),
-      ...(cc.length ? { cc: copies(cc) } : {}),
-      ...(replyTo.length ? { replyTo: copies(replyTo) } : {}),
-      attachments: parts,
-    })
-      .compile()
-      .createReadStream();
+    // A one-shot stream is taken now, so that another createStream is refused; files, factories and the
+    // composer itself wait for the first read (lazyStream).
+    const taken = attachments.map(({ opener }) => (opener.oneShot ? opener.open() : undefined));
+    return lazyStream(
+      () => {
+        const parts = attachments.map(({ attachment, opener }, i) =>
+          toMailComposer(attachment, taken[i] ?? opener.open()),
+        );
+        return new MailComposer({
+          ...fixed,
+          from: { ...from },
+          ...(to.length ? { to: copies(to) } : {}),
+          ...(cc.length ? { cc: copies(cc) } : {}),
+          ...(replyTo.length ? { replyTo: copies(replyTo) } : {}),
+          attachments: parts,
+        })
+          .compile()
+          .createReadStream();
+      },
+      () => {
+        for (const stream of taken) if (stream instanceof Readable) stream.destroy();
+      },
+    );
   };
   return { envelope, messageId, date, createStream };
 }

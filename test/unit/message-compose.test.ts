@@ -265,6 +265,53 @@ describe('composeMessage: bodies and attachments', () => {
   });
 });
 
+describe('composeMessage: createStream builds the message on its first read', () => {
+  // Sends queued behind others on one connection must hold no composed bytes and no open files.
+  it('opens no attachment source until the stream is read, and then the same bytes come out', async () => {
+    let opened = 0;
+    const data = randomBytes(3000);
+    const composed = composeMessage({
+      ...base,
+      attachments: [
+        {
+          filename: 'a.bin',
+          content: () => {
+            opened++;
+            return Readable.from([data]);
+          },
+        },
+      ],
+    });
+    const stream = composed.createStream();
+    expect(opened).toBe(0);
+    const raw = await buffer(stream);
+    expect(opened).toBe(1);
+    const mail = await simpleParser(raw);
+    expect(mail.attachments[0]!.content.equals(data)).toBe(true);
+  });
+
+  it('destroyed unread: no source is ever opened, and a one-shot stream given to it is released', async () => {
+    let opened = 0;
+    const oneShot = Readable.from(['x']);
+    const composed = composeMessage({
+      ...base,
+      attachments: [
+        {
+          filename: 'a.bin',
+          content: () => {
+            opened++;
+            return Readable.from(['y']);
+          },
+        },
+        { filename: 'b.bin', content: oneShot },
+      ],
+    });
+    composed.createStream().destroy();
+    expect(opened).toBe(0);
+    expect(oneShot.destroyed).toBe(true);
+  });
+});
+
 describe('composeMessage: createStream again (retry)', () => {
   it('yields identical bytes for bytes, stream-factory and path sources', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'smtpq-message-'));
