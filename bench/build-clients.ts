@@ -4,14 +4,14 @@
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
-export type NodeClient = 'smtpq' | 'smtpq-compose-only' | 'nodemailer';
+export type NodeClient = 'smtpq' | 'nodemailer';
 
 const benchDir = fileURLToPath(new URL('./', import.meta.url));
 
 /** The bundle of each client, or the reason it could not be built (for example lib/smtp not there yet). */
 export async function buildClients(): Promise<Map<NodeClient, { file: string } | { error: string }>> {
   const built = new Map<NodeClient, { file: string } | { error: string }>();
-  for (const client of ['smtpq', 'smtpq-compose-only', 'nodemailer'] as const) {
+  for (const client of ['smtpq', 'nodemailer'] as const) {
     const outfile = `${benchDir}.build/${client}.mjs`;
     try {
       await build({

@@ -5,16 +5,12 @@ import type { DelayProxy } from './delay-proxy.ts';
 import { FROM, TO } from './fixtures.ts';
 import { countClientBursts } from './round-trips.ts';
 
-/**
- * smtpq-data is smtpq with CHUNKING turned off (DATA), to show what BDAT adds; smtpq-compose-only imports
- * lib/message/compose.ts instead of the lib/message index (a smaller module footprint).
- */
-export type ClientName = 'smtpq' | 'smtpq-data' | 'smtpq-compose-only' | 'nodemailer' | 'smtplib';
+/** smtpq-data is smtpq with CHUNKING turned off (DATA), to show what BDAT adds. */
+export type ClientName = 'smtpq' | 'smtpq-data' | 'nodemailer' | 'smtplib';
 
 export const CLIENT_LABELS: Record<ClientName, string> = {
   smtpq: 'smtpq',
   'smtpq-data': 'smtpq (DATA)',
-  'smtpq-compose-only': 'smtpq (compose.ts only)',
   nodemailer: 'Nodemailer',
   smtplib: 'smtplib',
 };

@@ -187,11 +187,6 @@ async function main(): Promise<void> {
       results.rss = [];
       for (const [client, source, label] of [
         ['smtpq', 'stream', 'smtpq, attachment streamed from the file'],
-        [
-          'smtpq-compose-only',
-          'stream',
-          'smtpq, streamed, lib/message/compose.ts imported directly (no zod)',
-        ],
         ['nodemailer', 'stream', 'Nodemailer, attachment streamed from the file'],
         ['nodemailer', 'buffer', 'Nodemailer, attachment read into a Buffer (reference)'],
       ] as const) {

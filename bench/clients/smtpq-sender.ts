@@ -1,5 +1,4 @@
-// smtpq's own SMTP client (lib/smtp) on one connection, for the benchmark clients smtpq.ts and
-// smtpq-compose-only.ts, which differ only in where composeMessage is imported from.
+// smtpq's own SMTP client (lib/smtp) on one connection, for the benchmark client smtpq.ts.
 // Concurrent send() calls are pipelined by the client; the prebuilt body is the same bytes every time.
 import { createReadStream, readFileSync } from 'node:fs';
 import type { composeMessage } from '../../lib/message/compose.ts';

@@ -11,7 +11,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { SendResult } from '../../lib/aws/queue-producer.ts';
 import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
-import { decodedSize, validateSendRequest } from '../../lib/message/index.ts';
+import { decodedSize, validateSendRequest } from '../../lib/message/schema.ts';
 import { type Accepted, acceptRequest } from './accept.ts';
 import { toQueueMessage } from './claim-check.ts';
 import type { ApiDeps } from './deps.ts';

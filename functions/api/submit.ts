@@ -13,7 +13,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
 import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
-import { decodedSize, validateSendRequest } from '../../lib/message/index.ts';
+import { decodedSize, validateSendRequest } from '../../lib/message/schema.ts';
 import { acceptRequest } from './accept.ts';
 import { toQueueMessage } from './claim-check.ts';
 import type { ApiDeps } from './deps.ts';

@@ -4,7 +4,7 @@
 import type { SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
-import { type SendRequest, validateSendRequest } from '../../lib/message/index.ts';
+import { type SendRequest, validateSendRequest } from '../../lib/message/schema.ts';
 
 export class MalformedRecordError extends Error {
   readonly code = 'MALFORMED_RECORD';

@@ -5,7 +5,8 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { simpleParser } from 'mailparser';
 import { describe, expect, it } from 'vitest';
-import { composeMessage, fromSendRequest, validateSendRequest } from '../../lib/message/index.ts';
+import { composeMessage, fromSendRequest } from '../../lib/message/index.ts';
+import { validateSendRequest } from '../../lib/message/schema.ts';
 import { smtpSessionsPerTest } from '../support/smtp-sessions.ts';
 
 const { connect } = smtpSessionsPerTest();

@@ -11,7 +11,7 @@ import { matchRoute, normalizePath } from '../../functions/api/routes.ts';
 import { statusView } from '../../functions/api/status.ts';
 import { parseAttempt } from '../../functions/api/transcript.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
-import { validateSendRequest } from '../../lib/message/index.ts';
+import { validateSendRequest } from '../../lib/message/schema.ts';
 import { apiEvent } from '../integration/api-harness.ts';
 
 const ID = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
