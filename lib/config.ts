@@ -10,7 +10,10 @@ const awsSchema = z.object({
   /** LocalStack, moto or any emulator; unset for real AWS. */
   AWS_ENDPOINT_URL: z.url().optional(),
   BUCKET_NAME: z.string().min(3),
-  QUEUE_URL: z.url(),
+  /** The ledger (DynamoDB): status records, idempotency keys, the relay's rate limit. */
+  LEDGER_TABLE: z.string().min(3),
+  /** Days a status record (and, by the bucket's lifecycle, its transcripts) is kept. */
+  RETENTION_DAYS: int(1).default(30),
 });
 
 /**
@@ -22,6 +25,8 @@ const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 const apiSchema = awsSchema.extend({
+  /** The send queue: the API enqueues first, then writes the status record. */
+  QUEUE_URL: z.url(),
   /**
    * Decoded size limit of one send request (body + attachments). 4 MiB: API Gateway hands Lambda at most
    * 6 MB of request and base64 makes attachments 4/3 larger, so about 4.4 MiB decoded is the most that can
@@ -36,6 +41,10 @@ const apiSchema = awsSchema.extend({
 });
 
 const workerSchema = awsSchema.extend({
+  /** The queue the worker's records come from: back-off is their visibility timeout. */
+  QUEUE_URL: z.url(),
+  /** Messages per second to the relay across every worker (a token bucket in the ledger); unset: no limit. */
+  SMTP_MAX_MESSAGES_PER_SECOND: z.coerce.number().positive().optional(),
   SMTP_HOST: z.string().min(1),
   SMTP_PORT: int(1).max(65535).optional(),
   SMTP_TLS: z.enum(['implicit', 'starttls', 'none']).default('starttls'),
@@ -62,17 +71,22 @@ export interface AwsConfig {
   region: string;
   endpoint?: string;
   bucket: string;
-  queueUrl: string;
+  table: string;
+  retentionDays: number;
 }
 
 export interface ApiConfig {
   aws: AwsConfig;
+  queueUrl: string;
   maxMessageBytes: number;
   messageIdDomain: string;
 }
 
 export interface WorkerConfig {
   aws: AwsConfig;
+  queueUrl: string;
+  /** The relay's shared limit: messages per second across all workers (undefined: none). */
+  relayMaxRate?: number;
   smtp: {
     host: string;
     port?: number;
@@ -100,18 +114,31 @@ function parse<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output
 }
 
 function awsConfig(e: z.output<typeof awsSchema>): AwsConfig {
-  return { region: e.AWS_REGION, endpoint: e.AWS_ENDPOINT_URL, bucket: e.BUCKET_NAME, queueUrl: e.QUEUE_URL };
+  return {
+    region: e.AWS_REGION,
+    endpoint: e.AWS_ENDPOINT_URL,
+    bucket: e.BUCKET_NAME,
+    table: e.LEDGER_TABLE,
+    retentionDays: e.RETENTION_DAYS,
+  };
 }
 
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const e = parse(apiSchema, env);
-  return { aws: awsConfig(e), maxMessageBytes: e.MAX_MESSAGE_BYTES, messageIdDomain: e.MESSAGE_ID_DOMAIN };
+  return {
+    aws: awsConfig(e),
+    queueUrl: e.QUEUE_URL,
+    maxMessageBytes: e.MAX_MESSAGE_BYTES,
+    messageIdDomain: e.MESSAGE_ID_DOMAIN,
+  };
 }
 
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const e = parse(workerSchema, env);
   return {
     aws: awsConfig(e),
+    queueUrl: e.QUEUE_URL,
+    relayMaxRate: e.SMTP_MAX_MESSAGES_PER_SECOND,
     smtp: {
       host: e.SMTP_HOST,
       port: e.SMTP_PORT,

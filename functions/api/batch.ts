@@ -3,39 +3,37 @@
 // per-item semantics of a 207 Multi-Status, without WebDAV's XML):
 //   { id, status: 'queued' }                                   accepted and on the queue
 //   { error: { code: 'validation_failed', issues } }           rejected, nothing stored
-//   { error: { code: 'payload_too_large' | 'internal_error', message } }
-//   { id, status: 'failed', error: { code: 'enqueue_failed', message } }
-//       SQS refused it even after the producer's retries; its status record says failed with that reason.
+//   { error: { code: 'payload_too_large' | 'internal_error' | 'enqueue_failed', message } }
+//       too big; could not be stored; SQS refused it even after the producer's retries — nothing is queued,
+//       the item may be sent again.
 // Nothing is dropped silently. Idempotency-Key is refused here (400): one key cannot stand for 100 messages.
+// As in submit.ts, the queue comes first and the status records after (written in parallel): an item on
+// the queue always gets its record, from here or from the worker.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { SendResult } from '../../lib/aws/queue-producer.ts';
-import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import { decodedSize, validateSendRequest } from '../../lib/message/schema.ts';
 import { type Accepted, acceptRequest } from './accept.ts';
 import { toQueueMessage } from './claim-check.ts';
 import type { ApiDeps } from './deps.ts';
 import { newMessageId } from './ids.ts';
-import { markNotEnqueued } from './not-enqueued.ts';
 import { header, readJsonBody } from './request-body.ts';
 import { type ApiResponse, type Issue, json, problem } from './responses.ts';
 import { rawBodyLimit } from './submit.ts';
 
 export const MAX_BATCH_SIZE = 100;
-/** Status records written at once: enough to hide S3 latency, few enough to stay well under S3 request rates. */
-const WRITE_CONCURRENCY = 10;
+/** Ledger writes (and claim-check uploads) at once: the whole batch in one round of parallel calls. */
+const WRITE_CONCURRENCY = MAX_BATCH_SIZE;
 
 export type BatchItemResult =
   | { id: string; status: 'queued' }
-  | { id: string; status: 'failed'; error: { code: 'enqueue_failed'; message: string } }
   | { error: { code: 'validation_failed'; issues: Issue[] } }
-  | { error: { code: 'payload_too_large' | 'internal_error'; message: string } };
+  | { error: { code: 'payload_too_large' | 'internal_error' | 'enqueue_failed'; message: string } };
 
 /** An item that passed validation, and what became of it on its way to the queue. */
 interface Candidate {
   index: number;
   accepted: Accepted;
-  stored?: Versioned<StatusRecord>;
   message?: QueueMessage;
 }
 
@@ -72,41 +70,49 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
     });
   });
 
-  // The status record exists before the message can be delivered; then the queue message (maybe a claim check).
+  // The queue messages (a large request goes to S3 first: claim check), then the queue, then the ledger.
   await forEachLimit(candidates, WRITE_CONCURRENCY, async (item) => {
+    const { id, record, stored } = item.accepted;
     try {
-      item.stored = await deps.status.create(item.accepted.record);
-      item.message = await toQueueMessage(item.accepted.id, item.accepted.stored, deps.payloads);
+      item.message = await toQueueMessage(id, record, stored, deps.payloads);
     } catch (error) {
-      logger.error('batch item not stored', { messageId: item.accepted.id, error });
+      logger.error('batch item not stored', { messageId: id, error });
       results[item.index] = {
         error: { code: 'internal_error', message: 'the item could not be stored; retry it' },
       };
-      if (item.stored) await markNotEnqueued(deps, item.stored, 'the request could not be stored');
     }
   });
 
   const ready = candidates.filter((item) => item.message !== undefined);
   const sent = await sendAll(deps, ready);
+  const queued: Candidate[] = [];
   for (const [n, item] of ready.entries()) {
     const outcome = sent[n];
     if (outcome?.ok) {
       results[item.index] = { id: item.accepted.id, status: 'queued' };
+      queued.push(item);
       continue;
     }
     const reason = outcome ? `${outcome.code}: ${outcome.error}` : 'no result from the queue producer';
     logger.error('batch item not enqueued', { messageId: item.accepted.id, reason });
-    await markNotEnqueued(deps, item.stored!, reason);
     results[item.index] = {
-      id: item.accepted.id,
-      status: 'failed',
-      error: { code: 'enqueue_failed', message: reason },
+      error: { code: 'enqueue_failed', message: `the item could not be queued (${reason}); retry it` },
     };
   }
+  await forEachLimit(queued, WRITE_CONCURRENCY, async (item) => {
+    try {
+      await deps.status.create(item.accepted.record);
+    } catch (error) {
+      // On the queue all the same: the worker writes the record from the queue message.
+      logger.error('status record not written; the worker will write it', {
+        messageId: item.accepted.id,
+        error,
+      });
+    }
+  });
 
-  const queued = results.filter((r) => 'status' in r && r.status === 'queued').length;
-  logger.info('batch processed', { items: results.length, queued });
-  return json(202, { results, queued, rejected: results.length - queued });
+  logger.info('batch processed', { items: results.length, queued: queued.length });
+  return json(202, { results, queued: queued.length, rejected: results.length - queued.length });
 }
 
 /** Per-item outcomes; a producer that throws fails every item with its error rather than losing them. */

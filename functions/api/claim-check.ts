@@ -1,6 +1,7 @@
 // The queue message for one accepted request: the request inline when it fits an SQS message, else stored
 // in S3 with only its key on the queue (claim check).
 import { toSqsBody } from '../../lib/aws/sqs-body.ts';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import type { ApiDeps } from './deps.ts';
 
@@ -14,11 +15,12 @@ export const SQS_INLINE_LIMIT_BYTES = 1024 * 1024 - 64 * 1024;
 
 export async function toQueueMessage(
   id: string,
+  record: StatusRecord,
   request: unknown,
   payloads: ApiDeps['payloads'],
 ): Promise<QueueMessage> {
-  const inline: QueueMessage = { v: 1, id, request };
+  const inline: QueueMessage = { v: 1, id, record, request };
   // Measured as the producer will send it: its escapes of characters SQS refuses make the text longer.
   if (Buffer.byteLength(toSqsBody(inline), 'utf8') <= SQS_INLINE_LIMIT_BYTES) return inline;
-  return { v: 1, id, payloadKey: await payloads.put(id, request) };
+  return { v: 1, id, record, payloadKey: await payloads.put(id, request) };
 }

@@ -24,10 +24,10 @@ export function statusView(record: StatusRecord): StatusView {
   const { lease: _lease, requestFingerprint: _fingerprint, transcripts, ...rest } = record;
   return {
     ...rest,
-    transcripts: transcripts.flatMap((key) => {
-      const attempt = /\/(\d+)\.log$/.exec(key)?.[1];
-      if (attempt === undefined) return [];
-      return [{ attempt: Number(attempt), href: `/v1/messages/${record.id}/transcript?attempt=${attempt}` }];
-    }),
+    // One link per attempt (an attempt that used two connections has two parts, served as one transcript).
+    transcripts: [...new Set(transcripts.map((t) => t.attempt))].map((attempt) => ({
+      attempt,
+      href: `/v1/messages/${record.id}/transcript?attempt=${attempt}`,
+    })),
   };
 }

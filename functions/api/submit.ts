@@ -1,4 +1,8 @@
-// POST /v1/messages: validate, claim the Idempotency-Key, write the status record, enqueue, answer 202.
+// POST /v1/messages: validate, claim the Idempotency-Key, enqueue, write the status record, answer 202.
+//
+// The queue first: the queue message carries the initial status record, so if this function dies (or the
+// ledger write fails) after the enqueue, the worker writes the record itself and delivers the message — a
+// message is never left `queued` with nothing on the queue (the gap of writing the ledger first).
 //
 // Idempotency (IETF draft-ietf-httpapi-idempotency-key-header, Stripe's behaviour): the first request with a
 // key claims it with a create-only S3 write; a retry within 24 h, or the loser of a race, gets the same id
@@ -8,8 +12,7 @@
 // written its status record; claims made before the claim carried it fall back to the status record's.
 // An id is handed out only once its status record exists: a loser waits briefly for the winner's record
 // and otherwise answers 409 (retry), never an id that a failed claimant may leave without a message.
-// A claim left by a request that died before writing its record is taken over after ABANDONED_CLAIM_MS; one
-// whose request failed before it was enqueued (and could not release the key) is taken over at once.
+// A claim left by a request that died before enqueueing is taken over after ABANDONED_CLAIM_MS.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
 import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
@@ -20,7 +23,6 @@ import type { ApiDeps } from './deps.ts';
 import { requestFingerprint } from './fingerprint.ts';
 import { readIdempotencyKey } from './idempotency-key.ts';
 import { newMessageId } from './ids.ts';
-import { markNotEnqueued } from './not-enqueued.ts';
 import { readJsonBody } from './request-body.ts';
 import { type ApiResponse, json, problem } from './responses.ts';
 
@@ -65,27 +67,22 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
     idempotencyKey: key,
     requestFingerprint: fingerprint,
   });
-  let stored: Versioned<StatusRecord>;
   try {
-    stored = await deps.status.create(accepted.record);
-  } catch (error) {
-    await releaseKey(deps, key, id); // nothing exists yet: the client's retry may claim the key again
-    throw error;
-  }
-  try {
-    await deps.queue.send(await toQueueMessage(id, accepted.stored, deps.payloads));
+    await deps.queue.send(await toQueueMessage(id, accepted.record, accepted.stored, deps.payloads));
   } catch (error) {
     logger.error('message not enqueued', { messageId: id, error });
-    await markNotEnqueued(
-      deps,
-      stored,
-      error instanceof Error ? `${error.name}: ${error.message}` : String(error),
-    );
     await releaseKey(deps, key, id);
     // Nothing was queued and the key is free again: a retry of the same request is the right move, hence 503.
     return problem('service_unavailable', 'the message could not be queued; retry the request', {
       requestId: event.requestContext?.requestId,
     });
+  }
+  try {
+    await deps.status.create(accepted.record);
+  } catch (error) {
+    // The message is on the queue and will be delivered; the worker writes its record from the queue
+    // message. Answering an error would make the client send it twice.
+    logger.error('status record not written; the worker will write it', { messageId: id, error });
   }
   logger.info('message queued', {
     messageId: id,
@@ -137,12 +134,10 @@ async function claimKey(
   }
   if (result.claimed) return undefined;
   const original = await deps.status.get(result.id);
-  // The key is free again when its request died before writing its record, or failed before any delivery
-  // attempt (not enqueued) without managing to release the key: replaying that id would lose the request,
-  // and resubmitting cannot send twice, since no recipient was ever addressed.
+  // The key is free again when its request died before enqueueing (no record long after the claim; one that
+  // was enqueued gets its record from the worker): replaying that id would lose the request.
   const abandoned = !original && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS;
-  const neverSent = original?.value.state === 'failed' && original.value.attempts === 0;
-  if (takeOver && (abandoned || neverSent)) {
+  if (takeOver && abandoned) {
     // release() deletes only the claim that still names result.id (If-Match), so of two requests taking
     // over at once, one re-claims and the other replays its id.
     deps.logger.warn('taking over an Idempotency-Key whose request was never enqueued', {

@@ -1,4 +1,6 @@
-// GET /v1/messages/{id}/transcript[?attempt=N]: one attempt's SMTP transcript as text (the latest by default).
+// GET /v1/messages/{id}/transcript[?attempt=N]: one attempt's SMTP transcript as text (the latest by default):
+// its part of the transcript of the connection that carried it — the connection's own lines (greeting, EHLO,
+// TLS, AUTH) and this message's, not the other messages' that were pipelined on the same connection.
 import type { ApiDeps } from './deps.ts';
 import { isMessageId } from './ids.ts';
 import { type ApiResponse, problem, text } from './responses.ts';
@@ -12,12 +14,19 @@ export async function handleTranscript(
   if (!isMessageId(id)) return invalidId(id);
   const attempt = parseAttempt(query.attempt);
   if (attempt === null) return problem('bad_request', 'attempt must be a positive integer');
-  const transcript = await deps.transcripts.get(id, attempt);
-  if (transcript === undefined) {
+  const found = await deps.status.get(id);
+  if (!found) return problem('not_found', `no message with id ${id}`);
+  const refs = found.value.transcripts;
+  const wanted = attempt ?? Math.max(0, ...refs.map((t) => t.attempt));
+  const parts = await Promise.all(
+    refs.filter((t) => t.attempt === wanted).map((ref) => deps.transcripts.part(ref)),
+  );
+  const stored = parts.filter((p): p is string => p !== undefined);
+  if (stored.length === 0) {
     const which = attempt === undefined ? '' : ` for attempt ${attempt}`;
     return problem('not_found', `no transcript${which} of message ${id}`);
   }
-  return text(200, transcript);
+  return text(200, stored.join(''));
 }
 
 /** undefined: not given (the latest attempt); null: given but not a positive integer. */

@@ -3,14 +3,16 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { type AwsClients, createAwsClients } from '../../lib/aws/clients.ts';
+import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { S3PayloadStore } from '../../lib/aws/payload-store.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
+import { DynamoRelayGate } from '../../lib/aws/relay-gate.ts';
 import { SmtpSecretReader } from '../../lib/aws/smtp-secret.ts';
-import { S3StatusStore } from '../../lib/aws/status-store.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { WorkerConfig } from '../../lib/config.ts';
+import type { RelayLimitSettings } from '../../lib/delivery/relay-limit.ts';
 import type { Connect } from '../../lib/delivery/session.ts';
-import { createTranscript, SmtpConnection } from '../../lib/smtp/index.ts';
+import { resolveOptions, SmtpConnection } from '../../lib/smtp/index.ts';
 import type { WorkerDeps } from './worker.ts';
 
 const SERVICE_NAME = 'smtpq-worker';
@@ -52,21 +54,33 @@ function smtpConnector(credentials?: () => Promise<{ username: string; password:
   };
 }
 
+/** The relay's shared limit: SMTP_MAX_MESSAGES_PER_SECOND (burst: one second's worth), pauses 5 s → 5 min. */
+function relayLimitSettings(ratePerSecond: number | undefined): RelayLimitSettings {
+  return {
+    ratePerSecond,
+    burst: Math.max(1, Math.ceil(ratePerSecond ?? 1)),
+    pauseBaseMs: 5_000,
+    pauseMaxMs: 300_000,
+  };
+}
+
 export function createWorkerDeps(
   config: WorkerConfig,
   overrides: Partial<WorkerDeps> & { clients?: AwsClients } = {},
 ): WorkerDeps {
-  const { s3, sqs, secrets } = overrides.clients ?? createAwsClients(config.aws);
-  const bucket = config.aws.bucket;
+  const { s3, sqs, secrets, documents } = overrides.clients ?? createAwsClients(config.aws);
+  const { bucket, table, retentionDays } = config.aws;
   const secret = config.smtp.secretArn ? new SmtpSecretReader(secrets, config.smtp.secretArn) : undefined;
+  const { host, port, tls } = config.smtp;
+  const relay = `${host}:${resolveOptions({ host, port, tls }).port}`;
   return {
     config,
-    status: new S3StatusStore(s3, bucket),
+    status: new DynamoLedger(documents, table, retentionDays),
     transcripts: new S3TranscriptStore(s3, bucket),
     payloads: new S3PayloadStore(s3, bucket),
-    queue: new SqsQueueProducer(sqs, config.aws.queueUrl),
+    queue: new SqsQueueProducer(sqs, config.queueUrl),
+    gate: new DynamoRelayGate(documents, table, relay, relayLimitSettings(config.relayMaxRate)),
     connect: smtpConnector(secret ? () => secret.get() : undefined),
-    createTranscript,
     logger: overrides.logger ?? createLogger(),
     metrics: overrides.metrics ?? createMetrics(),
     ...overrides,

@@ -1,8 +1,10 @@
-// An SQS record → the send request it carries (inline, or from S3 through the claim check).
+// An SQS record → the send request it carries (inline, or from S3 through the claim check) and the message's
+// initial status record.
 // Everything that can be wrong with a record's content ends in MalformedRecordError, with the message id
 // when it could be read: the worker then fails the message and lets the queue's redrive take the record.
 import type { SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import { type SendRequest, validateSendRequest } from '../../lib/message/schema.ts';
 
@@ -23,20 +25,52 @@ export interface PayloadReader {
 }
 
 const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'id must be 1-128 of A-Z a-z 0-9 _ -');
+/** The initial status record, as the API built it; the worker writes it when the ledger has none yet. */
+const recordSchema = z
+  .object({
+    id: idSchema,
+    state: z.literal('queued'),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+    messageId: z.string().min(1),
+    from: z.string(),
+    recipients: z
+      .array(
+        z
+          .object({
+            address: z.string().min(1),
+            kind: z.enum(['to', 'cc', 'bcc']),
+            state: z.literal('queued'),
+            updatedAt: z.string(),
+          })
+          .strict(),
+      )
+      .min(1),
+    attempts: z.literal(0),
+    transcripts: z.array(z.never()),
+    subject: z.string().optional(),
+    idempotencyKey: z.string().optional(),
+    requestFingerprint: z.string().optional(),
+    tags: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
 const queueMessageSchema = z.union([
   z
     .object({
       v: z.literal(1),
       id: idSchema,
+      record: recordSchema,
       request: z.unknown().refine((r) => r !== undefined, 'request is required'),
     })
     .strict(),
-  z.object({ v: z.literal(1), id: idSchema, payloadKey: z.string().min(1) }).strict(),
+  z.object({ v: z.literal(1), id: idSchema, record: recordSchema, payloadKey: z.string().min(1) }).strict(),
 ]);
 
 export interface QueueRecordContent {
   id: string;
   request: SendRequest;
+  /** The initial status record (written by the worker if the ledger has none). */
+  record: StatusRecord;
 }
 
 /** Errors of the payload store that no retry can fix: the key is refused, or the object is not JSON. */
@@ -59,7 +93,9 @@ export async function readQueueRecord(
       .join('; ');
     throw new MalformedRecordError(`body is not a queue message: ${problems}`, recoverId(body));
   }
-  const message: QueueMessage = parsed.data;
+  const message = parsed.data as QueueMessage;
+  if (message.record.id !== message.id)
+    throw new MalformedRecordError(`record.id ${message.record.id} is not the message id`, message.id);
   const request =
     'payloadKey' in message ? await readPayload(message.id, message.payloadKey, payloads) : message.request;
   const validated = validateSendRequest(request);
@@ -67,7 +103,7 @@ export async function readQueueRecord(
     const problems = validated.issues.map((i) => `${i.path}: ${i.message}`).join('; ');
     throw new MalformedRecordError(`invalid send request: ${problems}`, message.id);
   }
-  return { id: message.id, request: validated.value };
+  return { id: message.id, request: validated.value, record: message.record };
 }
 
 async function readPayload(id: string, key: string, payloads: PayloadReader): Promise<unknown> {

@@ -1,21 +1,29 @@
-// The worker's core: SQSEvent → per-record delivery attempts → SQSBatchResponse. index.ts wires it to AWS;
-// tests wire it to moto and an in-process SMTP server.
+// The worker's core: SQSEvent → the whole batch delivered at once (lib/delivery/batch.ts) → SQSBatchResponse.
+// index.ts wires it to AWS; tests wire it to moto and an in-process SMTP server.
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { ConfigError, type WorkerConfig } from '../../lib/config.ts';
-import { type AttemptResult, runAttempt } from '../../lib/delivery/attempt.ts';
+import {
+  type BatchRecord,
+  type BatchReport,
+  deliverBatch,
+  type RecordOutcome,
+} from '../../lib/delivery/batch.ts';
 import { failMessage, isFinal } from '../../lib/delivery/ledger.ts';
-import { type StatusStore, type TranscriptStore, VersionConflictError } from '../../lib/delivery/ports.ts';
+import type { StatusStore, TranscriptStore } from '../../lib/delivery/ports.ts';
+import { VersionConflictError } from '../../lib/delivery/ports.ts';
+import type { RelayGate } from '../../lib/delivery/relay-limit.ts';
 import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
-import { MessageError } from '../../lib/message/index.ts';
-import { resolveOptions, type SmtpClientOptions, type Transcript } from '../../lib/smtp/index.ts';
+import { resolveOptions, type SmtpClientOptions } from '../../lib/smtp/index.ts';
 import { prepareMessage } from './prepare.ts';
 import { MalformedRecordError, type PayloadReader, readQueueRecord } from './queue-record.ts';
 
 export interface VisibilityPort {
-  changeVisibility(receiptHandle: string, seconds: number): Promise<void>;
+  changeVisibilityBatch(
+    changes: readonly { receiptHandle: string; seconds: number }[],
+  ): Promise<{ receiptHandle: string; error: string }[]>;
 }
 
 export interface WorkerDeps {
@@ -24,19 +32,18 @@ export interface WorkerDeps {
   transcripts: TranscriptStore;
   payloads: PayloadReader;
   queue: VisibilityPort;
+  /** The relay's shared rate limit and throttling pause. */
+  gate: RelayGate;
   /** Opens an SMTP connection (lib/smtp's SmtpConnection.connect), credentials already filled in. */
   connect: Connect;
-  createTranscript: () => Transcript;
   logger: Logger;
   metrics: Metrics;
   now?: () => Date;
   random?: () => number;
 }
 
-/** No new record is started with less time left than this: it goes back to the queue untouched. */
-const MIN_REMAINING_MS = 10_000;
-/** Kept back from the invocation's end to record the outcome and the transcript: no SMTP wait runs into it,
- *  so a relay that stalls ends in a recorded SMTP_TIMEOUT (deferred), not in a Lambda killed mid-attempt. */
+/** Kept back from the invocation's end to record the outcomes and the transcripts: no SMTP wait runs into
+ *  it, so a relay that stalls ends in a recorded SMTP_TIMEOUT (deferred), not in a Lambda killed mid-attempt. */
 const RECORDING_TIME_MS = 5_000;
 /** The lease outlives the invocation by this much, covering clock skew between workers. */
 const LEASE_MARGIN_MS = 60_000;
@@ -48,30 +55,190 @@ export type WorkerHandler = (event: SQSEvent, context?: Partial<Context>) => Pro
 export function createWorker(deps: WorkerDeps): WorkerHandler {
   checkSmtpOptions(deps.config);
   return async (event, context) => {
-    const invocation = `${context?.awsRequestId ?? 'local'}:${randomUUID().slice(0, 8)}`;
+    const invocation = `${context?.awsRequestId ?? 'local'}-${randomUUID().slice(0, 8)}`;
     const remaining = () => context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
     const session = new SmtpSession(deps.connect, smtpOptions(deps.config));
     if (Number.isFinite(remaining())) session.setDeadline(Date.now() + remaining() - RECORDING_TIME_MS);
+    const now = deps.now ?? (() => new Date());
+    const day = now().toISOString().slice(0, 10);
+
     const failures: SQSBatchItemFailure[] = [];
-    try {
-      for (const record of event.Records) {
-        if (remaining() < MIN_REMAINING_MS) {
-          deps.logger.warn('out of time: record left for a later delivery', {
-            sqsMessageId: record.messageId,
-          });
+    const visibility: { receiptHandle: string; seconds: number; record: SQSRecord; what: string }[] = [];
+    const byKey = new Map<string, SQSRecord>();
+    // Bodies are read in parallel (a claim-check payload is an S3 read).
+    const read = await Promise.all(
+      event.Records.map(async (record): Promise<BatchRecord | undefined> => {
+        byKey.set(record.messageId, record);
+        try {
+          const { id, request, record: initial } = await readQueueRecord(record, deps.payloads);
+          return {
+            key: record.messageId,
+            id,
+            receiveCount: receiveCountOf(record),
+            initial,
+            prepare: (ledger) => prepareMessage(request, ledger),
+          };
+        } catch (error) {
+          if (error instanceof MalformedRecordError) {
+            await malformed(deps, record, error.message, error.id);
+            visibility.push({ receiptHandle: record.receiptHandle, seconds: 0, record, what: 'visibility 0' });
+          } else {
+            // S3 unavailable and the like: the record is fine, try it again later.
+            deps.logger.error('queue record not read; it will be tried again', {
+              sqsMessageId: record.messageId,
+              error,
+            });
+          }
           failures.push({ itemIdentifier: record.messageId });
-          continue;
+          return undefined;
         }
+      }),
+    );
+    const toDeliver = read.filter((r): r is BatchRecord => r !== undefined);
+
+    try {
+      if (toDeliver.length > 0) {
         const leaseMs = Number.isFinite(remaining()) ? remaining() + LEASE_MARGIN_MS : DEFAULT_LEASE_MS;
-        const ok = await processRecord(deps, session, record, `${invocation}:${record.messageId}`, leaseMs);
-        if (!ok) failures.push({ itemIdentifier: record.messageId });
+        let report: BatchReport;
+        try {
+          report = await deliverBatch(
+            {
+              status: deps.status,
+              transcripts: deps.transcripts,
+              session,
+              gate: deps.gate,
+              retry: deps.config.retry,
+              transcriptKey: (n) => `transcripts/${day}/${invocation}-${n}.log`,
+              owner: invocation,
+              leaseMs,
+              timeLeft: () => remaining() - RECORDING_TIME_MS,
+              now: deps.now,
+              random: deps.random,
+            },
+            toDeliver,
+          );
+        } finally {
+          await session.close();
+        }
+        settleRecords(deps, report, byKey, failures, visibility);
       }
+      await applyVisibility(deps, visibility);
     } finally {
-      await session.close();
       if (deps.metrics.hasStoredMetrics()) deps.metrics.publishStoredMetrics();
     }
     return { batchItemFailures: failures };
   };
+}
+
+/** Each record's outcome → delete it (not reported), or keep it (reported) hidden for its back-off. */
+function settleRecords(
+  deps: WorkerDeps,
+  report: BatchReport,
+  byKey: Map<string, SQSRecord>,
+  failures: SQSBatchItemFailure[],
+  visibility: { receiptHandle: string; seconds: number; record: SQSRecord; what: string }[],
+): void {
+  const counts: Record<string, number> = {};
+  for (const [key, outcome] of report.outcomes) {
+    const record = byKey.get(key)!;
+    const log = { sqsMessageId: key, receiveCount: receiveCountOf(record), id: outcome.id };
+    counts[outcomeName(outcome)] = (counts[outcomeName(outcome)] ?? 0) + 1;
+    recordMetrics(deps.metrics, outcome);
+    if (outcome.kind === 'done') {
+      deps.logger.info('delivery attempt', { ...log, ...summarize(outcome) });
+      continue;
+    }
+    failures.push({ itemIdentifier: key });
+    if (outcome.kind === 'malformed') {
+      deps.logger.error('malformed queue record: left for the dead-letter queue', {
+        ...log,
+        reason: outcome.reason,
+      });
+      deps.metrics.addMetric('MalformedRecords', MetricUnit.Count, 1);
+      visibility.push({ receiptHandle: record.receiptHandle, seconds: 0, record, what: 'visibility 0' });
+      continue;
+    }
+    if (outcome.why === 'error') {
+      deps.logger.error('delivery attempt broke off; the record will be tried again', {
+        ...log,
+        error: outcome.error,
+      });
+    } else {
+      deps.logger.info('delivery attempt', { ...log, ...summarize(outcome) });
+    }
+    if (outcome.delaySeconds !== undefined)
+      visibility.push({
+        receiptHandle: record.receiptHandle,
+        seconds: outcome.delaySeconds,
+        record,
+        what: 'the back-off',
+      });
+  }
+  for (const { key, error } of report.transcriptErrors) {
+    deps.logger.error('transcript not stored; the outcomes are in the status records', { key, error });
+  }
+  if (report.pausedUntil) {
+    deps.logger.warn('relay throttling: paused for every worker', {
+      pausedUntil: report.pausedUntil.toISOString(),
+    });
+    deps.metrics.addMetric('RelayPauses', MetricUnit.Count, 1);
+  }
+  deps.logger.info('batch done', { records: report.outcomes.size, outcomes: counts });
+}
+
+/**
+ * A record whose body no retry can fix: logged, and the message (if the body names one) failed with the
+ * reason. The record is reported with visibility 0, so it is received again at once and the queue's redrive
+ * moves it to the DLQ after maxReceiveCount receives — in seconds, not maxReceiveCount × the visibility timeout.
+ */
+async function malformed(
+  deps: WorkerDeps,
+  record: SQSRecord,
+  reason: string,
+  id: string | undefined,
+): Promise<void> {
+  deps.logger.error('malformed queue record: left for the dead-letter queue', {
+    sqsMessageId: record.messageId,
+    id,
+    reason,
+  });
+  deps.metrics.addMetric('MalformedRecords', MetricUnit.Count, 1);
+  if (!id) return;
+  const at = deps.now?.() ?? new Date();
+  try {
+    const current = await deps.status.get(id);
+    if (!current || isFinal(current.value)) return;
+    await deps.status.update(failMessage(current.value, `malformed queue record: ${reason}`, at), current.version);
+  } catch (error) {
+    // Another delivery wrote meanwhile, or DynamoDB failed: the record still reaches the DLQ, which is what counts.
+    const level = error instanceof VersionConflictError ? 'warn' : 'error';
+    deps.logger[level]('could not mark the message failed', { id, error });
+  }
+}
+
+/** All visibility changes of the batch in one go; a change that fails leaves the queue's own timeout. */
+async function applyVisibility(
+  deps: WorkerDeps,
+  changes: { receiptHandle: string; seconds: number; record: SQSRecord; what: string }[],
+): Promise<void> {
+  if (changes.length === 0) return;
+  let failed: { receiptHandle: string; error: string }[];
+  try {
+    failed = await deps.queue.changeVisibilityBatch(changes);
+  } catch (error) {
+    failed = changes.map((c) => ({ receiptHandle: c.receiptHandle, error: String(error) }));
+  }
+  for (const f of failed) {
+    const change = changes.find((c) => c.receiptHandle === f.receiptHandle);
+    deps.logger.warn(`could not set ${change?.what ?? 'the'} visibility; the queue's own timeout applies`, {
+      sqsMessageId: change?.record.messageId,
+      error: f.error,
+    });
+  }
+}
+
+function receiveCountOf(record: SQSRecord): number {
+  return Math.max(1, Number.parseInt(record.attributes?.ApproximateReceiveCount ?? '1', 10) || 1);
 }
 
 /** The relay settings as lib/smtp will judge them on connect, judged once at cold start instead. */
@@ -88,131 +255,32 @@ function smtpOptions(config: WorkerConfig): Omit<SmtpClientOptions, 'transcript'
   return { host, port, tls, requireTLS, name, ca, timeouts };
 }
 
-/** True when the record is finished with (SQS may delete it); false to report it in batchItemFailures. */
-async function processRecord(
-  deps: WorkerDeps,
-  session: SmtpSession,
-  record: SQSRecord,
-  owner: string,
-  leaseMs: number,
-): Promise<boolean> {
-  const receiveCount = Math.max(
-    1,
-    Number.parseInt(record.attributes?.ApproximateReceiveCount ?? '1', 10) || 1,
-  );
-  const log = { sqsMessageId: record.messageId, receiveCount };
-  let id: string | undefined;
-  try {
-    const content = await readQueueRecord(record, deps.payloads);
-    id = content.id;
-    const { request } = content;
-    const result = await runAttempt(
-      {
-        status: deps.status,
-        transcripts: deps.transcripts,
-        session,
-        createTranscript: deps.createTranscript,
-        retry: deps.config.retry,
-        now: deps.now,
-        random: deps.random,
-      },
-      { id: content.id, receiveCount, owner, leaseMs, prepare: (ledger) => prepareMessage(request, ledger) },
-    );
-    if (result.kind === 'missing') {
-      return malformed(deps, record, log, `no status record for message ${content.id}`, undefined);
-    }
-    recordMetrics(deps.metrics, result);
-    deps.logger.info('delivery attempt', { ...log, id: content.id, ...summarize(result) });
-    if (result.transcriptError) {
-      deps.logger.error('transcript of the attempt not stored; its outcome is in the status record', {
-        ...log,
-        id: content.id,
-        reason: result.transcriptError,
-      });
-    }
-    if (result.kind === 'done') return true;
-    await setVisibility(deps, record, result.delaySeconds, 'the back-off');
-    return false;
-  } catch (error) {
-    if (error instanceof MalformedRecordError) return malformed(deps, record, log, error.message, error.id);
-    // The request passed validation but cannot be composed: as malformed as a bad body.
-    if (error instanceof MessageError) return malformed(deps, record, log, error.message, id);
-    deps.logger.error('delivery attempt broke off; the record will be tried again', { ...log, id, error });
-    return false;
-  }
+function outcomeName(outcome: RecordOutcome): string {
+  if (outcome.kind === 'retry') return outcome.why;
+  return outcome.kind === 'done' ? outcome.state : 'malformed';
 }
 
-/**
- * A record no retry can fix: logged, the message (if the record names one) failed with the reason, and the
- * record reported with visibility 0, so it is received again at once and the queue's redrive policy moves it
- * to the DLQ after maxReceiveCount receives — in seconds, not maxReceiveCount × the queue's visibility
- * timeout (40 × 1085 s ≈ 12 h with the deployed defaults). Returns false (reported).
- */
-async function malformed(
-  deps: WorkerDeps,
-  record: SQSRecord,
-  log: Record<string, unknown>,
-  reason: string,
-  id: string | undefined,
-): Promise<false> {
-  deps.logger.error('malformed queue record: left for the dead-letter queue', { ...log, id, reason });
-  deps.metrics.addMetric('MalformedRecords', MetricUnit.Count, 1);
-  if (id) await markFailed(deps, id, `malformed queue record: ${reason}`);
-  await setVisibility(deps, record, 0, 'visibility 0 (straight back for the redrive)');
-  return false;
-}
-
-/** Hides the record for `seconds`; if that fails the queue's own timeout applies (logged). */
-async function setVisibility(
-  deps: WorkerDeps,
-  record: SQSRecord,
-  seconds: number,
-  what: string,
-): Promise<void> {
-  try {
-    await deps.queue.changeVisibility(record.receiptHandle, seconds);
-  } catch (error) {
-    deps.logger.warn(`could not set ${what} as visibility timeout; the queue's own timeout applies`, {
-      sqsMessageId: record.messageId,
-      error,
-    });
-  }
-}
-
-async function markFailed(deps: WorkerDeps, id: string, reason: string): Promise<void> {
-  const now = deps.now?.() ?? new Date();
-  try {
-    const current = await deps.status.get(id);
-    if (!current || isFinal(current.value)) return;
-    await deps.status.update(failMessage(current.value, reason, now), current.version);
-  } catch (error) {
-    // Another delivery wrote meanwhile, or S3 failed: the record still reaches the DLQ, which is what counts.
-    const level = error instanceof VersionConflictError ? 'warn' : 'error';
-    deps.logger[level]('could not mark the message failed', { id, error });
-  }
-}
-
-function recordMetrics(metrics: Metrics, result: AttemptResult): void {
-  if (result.kind === 'missing' || !result.results) return;
+function recordMetrics(metrics: Metrics, outcome: RecordOutcome): void {
+  if (outcome.kind === 'malformed' || !outcome.results) return;
   const counts = { delivered: 0, deferred: 0, failed: 0 };
-  for (const r of result.results.values()) counts[r.state] += 1;
+  for (const r of outcome.results.values()) counts[r.state] += 1;
   metrics.addMetric('RecipientsDelivered', MetricUnit.Count, counts.delivered);
   metrics.addMetric('RecipientsDeferred', MetricUnit.Count, counts.deferred);
   metrics.addMetric('RecipientsFailed', MetricUnit.Count, counts.failed);
-  for (const ms of result.transactionMs ?? [])
+  for (const ms of outcome.transactionMs ?? [])
     metrics.addMetric('SmtpTransactionLatency', MetricUnit.Milliseconds, ms);
 }
 
 /** What a log line says about an attempt: counts and states, never addresses' replies in full or bodies. */
-function summarize(result: Exclude<AttemptResult, { kind: 'missing' }>): Record<string, unknown> {
+function summarize(outcome: Exclude<RecordOutcome, { kind: 'malformed' }>): Record<string, unknown> {
   const states: Record<string, number> = {};
-  for (const r of result.results?.values() ?? []) states[r.state] = (states[r.state] ?? 0) + 1;
-  return result.kind === 'done'
-    ? { outcome: result.state, attempt: result.attempt, recipients: states, reason: result.reason }
+  for (const r of outcome.results?.values() ?? []) states[r.state] = (states[r.state] ?? 0) + 1;
+  return outcome.kind === 'done'
+    ? { outcome: outcome.state, attempt: outcome.attempt, recipients: states, reason: outcome.reason }
     : {
-        outcome: result.why,
-        attempt: result.attempt,
+        outcome: outcome.why,
+        attempt: outcome.attempt,
         recipients: states,
-        retryInSeconds: result.delaySeconds,
+        retryInSeconds: outcome.delaySeconds,
       };
 }

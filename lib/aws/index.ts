@@ -5,9 +5,11 @@ export {
   IDEMPOTENCY_TTL_MS,
   IdempotencyContentionError,
   type IdempotencyRecord,
-  S3IdempotencyStore,
+  DynamoIdempotencyStore,
 } from './idempotency-store.ts';
 export { InvalidKeyError, isValidId } from './keys.ts';
+export { DynamoLedger, InvalidCursorError, LISTED_STATES } from './ledger-store.ts';
+export { ensureLedgerTable, ledgerTableDefinition } from './ledger-table.ts';
 export { S3PayloadStore } from './payload-store.ts';
 export {
   MAX_SQS_BATCH_BYTES,
@@ -19,5 +21,4 @@ export {
 export { CorruptObjectError } from './s3-objects.ts';
 export { SECRET_TTL_MS, SecretFormatError, type SmtpCredentials, SmtpSecretReader } from './smtp-secret.ts';
 export { toSqsBody } from './sqs-body.ts';
-export { S3StatusStore } from './status-store.ts';
 export { S3TranscriptStore } from './transcript-store.ts';

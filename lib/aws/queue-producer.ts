@@ -1,7 +1,8 @@
-// The SQS side of the API and the worker: enqueue one message or many, and move a message's visibility.
+// The SQS side of the outbox and the worker: enqueue one message or many, and move messages' visibility.
 // sendBatch never loses an entry silently: every input gets a result, entries SQS fails for its own reasons
 // are retried with back-off, and whatever still fails is reported with SQS's code and message.
 import {
+  ChangeMessageVisibilityBatchCommand,
   ChangeMessageVisibilityCommand,
   SendMessageBatchCommand,
   type SendMessageBatchCommandOutput,
@@ -123,6 +124,41 @@ export class SqsQueueProducer {
         VisibilityTimeout: timeout,
       }),
     );
+  }
+
+  /**
+   * Sets many received messages' visibility at once (ChangeMessageVisibilityBatch, 10 per call, the calls in
+   * parallel). Returns the receipt handles SQS did not change, with its reason; the rest are done.
+   */
+  async changeVisibilityBatch(
+    changes: readonly { receiptHandle: string; seconds: number }[],
+  ): Promise<{ receiptHandle: string; error: string }[]> {
+    const calls: Promise<{ receiptHandle: string; error: string }[]>[] = [];
+    for (let i = 0; i < changes.length; i += maxEntriesPerBatch) {
+      const chunk = changes.slice(i, i + maxEntriesPerBatch);
+      calls.push(
+        this.sqs
+          .send(
+            new ChangeMessageVisibilityBatchCommand({
+              QueueUrl: this.queueUrl,
+              Entries: chunk.map((c, n) => ({
+                Id: String(n),
+                ReceiptHandle: c.receiptHandle,
+                VisibilityTimeout: Math.min(MAX_VISIBILITY_SECONDS, Math.max(0, Math.round(c.seconds))),
+              })),
+            }),
+          )
+          .then(
+            (out) =>
+              (out.Failed ?? []).map((f) => ({
+                receiptHandle: chunk[Number(f.Id)]?.receiptHandle ?? '',
+                error: `${f.Code ?? 'Error'}: ${f.Message ?? ''}`,
+              })),
+            (error: unknown) => chunk.map((c) => ({ receiptHandle: c.receiptHandle, error: String(error) })),
+          ),
+      );
+    }
+    return (await Promise.all(calls)).flat();
   }
 
   /** Runs one SQS call, aborted after callTimeoutMs (if set) with an SqsTimeoutError. */

@@ -1,7 +1,9 @@
-// Transcripts of delivery attempts in S3: `transcripts/<id>/<attempt>.log`, one per attempt, plain text.
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import type { TranscriptStore } from '../delivery/ports.ts';
-import { isValidId, transcriptKey, transcriptPrefix } from './keys.ts';
+// Transcripts in S3: one plain-text object per SMTP connection (`transcripts/<day>/<invocation>-<n>.log`),
+// one line per entry, shared by every message the connection carried. A message's ledger entry points to its
+// part (TranscriptRef: the key and the line runs), and part() cuts that part out again.
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { TranscriptRef, TranscriptStore } from '../delivery/ports.ts';
+import { isTranscriptKey } from './keys.ts';
 import { getText, putText } from './s3-objects.ts';
 
 export class S3TranscriptStore implements TranscriptStore {
@@ -10,36 +12,22 @@ export class S3TranscriptStore implements TranscriptStore {
     private readonly bucket: string,
   ) {}
 
-  async put(id: string, attempt: number, text: string): Promise<string> {
-    const key = transcriptKey(id, attempt);
+  async put(key: string, text: string): Promise<void> {
+    if (!isTranscriptKey(key)) throw new TypeError(`not a transcript key: ${JSON.stringify(key.slice(0, 200))}`);
     await putText(this.s3, this.bucket, key, text, 'text/plain; charset=utf-8');
-    return key;
   }
 
-  /** The transcript of `attempt`, or of the latest attempt when none is given. */
-  async get(id: string, attempt?: number): Promise<string | undefined> {
-    if (!isValidId(id)) return undefined;
-    if (attempt !== undefined && (!Number.isSafeInteger(attempt) || attempt < 1)) return undefined;
-    const number = attempt ?? (await this.latestAttempt(id));
-    if (number === undefined) return undefined;
-    return (await getText(this.s3, this.bucket, transcriptKey(id, number)))?.body;
-  }
-
-  /** Highest attempt number stored, compared as numbers (10 comes after 9). */
-  async latestAttempt(id: string): Promise<number | undefined> {
-    const prefix = transcriptPrefix(id);
-    let latest: number | undefined;
-    let token: string | undefined;
-    do {
-      const page = await this.s3.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
-      );
-      for (const object of page.Contents ?? []) {
-        const match = /^(\d+)\.log$/.exec(object.Key?.slice(prefix.length) ?? '');
-        if (match) latest = Math.max(latest ?? 0, Number(match[1]));
+  async part(ref: TranscriptRef): Promise<string | undefined> {
+    if (!isTranscriptKey(ref.key)) return undefined;
+    const stored = await getText(this.s3, this.bucket, ref.key);
+    if (!stored) return undefined;
+    const lines = stored.body.split('\n');
+    let out = '';
+    for (const [first, last] of ref.lines) {
+      for (let n = Math.max(0, first); n <= last && n < lines.length; n++) {
+        if (lines[n] !== '') out += `${lines[n]}\n`;
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    return latest;
+    }
+    return out;
   }
 }

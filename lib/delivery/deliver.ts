@@ -4,8 +4,9 @@ import { fromRecipientOutcome, fromSmtpFailure, type RecipientResult, toSmtpFail
 
 /** What deliver needs from an SMTP connection: one transaction (MAIL, RCPT…, DATA). */
 export interface SmtpSender {
-  /** `createBody` is called once per try, so a transaction retried on a fresh connection gets a fresh stream. */
-  send(envelope: Envelope, createBody: () => MessageBody): Promise<SendResult>;
+  /** `createBody` is called once per try, so a transaction retried on a fresh connection gets a fresh stream.
+   *  `tag` marks the transaction's transcript lines (the message and attempt they belong to). */
+  send(envelope: Envelope, createBody: () => MessageBody, tag: string): Promise<SendResult>;
 }
 
 export interface DeliveryRequest {
@@ -13,6 +14,7 @@ export interface DeliveryRequest {
   envelope: Omit<Envelope, 'to'>;
   addresses: readonly string[];
   createBody: () => MessageBody;
+  tag: string;
 }
 
 export interface DeliveryReport {
@@ -38,7 +40,7 @@ export async function deliver(
     const started = now();
     let sent: SendResult;
     try {
-      sent = await sender.send({ ...request.envelope, to: remaining }, request.createBody);
+      sent = await sender.send({ ...request.envelope, to: remaining }, request.createBody, request.tag);
     } catch (thrown) {
       transactionMs.push(now() - started);
       const failure = fromSmtpFailure(toSmtpFailure(thrown));

@@ -1,8 +1,14 @@
-// Pure transitions of the status ledger (messages/<id>.json). The store applies them with conditional
-// writes; these functions only compute the next record.
+// Pure transitions of the status ledger (one DynamoDB item per message). The store applies them with
+// conditional writes; these functions only compute the next record.
 
 import type { RecipientResult } from './outcome.ts';
-import type { MessageState, RecipientRecord, RecipientState, StatusRecord } from './ports.ts';
+import type {
+  MessageState,
+  RecipientRecord,
+  RecipientState,
+  StatusRecord,
+  TranscriptRef,
+} from './ports.ts';
 
 const FINAL_MESSAGE_STATES: ReadonlySet<MessageState> = new Set(['sent', 'partially_sent', 'failed']);
 const OPEN_RECIPIENT_STATES: ReadonlySet<RecipientState> = new Set(['queued', 'deferred']);
@@ -85,7 +91,8 @@ export function giveUp(recipients: readonly RecipientRecord[], reason: string, n
 
 export interface AttemptSummary {
   recipients: RecipientRecord[];
-  transcriptKey?: string;
+  /** Where this attempt's lines are (one part per connection it used). */
+  transcripts?: readonly TranscriptRef[];
   /** When the message is due again, if it stays deferred. */
   nextAttemptAt?: Date;
   /** Why the message failed as a whole, if it did. */
@@ -95,10 +102,11 @@ export interface AttemptSummary {
 /** The record written (If-Match on the claim's version) when the attempt is over: the lease is released. */
 export function finishAttempt(claimed: StatusRecord, summary: AttemptSummary, now: Date): StatusRecord {
   const state = overallState(summary.recipients);
-  const transcripts =
-    summary.transcriptKey && !claimed.transcripts.includes(summary.transcriptKey)
-      ? [...claimed.transcripts, summary.transcriptKey]
-      : claimed.transcripts;
+  const known = new Set(claimed.transcripts.map((t) => `${t.attempt} ${t.key}`));
+  const transcripts = [
+    ...claimed.transcripts,
+    ...(summary.transcripts ?? []).filter((t) => !known.has(`${t.attempt} ${t.key}`)),
+  ];
   return {
     ...claimed,
     state,

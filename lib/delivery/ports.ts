@@ -1,4 +1,4 @@
-// What lib/delivery needs from the outside world. lib/aws implements these against S3/SQS;
+// What lib/delivery needs from the outside world. lib/aws implements these against DynamoDB, S3 and SQS;
 // tests of the domain may use in-memory implementations.
 import type { Reply } from '../smtp/types.ts';
 
@@ -18,7 +18,17 @@ export interface RecipientRecord {
   updatedAt: string;
 }
 
-/** The status ledger entry, S3 `messages/<id>.json`: the source of truth for each recipient. */
+/** Where one attempt's lines are: a part of the transcript of the SMTP connection that carried it. */
+export interface TranscriptRef {
+  attempt: number;
+  /** The S3 key of the connection's transcript (one object per connection, shared by its messages). */
+  key: string;
+  /** This attempt's lines of it, as [first, last] line-number runs (0-based, inclusive): the connection's
+   *  own lines (greeting, EHLO, TLS, AUTH) up to this attempt, then the lines of its transaction(s). */
+  lines: [number, number][];
+}
+
+/** The status ledger entry (a DynamoDB item): the source of truth for each recipient. */
 export interface StatusRecord {
   id: string;
   state: MessageState;
@@ -35,8 +45,8 @@ export interface StatusRecord {
   nextAttemptAt?: string;
   /** An in-flight delivery: who holds it and until when. Another worker that sees a live lease backs off. */
   lease?: { owner: string; until: string };
-  /** S3 keys of the transcripts, one per attempt. */
-  transcripts: string[];
+  /** The transcripts of the attempts, in order. */
+  transcripts: TranscriptRef[];
   /** Why the message failed as a whole (malformed record, expired, …). */
   error?: string;
   idempotencyKey?: string;
@@ -47,9 +57,10 @@ export interface StatusRecord {
 
 export interface Versioned<T> {
   value: T;
-  /** Opaque version (the S3 ETag) for a conditional update. */
+  /** Opaque version (the item's version number) for a conditional update. */
   version: string;
 }
+
 
 /** Thrown by a conditional write that lost a race. */
 export class VersionConflictError extends Error {
@@ -60,12 +71,15 @@ export interface StatusStore {
   /** Creates the record; fails with VersionConflictError if it exists. */
   create(record: StatusRecord): Promise<Versioned<StatusRecord>>;
   get(id: string): Promise<Versioned<StatusRecord> | undefined>;
+  /** Many records in one read (the worker's batch); ids not found are absent from the map. */
+  getMany(ids: readonly string[]): Promise<Map<string, Versioned<StatusRecord>>>;
   /** Replaces the record only if it is still at `version`; VersionConflictError otherwise. */
   update(record: StatusRecord, version: string): Promise<Versioned<StatusRecord>>;
 }
 
 export interface TranscriptStore {
-  /** Stores `transcripts/<id>/<attempt>.log`; returns the key. */
-  put(id: string, attempt: number, text: string): Promise<string>;
-  get(id: string, attempt?: number): Promise<string | undefined>;
+  /** Stores the transcript of one SMTP connection under `key`. */
+  put(key: string, text: string): Promise<void>;
+  /** One attempt's part of a connection's transcript; undefined when the object is gone. */
+  part(ref: TranscriptRef): Promise<string | undefined>;
 }

@@ -1,10 +1,14 @@
-// One SMTP connection per invocation, reused across the records of a batch: one reconnect when the
-// connection breaks, and each record's lines routed to that record's own transcript. (The RSET after a
-// transaction that did not complete is lib/smtp's: SmtpConnection starts the next transaction with it.)
+// The SMTP side of one worker invocation: one connection, shared by every message of the batch (their
+// transactions are pipelined on it), one reconnect when it breaks, and one transcript per connection whose
+// lines carry each message's tag, so a message's part can be cut out of it (transcriptPart).
+// (The RSET after a transaction that did not complete is lib/smtp's: SmtpConnection starts the next
+// transaction with it.)
 
 import {
+  createTranscript,
   type Envelope,
   type MessageBody,
+  type SendOptions,
   type SendResult,
   type SmtpClientOptions,
   type Transcript,
@@ -13,23 +17,33 @@ import {
 } from '../smtp/index.ts';
 import type { SmtpSender } from './deliver.ts';
 import { describeFailure, toSmtpFailure } from './outcome.ts';
+import { isThrottlingFailure } from './throttle.ts';
 
 /** The part of lib/smtp's SmtpConnection the session uses. */
 export interface SmtpConnectionLike {
   readonly usable: boolean;
   /** Epoch ms that no reply wait may run past. */
   deadline?: number | undefined;
-  send(envelope: Envelope, body: MessageBody): Promise<SendResult>;
+  send(envelope: Envelope, body: MessageBody, options?: SendOptions): Promise<SendResult>;
   quit(): Promise<unknown>;
   close(): void;
 }
 
 export type Connect = (options: SmtpClientOptions) => Promise<SmtpConnectionLike>;
 
+/** One connection opened (or tried) by the session, with its transcript. */
+export interface ConnectionRecord {
+  /** 1-based, in the order the session opened them. */
+  number: number;
+  transcript: Transcript;
+  /** The tags (messages) whose lines are in it. */
+  tags: Set<string>;
+}
+
 /** Connections one invocation may open: the first, and one reconnect after a break. */
 const CONNECTION_BUDGET = 2;
 
-/** Raised instead of a third connection attempt: the record is deferred at once, without waiting on the relay. */
+/** Raised instead of a third connection attempt: the message is deferred at once, without waiting on the relay. */
 class SessionExhaustedError extends Error {
   readonly code = 'SESSION_EXHAUSTED';
   readonly stage = 'connect';
@@ -37,14 +51,14 @@ class SessionExhaustedError extends Error {
 }
 
 export class SmtpSession implements SmtpSender {
+  /** Every connection opened or tried, in order: their transcripts are stored when the session is over. */
+  readonly connections: ConnectionRecord[] = [];
   private connection: SmtpConnectionLike | undefined;
-  private connectionsOpened = 0;
-  private transactionsOnConnection = 0;
+  /** The connect in progress: concurrent sends wait for the same one. */
+  private connecting: Promise<SmtpConnectionLike> | undefined;
   private lastConnectFailure: string | undefined;
-  private sink: Transcript | undefined;
-  /** The `*` events of the current connection's setup (TCP, TLS), repeated in later records' transcripts. */
-  private setupEvents: string[] = [];
-  private recordingSetup = false;
+  /** A first line for each message's part (`delivery attempt 2 of message …`), written where it first appears. */
+  private readonly headers = new Map<string, string>();
   /** Epoch ms that no SMTP wait of this session may run past (the invocation's end, less time to record). */
   private deadline: number | undefined;
 
@@ -59,32 +73,34 @@ export class SmtpSession implements SmtpSender {
     if (this.connection) this.connection.deadline = deadline;
   }
 
-  /** Routes the session's lines to `transcript` until the next call (one transcript per record attempt). */
-  attach(transcript: Transcript): void {
-    this.sink = transcript;
-    if (this.connection?.usable) {
-      transcript.add(
-        '*',
-        `reusing the connection to ${this.relayName()} (${this.transactionsOnConnection} transactions so far)`,
-      );
-      for (const event of this.setupEvents) transcript.add('*', `earlier on this connection: ${event}`);
-    }
+  /** The line that opens `tag`'s part of a transcript. */
+  describe(tag: string, header: string): void {
+    this.headers.set(tag, header);
   }
 
-  async send(envelope: Envelope, createBody: () => MessageBody): Promise<SendResult> {
-    const reused = this.connection?.usable === true;
-    const connection = await this.ready();
+  async send(envelope: Envelope, createBody: () => MessageBody, tag: string): Promise<SendResult> {
+    const connection = await this.ready(tag);
+    const record = this.current()!;
+    const reused = record.tags.size > 1 || (record.tags.size === 1 && !record.tags.has(tag));
     try {
-      return await this.transaction(connection, envelope, createBody);
+      return await connection.send(envelope, createBody(), { tag });
     } catch (thrown) {
-      // A connection that sat idle between records may have been closed by the relay; the first command
-      // then fails before anything of this transaction was accepted, so one retry on a new connection is safe.
+      // A connection that broke under transactions that had not started (the relay closed an idle
+      // connection, or another message's failure ended it) failed before anything of this transaction was
+      // accepted, so one retry on a new connection is safe. Not after throttling: the relay wants a pause.
       const failure = toSmtpFailure(thrown);
       const nothingAccepted = failure.stage === 'mail' || failure.stage === 'rset';
-      if (!reused || connection.usable || !nothingAccepted || this.connectionsOpened >= CONNECTION_BUDGET)
+      if (
+        !reused ||
+        connection.usable ||
+        !nothingAccepted ||
+        isThrottlingFailure(failure) ||
+        this.connections.length >= CONNECTION_BUDGET
+      )
         throw thrown;
-      this.note(`the reused connection broke (${describeFailure(failure)}); reconnecting`);
-      return this.transaction(await this.ready(), envelope, createBody);
+      record.transcript.add('*', `the connection broke (${describeFailure(failure)}); reconnecting`, tag);
+      const again = await this.ready(tag);
+      return again.send(envelope, createBody(), { tag });
     }
   }
 
@@ -102,68 +118,82 @@ export class SmtpSession implements SmtpSender {
     }
   }
 
-  private async transaction(
-    connection: SmtpConnectionLike,
-    envelope: Envelope,
-    createBody: () => MessageBody,
-  ): Promise<SendResult> {
-    this.transactionsOnConnection += 1;
-    return connection.send(envelope, createBody());
+  private current(): ConnectionRecord | undefined {
+    return this.connections[this.connections.length - 1];
   }
 
-  private async ready(): Promise<SmtpConnectionLike> {
-    if (this.connection?.usable) return this.connection;
+  /** The open connection, or a new one; marks `tag` as present in that connection's transcript. */
+  private async ready(tag: string): Promise<SmtpConnectionLike> {
+    if (this.connection?.usable) {
+      this.enter(this.current()!, tag);
+      return this.connection;
+    }
+    if (!this.connecting) this.connecting = this.open().finally(() => (this.connecting = undefined));
+    try {
+      const connection = await this.connecting;
+      this.enter(this.current()!, tag);
+      return connection;
+    } catch (thrown) {
+      const record = this.current();
+      if (record) this.enter(record, tag);
+      throw thrown;
+    }
+  }
+
+  private async open(): Promise<SmtpConnectionLike> {
     if (this.connection) {
       this.connection.close();
       this.connection = undefined;
     }
-    if (this.connectionsOpened >= CONNECTION_BUDGET) {
-      const reason = `not connecting again: ${this.connectionsOpened} connections to ${this.relayName()} already failed or broke in this invocation (last: ${this.lastConnectFailure ?? 'connection lost'})`;
-      this.note(reason);
+    if (this.connections.length >= CONNECTION_BUDGET) {
+      const reason = `not connecting again: ${this.connections.length} connections to ${this.relayName()} already failed or broke in this invocation (last: ${this.lastConnectFailure ?? 'connection lost'})`;
+      this.current()?.transcript.add('*', reason);
       throw new SessionExhaustedError(reason);
     }
-    this.connectionsOpened += 1;
-    this.transactionsOnConnection = 0;
-    this.setupEvents = [];
-    this.recordingSetup = true;
+    const record: ConnectionRecord = {
+      number: this.connections.length + 1,
+      transcript: createTranscript(),
+      tags: new Set(),
+    };
+    this.connections.push(record);
     try {
-      const options = { ...this.options, transcript: this.relayTranscript() };
-      this.connection = await this.connect(
+      const options = { ...this.options, transcript: record.transcript };
+      const connection = await this.connect(
         this.deadline === undefined ? options : withDeadline(options, this.deadline),
       );
-      this.connection.deadline = this.deadline;
-      return this.connection;
+      connection.deadline = this.deadline;
+      this.connection = connection;
+      return connection;
     } catch (thrown) {
       this.lastConnectFailure = describeFailure(toSmtpFailure(thrown));
-      this.note(`connection to ${this.relayName()} failed: ${this.lastConnectFailure}`);
+      record.transcript.add('*', `connection to ${this.relayName()} failed: ${this.lastConnectFailure}`);
       throw thrown;
-    } finally {
-      this.recordingSetup = false;
     }
   }
 
-  private note(text: string): void {
-    this.sink?.add('*', text);
+  private enter(record: ConnectionRecord, tag: string): void {
+    if (record.tags.has(tag)) return;
+    record.tags.add(tag);
+    const header = this.headers.get(tag);
+    if (header) record.transcript.add('*', header, tag);
   }
 
   private relayName(): string {
     return `${this.options.host}${this.options.port ? `:${this.options.port}` : ''}`;
   }
+}
 
-  /** The transcript lib/smtp writes into: it forwards to whichever record is attached right now. */
-  private relayTranscript(): Transcript {
-    const session = this;
-    return {
-      get entries(): readonly TranscriptEntry[] {
-        return session.sink?.entries ?? [];
-      },
-      add(kind, text) {
-        if (session.recordingSetup && kind === '*') session.setupEvents.push(text);
-        session.sink?.add(kind, text);
-      },
-      toString() {
-        return session.sink?.toString() ?? '';
-      },
-    };
-  }
+/**
+ * One message's part of a connection's transcript, as [first, last] runs of line numbers: the connection's
+ * own (untagged) lines — connect, greeting, EHLO, TLS, AUTH, QUIT — and the lines tagged with `tag`.
+ */
+export function transcriptPart(entries: readonly TranscriptEntry[], tag: string): [number, number][] {
+  const runs: [number, number][] = [];
+  entries.forEach((entry, n) => {
+    if (entry.tag !== undefined && entry.tag !== tag) return;
+    const last = runs[runs.length - 1];
+    if (last && last[1] === n - 1) last[1] = n;
+    else runs.push([n, n]);
+  });
+  return runs;
 }

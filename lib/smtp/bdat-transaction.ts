@@ -52,11 +52,13 @@ export async function bdatTransaction(
   session: Session,
   lines: EnvelopeLines,
   body: Body,
+  tag: string | undefined,
   replay = false,
 ): Promise<SendResult> {
   const { wire, turn, options } = session;
   const { command: commandTimeout, dataEnd, data: dataTimeout } = options.timeouts;
   const carry = await turn.acquire(); // none in practice: only DATA transactions hand bytes on
+  wire.tag = tag;
   let holding = true;
   // A BDAT LAST ends its transaction whatever the reply (RFC 3030 §2, like the end of DATA), so the next one
   // may follow while it is in flight without RSET. A server that keeps the MAIL state of a failed one
@@ -119,6 +121,7 @@ export async function bdatTransaction(
       await sendChunk(true);
     }
     holding = false;
+    wire.tag = undefined;
     turn.release();
 
     if (reset) await checkReset(wire, pending.shift()!);
@@ -130,7 +133,7 @@ export async function bdatTransaction(
       session.needsReset = true;
       if (mail.code === 503 && behind && !reset && 'chunks' in body) {
         wire.note('*', 'MAIL got 503 behind a transaction in flight: sending the message again after RSET');
-        return await bdatTransaction(session, lines, body, true);
+        return await bdatTransaction(session, lines, body, tag, true);
       }
       return { mail, recipients: everyRecipient(lines.recipients, mail) };
     }
@@ -144,6 +147,9 @@ export async function bdatTransaction(
     return { mail, recipients, data };
   } finally {
     session.inFlight--;
-    if (holding) turn.release();
+    if (holding) {
+      wire.tag = undefined;
+      turn.release();
+    }
   }
 }

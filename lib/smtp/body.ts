@@ -43,7 +43,7 @@ export function describe(session: Session, chunks: Buffer[], octets: number, lin
     wire.note('C', describeMessage(octets, lines));
     return;
   }
-  const recorder = new PayloadRecorder(wire.transcript);
+  const recorder = new PayloadRecorder((kind, text) => wire.note(kind, text));
   for (const chunk of chunks) recorder.push(chunk);
   recorder.end();
 }
@@ -66,7 +66,7 @@ export function finishRecord(
 /** A recorder for the payload lines when the caller asked for them (transcriptData); else undefined. */
 export function payloadRecorder(session: Session): PayloadRecorder | undefined {
   const { wire, options } = session;
-  return options.transcriptData && wire.transcript ? new PayloadRecorder(wire.transcript) : undefined;
+  return options.transcriptData && wire.transcript ? new PayloadRecorder((kind, text) => wire.note(kind, text)) : undefined;
 }
 
 /** Streams a body through the encoder with backpressure; a source error breaks the session (the DATA

@@ -12,7 +12,15 @@ import type { Session } from './session.ts';
 import { transaction } from './transaction.ts';
 import { REDACTED } from './transcript.ts';
 import { WriteTurn } from './turn.ts';
-import type { Envelope, Extensions, MessageBody, Reply, SendResult, SmtpClientOptions } from './types.ts';
+import type {
+  Envelope,
+  Extensions,
+  MessageBody,
+  Reply,
+  SendOptions,
+  SendResult,
+  SmtpClientOptions,
+} from './types.ts';
 import { type Socket, Wire } from './wire.ts';
 
 /** At most this many SASL challenges: a server that keeps asking is misbehaving. */
@@ -158,11 +166,11 @@ export class SmtpConnection {
 
   /** One message. Resolves with an outcome per recipient while the session stays usable; rejects with an
    *  SmtpError when it breaks (421, timeout, connection loss, protocol error) or the input is invalid. */
-  send(envelope: Envelope, body: MessageBody): Promise<SendResult> {
+  send(envelope: Envelope, body: MessageBody, options?: SendOptions): Promise<SendResult> {
     if (this.quitting) {
       return Promise.reject(new SmtpError('SMTP_CONNECTION', 'connection is quitting', { stage: 'mail' }));
     }
-    return transaction(this.session, envelope, body);
+    return transaction(this.session, envelope, body, options);
   }
 
   rset(): Promise<Reply> {

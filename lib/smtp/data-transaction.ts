@@ -22,10 +22,12 @@ export async function dataTransaction(
   lines: EnvelopeLines,
   body: Body,
   pipelined: boolean,
+  tag: string | undefined,
 ): Promise<SendResult> {
   const { wire, turn, options } = session;
   const { command: commandTimeout, dataEnd } = options.timeouts;
   const carry = await turn.acquire();
+  wire.tag = tag;
   let holding = true;
   try {
     if (wire.failure) throw wire.failure;
@@ -81,6 +83,7 @@ export async function dataTransaction(
     const dotReply = wire.expect('dot', dataEnd);
     if (pipelined) {
       holding = false;
+      wire.tag = undefined;
       if (!turn.release(end)) writeGroup(wire, undefined, end);
     } else {
       writeGroup(wire, undefined, end);
@@ -91,7 +94,10 @@ export async function dataTransaction(
     settle(recipients, dot);
     return { mail, recipients, data: dot };
   } finally {
-    if (holding) turn.release();
+    if (holding) {
+      wire.tag = undefined;
+      turn.release();
+    }
   }
 }
 

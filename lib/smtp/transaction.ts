@@ -7,7 +7,7 @@ import { prepareBody } from './body.ts';
 import { dataTransaction } from './data-transaction.ts';
 import { envelopeLines } from './envelope.ts';
 import type { Session } from './session.ts';
-import type { Envelope, MessageBody, SendResult } from './types.ts';
+import type { Envelope, MessageBody, SendOptions, SendResult } from './types.ts';
 
 /** A stream body belongs to the transaction: read to the end, or destroyed when it is not needed (MAIL or
  *  every RCPT refused, invalid envelope, broken session), so that a file or socket behind it is released. */
@@ -15,15 +15,21 @@ export async function transaction(
   session: Session,
   envelope: Envelope,
   body: MessageBody,
+  options: SendOptions = {},
 ): Promise<SendResult> {
   try {
-    return await runTransaction(session, envelope, body);
+    return await runTransaction(session, envelope, body, options.tag);
   } finally {
     if (body instanceof Readable && !body.readableEnded && !body.destroyed) body.destroy();
   }
 }
 
-async function runTransaction(session: Session, envelope: Envelope, body: MessageBody): Promise<SendResult> {
+async function runTransaction(
+  session: Session,
+  envelope: Envelope,
+  body: MessageBody,
+  tag: string | undefined,
+): Promise<SendResult> {
   const { wire, extensions: ext, options } = session;
   if (wire.failure) throw wire.failure;
   const pipelined = options.pipelining && ext.pipelining;
@@ -33,6 +39,6 @@ async function runTransaction(session: Session, envelope: Envelope, body: Messag
   const size = 'chunks' in prepared.body ? prepared.body.octets : undefined;
   const lines = envelopeLines(envelope, ext, { size, eightBit: prepared.eightBit });
   return chunked
-    ? bdatTransaction(session, lines, prepared.body)
-    : dataTransaction(session, lines, prepared.body, pipelined);
+    ? bdatTransaction(session, lines, prepared.body, tag)
+    : dataTransaction(session, lines, prepared.body, pipelined, tag);
 }

@@ -8,16 +8,23 @@ export function createTranscript(): Transcript {
   const entries: TranscriptEntry[] = [];
   return {
     entries,
-    add(kind, text) {
-      entries.push({ at: new Date(), kind, text });
+    add(kind, text, tag) {
+      entries.push(tag === undefined ? { at: new Date(), kind, text } : { at: new Date(), kind, text, tag });
     },
     toString() {
-      let out = '';
-      for (const { at, kind, text } of entries)
-        out += `${at.toISOString()} ${kind === '*' ? '* ' : `${kind}:`} ${text}\n`;
-      return out;
+      return formatEntries(entries);
     },
   };
+}
+
+/** One line per entry: a CR or LF inside an entry's text is written as an escape, so line n is entry n. */
+export function formatEntries(entries: readonly TranscriptEntry[]): string {
+  let out = '';
+  for (const { at, kind, text } of entries) {
+    const line = text.replace(/[\r\n]/g, (c) => (c === '\r' ? '\\r' : '\\n'));
+    out += `${at.toISOString()} ${kind === '*' ? '* ' : `${kind}:`} ${line}\n`;
+  }
+  return out;
 }
 
 /** How a command line appears in the transcript: AUTH arguments become `<redacted>`. */
@@ -35,17 +42,17 @@ export function describeMessage(octets: number, lines: number): string {
 /** Records a message payload line by line (transcriptData), holding at most one partial line between chunks. */
 export class PayloadRecorder {
   private carry = '';
-  constructor(private readonly transcript: Transcript) {}
+  constructor(private readonly add: (kind: 'C', text: string) => void) {}
 
   push(chunk: Buffer): void {
     const text = this.carry + chunk.toString('utf8');
     const lines = text.split('\r\n');
     this.carry = lines.pop() ?? '';
-    for (const line of lines) this.transcript.add('C', line);
+    for (const line of lines) this.add('C', line);
   }
 
   end(): void {
-    if (this.carry) this.transcript.add('C', this.carry);
+    if (this.carry) this.add('C', this.carry);
     this.carry = '';
   }
 }

@@ -96,6 +96,13 @@ export interface SmtpClientOptions {
   transcriptData?: boolean;
 }
 
+/** Per-transaction options of SmtpConnection.send. */
+export interface SendOptions {
+  /** Marks every transcript line of this transaction (commands, their replies, the message summary), so
+   *  that one connection's transcript can be split into the parts of the messages it carried. */
+  tag?: string;
+}
+
 export interface Envelope {
   from: string;
   to: string[];
@@ -133,13 +140,15 @@ export interface TranscriptEntry {
   /** C: client to server, S: server to client, *: an event (connect, TLS, timeout, error, retry). */
   kind: 'C' | 'S' | '*';
   text: string;
+  /** The transaction the line belongs to (SendOptions.tag); absent for the connection's own lines. */
+  tag?: string;
 }
 
 /** The session record a caller gets back. Credentials never reach it. */
 export interface Transcript {
   readonly entries: readonly TranscriptEntry[];
-  add(kind: TranscriptEntry['kind'], text: string): void;
-  /** `2026-11-28T10:00:00.000Z S: 220 …` lines joined with \n, ending with \n. */
+  add(kind: TranscriptEntry['kind'], text: string, tag?: string): void;
+  /** `2026-11-28T10:00:00.000Z S: 220 …` lines joined with \n, ending with \n: one line per entry. */
   toString(): string;
 }
 

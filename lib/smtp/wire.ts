@@ -16,6 +16,8 @@ interface Waiting {
   reject(error: SmtpError): void;
   /** STARTTLS: a 220 must be the last byte the server sends in plain text (RFC 3207 §6). */
   beforeTls: boolean;
+  /** The transaction that sent the command: its reply lines carry the same transcript tag. */
+  tag: string | undefined;
 }
 
 export type Socket = net.Socket | tls.TLSSocket;
@@ -31,6 +33,8 @@ export class Wire {
   failure: SmtpError | undefined;
   /** Epoch ms that no reply wait may run past (sendWithRetry's deadline). */
   deadline: number | undefined;
+  /** The tag of the transaction holding the write turn: its lines are marked with it (SendOptions.tag). */
+  tag: string | undefined;
   readonly transcript: Transcript | undefined;
   private parser = new ReplyParser();
   private readonly waiting: Waiting[] = [];
@@ -58,7 +62,7 @@ export class Wire {
   }
 
   note(kind: 'C' | '*', text: string): void {
-    this.transcript?.add(kind, text);
+    this.transcript?.add(kind, text, this.tag);
   }
 
   /** The next reply, in order, with the stage's timeout counted from when it becomes the oldest awaited. */
@@ -66,7 +70,7 @@ export class Wire {
     if (this.failure) return Promise.reject(this.failure);
     this.lastStage = stage;
     const reply = new Promise<Reply>((resolve, reject) => {
-      this.waiting.push({ stage, timeout, resolve, reject, beforeTls });
+      this.waiting.push({ stage, timeout, resolve, reject, beforeTls, tag: this.tag });
       if (this.waiting.length === 1) this.armTimer();
     });
     // Pipelined replies are awaited one after another; when the wire fails they all reject at once, and the
@@ -139,7 +143,12 @@ export class Wire {
   fail(error: SmtpError, noted = true): void {
     if (this.failure) return;
     this.failure = error;
-    if (noted) this.note('*', `error ${error.code} at ${error.stage}: ${error.message}`);
+    if (noted)
+      this.transcript?.add(
+        '*',
+        `error ${error.code} at ${error.stage}: ${error.message}`,
+        this.waiting[0]?.tag ?? this.tag,
+      );
     this.stopTimer();
     const waiting = this.waiting.splice(0);
     for (const w of waiting) w.reject(error);
@@ -183,7 +192,7 @@ export class Wire {
       if (this.transcript) {
         // SASL challenges can carry secrets (and XOAUTH2 error details): never recorded.
         if (head?.stage === 'auth' && reply.code === 334) this.transcript.add('S', `334 ${REDACTED}`);
-        else for (const line of replyLines(reply)) this.transcript.add('S', line);
+        else for (const line of replyLines(reply)) this.transcript.add('S', line, head?.tag);
       }
       if (!head) {
         // RFC 5321 §3.8: a server may announce 421 at any time and close; anything else unasked is a violation.

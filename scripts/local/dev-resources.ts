@@ -1,4 +1,4 @@
-// The AWS resources of `npm run dev` — bucket, queue with its dead-letter queue (redrive), SMTP secret —
+// The AWS resources of `npm run dev` — ledger table, bucket, queue with its dead-letter queue (redrive), SMTP secret —
 // created when missing, found when present, so a restart (or a second run against LocalStack) reuses them.
 import { CreateBucketCommand, type CreateBucketCommandInput, HeadBucketCommand } from '@aws-sdk/client-s3';
 import {
@@ -14,6 +14,7 @@ import {
   SetQueueAttributesCommand,
 } from '@aws-sdk/client-sqs';
 import type { AwsClients } from '../../lib/aws/clients.ts';
+import { ensureLedgerTable } from '../../lib/aws/ledger-table.ts';
 
 export interface SmtpSecretValue {
   username: string;
@@ -21,6 +22,8 @@ export interface SmtpSecretValue {
 }
 
 export interface DevResources {
+  /** The ledger (DynamoDB table). */
+  table: string;
   bucket: string;
   queueUrl: string;
   /** Undefined for an existing queue without a redrive policy. */
@@ -37,8 +40,8 @@ export interface DevResourceOptions {
   visibilityTimeoutSeconds: number;
   /** What the secret must hold (the dev server's credentials, or SMTP_URL's). */
   secret: SmtpSecretValue;
-  /** A bucket and queue that exist already (a deployed stack's): used as they are, nothing created. */
-  existing?: { bucket: string; queueUrl: string };
+  /** A bucket, queue and table that exist already (a deployed stack's): used as they are, nothing created. */
+  existing?: { bucket: string; queueUrl: string; table: string };
   region: string;
   /**
    * Bucket names are global in real AWS: `<prefix>-<account>-<region>` (the account read from the queue's
@@ -137,15 +140,17 @@ export async function ensureDevResources(
 ): Promise<DevResources> {
   const secretArn = await ensureSecret(clients, `${options.prefix}/smtp`, options.secret);
   if (options.existing) {
-    const { bucket, queueUrl } = options.existing;
+    const { bucket, queueUrl, table } = options.existing;
     await clients.s3.send(new HeadBucketCommand({ Bucket: bucket }));
-    return { bucket, queueUrl, dlqUrl: await deadLetterQueueOf(clients, queueUrl), secretArn };
+    return { table, bucket, queueUrl, dlqUrl: await deadLetterQueueOf(clients, queueUrl), secretArn };
   }
+  const table = `${options.prefix}-ledger`;
+  await ensureLedgerTable(clients.dynamodb, table);
   const queues = await ensureQueues(clients, options);
   const account = (await queueArn(clients, queues.url)).split(':')[4];
   const bucket = options.globalBucketName
     ? `${options.prefix}-${account}-${options.region}`
     : `${options.prefix}-bucket`;
   await ensureBucket(clients, bucket, options.region);
-  return { bucket, queueUrl: queues.url, dlqUrl: queues.dlq, secretArn };
+  return { table, bucket, queueUrl: queues.url, dlqUrl: queues.dlq, secretArn };
 }

@@ -1,10 +1,12 @@
-// Persistence for the dev stack's own moto server, which keeps everything in memory: the bucket (status
-// records, transcripts, idempotency claims, claim-check payloads) is mirrored to <dir>/s3/ while running and
-// at shutdown; the messages still on the queue and the DLQ are saved to <dir>/*.jsonl at shutdown. On the next
+// Persistence for the dev stack's own moto server, which keeps everything in memory: the bucket (transcripts,
+// claim-check payloads) is mirrored to <dir>/s3/ and the ledger table (status records, idempotency keys, the
+// relay's rate limit) to <dir>/ledger.jsonl while running and at shutdown; the messages still on the queue and
+// the DLQ are saved to <dir>/*.jsonl at shutdown. On the next
 // start the new moto gets all of it back. moto's own recorder would replay every request ever made (each poll
 // included), so a mirror of the resulting state is smaller and exact.
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { type AttributeValue, BatchWriteItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   ChangeMessageVisibilityCommand,
@@ -18,6 +20,8 @@ import type { BatchReport } from './sqs-poller.ts';
 export interface SnapshotTarget {
   clients: AwsClients;
   bucket: string;
+  /** The ledger table. */
+  table: string;
   queues: { main: string; dlq: string };
   /** Directory of the snapshot, e.g. .smtpq/state. */
   dir: string;
@@ -68,6 +72,7 @@ export async function restoreSnapshot(
       new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: manifest[key]!.contentType }),
     );
   });
+  const items = await restoreTable(target);
   let messages = 0;
   for (const [queue, file] of Object.entries(QUEUE_FILES) as Array<[keyof typeof QUEUE_FILES, string]>) {
     const bodies = await readQueueFile(path.join(dir, file));
@@ -82,7 +87,52 @@ export async function restoreSnapshot(
     messages += bodies.length;
     await rm(path.join(dir, file), { force: true });
   }
-  return { objects: keys.length, messages };
+  return { objects: keys.length + items, messages };
+}
+
+const TABLE_FILE = 'ledger.jsonl';
+
+/** Writes the saved ledger items into the (fresh) table; returns how many. */
+async function restoreTable(target: SnapshotTarget): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(path.join(target.dir, TABLE_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+  const items = text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, AttributeValue>);
+  for (let i = 0; i < items.length; i += 25) {
+    let requests = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+    for (let round = 0; requests.length > 0; round++) {
+      if (round === 5) throw new Error(`restoring ${TABLE_FILE}: DynamoDB kept ${requests.length} items back`);
+      const out = await target.clients.dynamodb.send(
+        new BatchWriteItemCommand({ RequestItems: { [target.table]: requests } }),
+      );
+      requests = (out.UnprocessedItems?.[target.table] ?? []) as typeof requests;
+    }
+  }
+  return items.length;
+}
+
+/** Saves every item of the ledger table to <dir>/ledger.jsonl (written aside, then renamed into place). */
+export async function mirrorTable(target: SnapshotTarget): Promise<void> {
+  const lines: string[] = [];
+  let start: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await target.clients.dynamodb.send(
+      new ScanCommand({ TableName: target.table, ExclusiveStartKey: start }),
+    );
+    for (const item of page.Items ?? []) lines.push(JSON.stringify(item));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  await mkdir(target.dir, { recursive: true });
+  const file = path.join(target.dir, TABLE_FILE);
+  await writeFile(`${file}.tmp`, lines.length ? `${lines.join('\n')}\n` : '');
+  await rename(`${file}.tmp`, file);
 }
 
 async function readQueueFile(file: string): Promise<string[]> {

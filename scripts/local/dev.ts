@@ -3,18 +3,20 @@
 // the SQS event-source poller, and a dev SMTP server the worker delivers to over STARTTLS with AUTH.
 // startDev() is also the programmatic entry of the e2e tests: every port may be 0, and the chosen ones come back.
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AwsClients, createAwsClients } from '../../lib/aws/clients.ts';
-import { S3StatusStore } from '../../lib/aws/status-store.ts';
+import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { loadOrCreateLocalCa } from './certs.ts';
 import { type DevResources, ensureDevResources, type SmtpSecretValue } from './dev-resources.ts';
 import { type DevSmtpServer, type MailStore, startDevSmtp } from './dev-smtp.ts';
 import {
   drainQueues,
   mirrorBucket,
+  mirrorTable,
   RetainedRecords,
   restoreSnapshot,
   type SnapshotTarget,
@@ -35,6 +37,7 @@ const userEnv = {
   AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL,
   BUCKET_NAME: process.env.BUCKET_NAME,
   QUEUE_URL: process.env.QUEUE_URL,
+  LEDGER_TABLE: process.env.LEDGER_TABLE,
 };
 
 export interface DevOptions {
@@ -128,13 +131,22 @@ async function devCredentials(dataDir: string): Promise<SmtpSecretValue> {
   return credentials;
 }
 
-/** BUCKET_NAME + QUEUE_URL name existing resources (a deployed stack's) on an endpoint the user chose. */
-function existingResources(ownMoto: boolean): { bucket: string; queueUrl: string } | undefined {
-  const { BUCKET_NAME: bucket, QUEUE_URL: queueUrl } = userEnv;
-  if (ownMoto || (!bucket && !queueUrl)) return undefined;
-  if (!bucket || !queueUrl)
-    throw new Error('set both BUCKET_NAME and QUEUE_URL to use existing resources, or neither');
-  return { bucket, queueUrl };
+/** BUCKET_NAME + QUEUE_URL + LEDGER_TABLE name existing resources (a deployed stack's) on an endpoint the user chose. */
+function existingResources(ownMoto: boolean): { bucket: string; queueUrl: string; table: string } | undefined {
+  const { BUCKET_NAME: bucket, QUEUE_URL: queueUrl, LEDGER_TABLE: table } = userEnv;
+  if (ownMoto || (!bucket && !queueUrl && !table)) return undefined;
+  if (!bucket || !queueUrl || !table)
+    throw new Error('set all of BUCKET_NAME, QUEUE_URL and LEDGER_TABLE to use existing resources, or none');
+  return { bucket, queueUrl, table };
+}
+
+/** A positive whole number from the environment, or the fallback. */
+function countOption(env: string | undefined, fallback: number, name: string, max: number): number {
+  if (env === undefined || env === '') return fallback;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new Error(`${name} must be a whole number from 1 to ${max}, got "${env}"`);
+  return n;
 }
 
 function setEnv(env: NodeJS.ProcessEnv, values: Record<string, string | undefined>): void {
@@ -187,7 +199,16 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     const gateway: Server = createGateway({
       region: env.AWS_REGION ?? 'us-east-1',
       handler: async (event, context) =>
-        api ? api(event, context) : { statusCode: 503, body: JSON.stringify({ message: 'starting' }) },
+        api
+          ? api(event, context)
+          : {
+              statusCode: 503,
+              headers: { 'content-type': 'application/json', 'retry-after': '2' },
+              body: JSON.stringify({
+                error: 'starting',
+                message: 'smtpq dev is starting (the AWS emulator and the handlers); retry in a few seconds',
+              }),
+            },
       inbox: async (req, res, url) => (inbox ? inbox.handle(req, res, url) : false),
       onApiWrite: () => inbox?.notify(),
     });
@@ -238,11 +259,12 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       region,
       globalBucketName: realAws,
     });
-    const { bucket, queueUrl } = resources;
+    const { bucket, queueUrl, table } = resources;
 
     const snapshot: SnapshotTarget = {
       clients,
       bucket,
+      table,
       // Only our own moto is snapshotted, and its queues always have the DLQ we created.
       queues: { main: queueUrl, dlq: resources.dlqUrl ?? '' },
       dir: path.join(dataDir, 'state'),
@@ -275,6 +297,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       AWS_ENDPOINT_URL: awsEndpoint,
       BUCKET_NAME: bucket,
       QUEUE_URL: queueUrl,
+      LEDGER_TABLE: table,
       ...(relay
         ? relayEnv(relay, resources.secretArn)
         : {
@@ -304,22 +327,36 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     const { createWorkerDeps } = await import('../../functions/worker/deps.ts');
     const run = createApiHandler(createDeps(loadApiConfig(env)));
     api = (event) => run(event);
-    const worker = createWorker(createWorkerDeps(loadWorkerConfig(env)));
+    const workerDeps = createWorkerDeps(loadWorkerConfig(env));
+    const worker = createWorker(workerDeps);
+    const relayView = () => workerDeps.gate.status();
 
     inbox = createInbox({
-      s3: clients.s3,
-      bucket,
-      status: new S3StatusStore(clients.s3, bucket),
+      ledger: new DynamoLedger(clients.documents, table, Number(env.RETENTION_DAYS ?? 30)),
+      relay: relayView,
       mail: smtp?.store,
     });
     cleanups.push(async () => inbox?.close());
 
     const retained = new RetainedRecords();
+    const invocationLog = env.SMTPQ_DEV_INVOCATION_LOG;
     const poller = await startSqsPoller({
       sqs: clients.sqs,
       queueUrl,
       region,
-      onBatch: (report) => retained.track(report),
+      // As the template's event source: BatchSize, MaximumBatchingWindowInSeconds, MaximumConcurrency.
+      batchSize: countOption(env.WORKER_BATCH_SIZE, 100, 'WORKER_BATCH_SIZE', 10_000),
+      batchingWindowSeconds: countOption(env.WORKER_BATCHING_WINDOW_SECONDS, 1, 'WORKER_BATCHING_WINDOW_SECONDS', 300),
+      concurrency: countOption(env.SMTP_MAX_CONNECTIONS, 2, 'SMTP_MAX_CONNECTIONS', 1000),
+      onBatch: (report) => {
+        retained.track(report);
+        // For the pipeline benchmark: the workers' busy time (Lambda GB-s).
+        if (invocationLog)
+          appendFileSync(
+            invocationLog,
+            `${JSON.stringify({ records: report.event.Records.length, ms: report.durationMs })}\n`,
+          );
+      },
       handler: async (event, context) => {
         try {
           return await worker(event, context);
@@ -335,7 +372,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       // with thousands of objects a pass can take longer than the interval.
       let mirroring: Promise<void> | undefined;
       const timer = setInterval(() => {
-        mirroring ??= mirrorBucket(snapshot)
+        mirroring ??= Promise.all([mirrorBucket(snapshot), mirrorTable(snapshot)])
+          .then(() => {})
           .catch((error: Error) => console.error(`[dev] snapshot: ${error.message}`))
           .finally(() => {
             mirroring = undefined;
@@ -347,6 +385,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
         clearInterval(timer);
         await mirroring;
         await mirrorBucket(snapshot);
+        await mirrorTable(snapshot);
         await retained.release(snapshot);
         const saved = await drainQueues(snapshot);
         if (saved > 0) log(`saved ${saved} queued messages to ${snapshot.dir}`);
@@ -404,6 +443,7 @@ function banner(stack: DevStack, info: { ownMoto: boolean; relay?: SmtpRelay }):
     ['Queue', stack.resources.queueUrl],
     ['DLQ', stack.resources.dlqUrl ?? '(none: the queue has no redrive policy)'],
     ['Bucket', stack.resources.bucket],
+    ['Ledger', `${stack.resources.table}   (DynamoDB)`],
   ];
   if (info.relay) {
     rows.push([

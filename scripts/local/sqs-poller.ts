@@ -24,8 +24,11 @@ export interface SqsPollerOptions {
   handler: BatchHandler;
   /** For the records' awsRegion and the context's ARN. Default us-east-1. */
   region?: string;
-  /** Records per invocation, 1–10 (Lambda's BatchSize for standard queues, up to the ReceiveMessage limit). Default 10. */
+  /** Records per invocation, 1–10,000 (Lambda's BatchSize for standard queues; above 10 Lambda needs a batching
+   *  window, and gathers the batch from several receives of at most 10, as this does). Default 10. */
   batchSize?: number;
+  /** Invocations at once (the event source's MaximumConcurrency; each invocation opens one SMTP connection). Default 1. */
+  concurrency?: number;
   /** MaximumBatchingWindowInSeconds: keep gathering records this long while the batch is not full. Default 0. */
   batchingWindowSeconds?: number;
   /** Long-poll wait of each ReceiveMessage, 0–20 s. Default 2, so stop() never waits long. */
@@ -43,6 +46,8 @@ export interface BatchReport {
   event: SQSEvent;
   /** SQS message ids deleted (finished), and left on the queue (reported failures, or the whole batch). */
   deleted: string[];
+  /** How long the handler ran (the invocation's billed duration, roughly). */
+  durationMs: number;
   retained: string[];
   /** The handler threw, or answered with an identifier not in the batch: Lambda then retries the whole batch. */
   wholeBatchFailed: boolean;
@@ -60,7 +65,11 @@ export interface SqsPoller {
   pollOnce(): Promise<number>;
 }
 
-const MAX_BATCH = 10;
+const MAX_BATCH = 10_000;
+/** ReceiveMessage and DeleteMessageBatch take at most 10 messages; a bigger batch takes several calls. */
+const PER_CALL = 10;
+/** Receives in flight at once while a batch is gathered. */
+const RECEIVES_IN_PARALLEL = 10;
 const ERROR_PAUSE_MS = 1000;
 
 export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
@@ -87,7 +96,14 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
     return queueArn;
   }
 
+  /** Up to `max` messages: several receives of at most 10 in parallel. */
   async function receive(max: number, wait: number): Promise<Message[]> {
+    const calls = Math.min(RECEIVES_IN_PARALLEL, Math.ceil(max / PER_CALL));
+    const sizes = Array.from({ length: calls }, (_, i) => Math.min(PER_CALL, max - i * PER_CALL));
+    return (await Promise.all(sizes.map((n) => receiveOnce(n, wait)))).flat();
+  }
+
+  async function receiveOnce(max: number, wait: number): Promise<Message[]> {
     const result = await options.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: options.queueUrl,
@@ -128,6 +144,7 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
     const ids = new Set(event.Records.map((r) => r.messageId));
     let failed: Set<string>;
     let wholeBatchFailed = false;
+    const started = Date.now();
     try {
       const response = await options.handler(event, context);
       const reported = (response?.batchItemFailures ?? []).map((f) => f.itemIdentifier);
@@ -139,28 +156,37 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
       wholeBatchFailed = true;
       failed = ids;
     }
+    const durationMs = Date.now() - started;
     const done = event.Records.filter((r) => !failed.has(r.messageId));
     const deleted = await remove(done);
     options.onBatch?.({
       event,
       deleted,
+      durationMs,
       retained: event.Records.filter((r) => !deleted.includes(r.messageId)).map((r) => r.messageId),
       wholeBatchFailed,
     });
     return messages.length;
   }
 
+  /** Deletes the finished records, 10 per call, the calls in parallel. */
   async function remove(records: SQSRecord[]): Promise<string[]> {
-    if (records.length === 0) return [];
-    const result = await options.sqs.send(
-      new DeleteMessageBatchCommand({
-        QueueUrl: options.queueUrl,
-        Entries: records.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
+    const chunks: SQSRecord[][] = [];
+    for (let i = 0; i < records.length; i += PER_CALL) chunks.push(records.slice(i, i + PER_CALL));
+    const deleted = await Promise.all(
+      chunks.map(async (chunk) => {
+        const result = await options.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: options.queueUrl,
+            Entries: chunk.map((r, i) => ({ Id: String(i), ReceiptHandle: r.receiptHandle })),
+          }),
+        );
+        for (const f of result.Failed ?? [])
+          onError(new Error(`delete of record ${f.Id} failed: ${f.Code} ${f.Message}`));
+        return (result.Successful ?? []).map((s) => chunk[Number(s.Id)]!.messageId);
       }),
     );
-    for (const f of result.Failed ?? [])
-      onError(new Error(`delete of record ${f.Id} failed: ${f.Code} ${f.Message}`));
-    return (result.Successful ?? []).map((s) => records[Number(s.Id)]!.messageId);
+    return deleted.flat();
   }
 
   async function run(): Promise<void> {
@@ -180,7 +206,8 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
       running = true;
       stopping = false;
       abort = new AbortController();
-      loop = run();
+      const loops = Array.from({ length: Math.max(1, options.concurrency ?? 1) }, () => run());
+      loop = Promise.all(loops).then(() => {});
     },
     async stop() {
       running = false;

@@ -1,17 +1,19 @@
 // The dev inbox behind http://localhost:3000/_inbox: the static page, a small JSON API joining the status
-// ledger (S3 messages/*.json) with the mail the dev SMTP server captured, and a server-sent event stream that
+// ledger (DynamoDB, listed through its state index) with the mail the dev SMTP server captured, the relay's
+// shared pause (throttling), and a server-sent event stream that
 // tells open pages when to refresh. Local only: no auth, so the gateway binds to loopback.
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { type AddressObject, simpleParser } from 'mailparser';
-import type { StatusRecord, StatusStore } from '../../../lib/delivery/ports.ts';
+import { type DynamoLedger, LISTED_STATES } from '../../../lib/aws/ledger-store.ts';
+import type { StatusRecord } from '../../../lib/delivery/ports.ts';
+import type { RelayStatus } from '../../../lib/delivery/relay-limit.ts';
 import { bareMessageId, type MailStore } from '../dev-smtp.ts';
 
 export interface InboxOptions {
-  s3: S3Client;
-  bucket: string;
-  status: StatusStore;
+  ledger: Pick<DynamoLedger, 'get' | 'getMany' | 'listIds'>;
+  /** The relay's shared state (a throttling pause), shown above the list. */
+  relay?: () => Promise<RelayStatus>;
   /** Absent when the worker delivers to a real relay (SMTP_URL): then there is no captured mail. */
   mail?: MailStore;
 }
@@ -45,7 +47,7 @@ const HTML_BODY_CSP =
 const LIST_LIMIT = 200;
 
 export function createInbox(options: InboxOptions): Inbox {
-  const records = new StatusCache(options.s3, options.bucket, options.status);
+
   const listeners = new Set<ServerResponse>();
   let pending: NodeJS.Timeout | undefined;
   const heartbeat = setInterval(() => {
@@ -89,8 +91,9 @@ export function createInbox(options: InboxOptions): Inbox {
       return true;
     }
     if (path === '/_inbox/api/messages') {
-      const all = await records.all();
-      const messages = all.slice(0, LIST_LIMIT).map((record) => ({
+      const all = await newestRecords(options.ledger, LIST_LIMIT);
+      const relay = await options.relay?.().catch(() => undefined);
+      const messages = all.map((record) => ({
         ...summary(record),
         received: options.mail?.byMessageId(record.messageId).length ?? 0,
       }));
@@ -101,12 +104,19 @@ export function createInbox(options: InboxOptions): Inbox {
         messages,
         other: other.slice(0, LIST_LIMIT),
         capturing: options.mail !== undefined,
+        relay: relay
+          ? {
+              pausedUntil: relay.pausedUntil?.toISOString(),
+              pauseLevel: relay.pauseLevel,
+              reason: relay.reason,
+            }
+          : undefined,
       });
       return true;
     }
     const message = /^\/_inbox\/api\/messages\/([A-Za-z0-9_-]{1,128})$/.exec(path);
     if (message) {
-      const record = (await options.status.get(message[1]!))?.value;
+      const record = (await options.ledger.get(message[1]!))?.value;
       if (!record) sendJson(res, 404, { error: 'not_found', message: `no message ${message[1]}` });
       else sendJson(res, 200, { status: record, mails: options.mail?.byMessageId(record.messageId) ?? [] });
       return true;
@@ -231,45 +241,19 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 }
 
 /**
- * The status records, newest first. A listing gives each object's ETag, so only records that changed since
- * the last look are fetched again — the list stays cheap with thousands of messages.
+ * The newest `limit` records across every state: the state index gives each state's newest ids (by creation
+ * time), merged; the records then come in one batch read.
  */
-class StatusCache {
-  readonly #records = new Map<string, { etag: string; record: StatusRecord }>();
-
-  constructor(
-    private readonly s3: S3Client,
-    private readonly bucket: string,
-    private readonly status: StatusStore,
-  ) {}
-
-  async all(): Promise<StatusRecord[]> {
-    const current = new Map<string, string>();
-    let token: string | undefined;
-    do {
-      const page = await this.s3.send(
-        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: 'messages/', ContinuationToken: token }),
-      );
-      for (const object of page.Contents ?? []) {
-        const id = /^messages\/([A-Za-z0-9_-]+)\.json$/.exec(object.Key ?? '')?.[1];
-        if (id) current.set(id, object.ETag ?? '');
-      }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
-    for (const id of this.#records.keys()) if (!current.has(id)) this.#records.delete(id);
-    const stale = [...current].filter(([id, etag]) => this.#records.get(id)?.etag !== etag);
-    for (let i = 0; i < stale.length; i += 16) {
-      await Promise.all(
-        stale.slice(i, i + 16).map(async ([id]) => {
-          const found = await this.status.get(id);
-          if (found) this.#records.set(id, { etag: found.version, record: found.value });
-        }),
-      );
-    }
-    return [...this.#records.values()]
-      .map((entry) => entry.record)
-      .sort((a, b) =>
-        a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id < b.id ? 1 : -1,
-      );
-  }
+async function newestRecords(
+  ledger: InboxOptions['ledger'],
+  limit: number,
+): Promise<StatusRecord[]> {
+  const pages = await Promise.all(LISTED_STATES.map((state) => ledger.listIds(state, { limit })));
+  // Ids are ULIDs: their order is their creation order.
+  const ids = [...new Set(pages.flatMap((page) => page.ids))].sort().reverse().slice(0, limit);
+  const found = await ledger.getMany(ids);
+  return ids.flatMap((id) => {
+    const entry = found.get(id);
+    return entry ? [entry.value] : [];
+  });
 }

@@ -29,7 +29,14 @@ function when(iso) {
 let selectedId = null;
 
 async function renderList() {
-  const { messages, other } = await getJson('/_inbox/api/messages');
+  const { messages, other, relay } = await getJson('/_inbox/api/messages');
+  // The relay's shared pause (a throttling reply made every worker wait), while it lasts.
+  const paused = relay?.pausedUntil && Date.parse(relay.pausedUntil) > Date.now();
+  const relayLine = $('#relay');
+  relayLine.hidden = !paused;
+  relayLine.textContent = paused
+    ? `relay paused until ${when(relay.pausedUntil)} (level ${relay.pauseLevel}): ${relay.reason ?? 'throttled'}`
+    : '';
   const body = $('#messages tbody');
   body.replaceChildren(
     ...messages.map((m) => {

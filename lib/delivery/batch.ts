@@ -1,0 +1,483 @@
+// One worker invocation's batch, delivered at the client's speed: the ledger is read once for the whole batch,
+// the claims are written in parallel, every claimed message goes to the one SMTP connection together (so
+// lib/smtp pipelines them), and the transcripts and outcomes are written in parallel once the SMTP work is
+// over. No storage wait sits between two sends.
+//
+// Exactly once per recipient: a message is sent only under a lease taken by a conditional write on the
+// version read; a second delivery of the same queue message sees the lease or loses that write, and backs
+// off. A worker killed after the relay's 250 and before the outcome write leaves the lease to run out: the
+// message is sent again at most once, by the delivery that takes the next lease.
+import type { Envelope, MessageBody } from '../smtp/types.ts';
+import { backoffSeconds, decideRetry, MAX_DEFERRAL_SECONDS, type RetrySettings } from './backoff.ts';
+import { deliver } from './deliver.ts';
+import {
+  type AttemptSummary,
+  applyResults,
+  claim,
+  failMessage,
+  finishAttempt,
+  giveUp,
+  isFinal,
+  leaseHeldByOther,
+  pendingAddresses,
+} from './ledger.ts';
+import type { RecipientResult } from './outcome.ts';
+import {
+  type MessageState,
+  type RecipientRecord,
+  type StatusRecord,
+  type StatusStore,
+  type TranscriptRef,
+  type TranscriptStore,
+  VersionConflictError,
+  type Versioned,
+} from './ports.ts';
+import type { RelayGate } from './relay-limit.ts';
+import { type SmtpSession, transcriptPart } from './session.ts';
+import { isThrottlingReply } from './throttle.ts';
+
+/** One queue record of the batch. */
+export interface BatchRecord {
+  /** The queue's id of the record (SQS messageId): outcomes are keyed by it. */
+  key: string;
+  /** The smtpq message id it carries. */
+  id: string;
+  /** The queue's delivery count (SQS ApproximateReceiveCount): drives the back-off and the attempt limit. */
+  receiveCount: number;
+  /** The initial status record the queue message carries: written when the ledger has none yet. */
+  initial: StatusRecord;
+  /** Builds the message (Message-ID and date fixed at submit, so every attempt sends the same bytes). */
+  prepare(record: StatusRecord): Preparation;
+}
+
+/** The message as a transaction needs it: the envelope sender and flags, and a fresh body stream per try. */
+export interface PreparedMessage {
+  envelope: Omit<Envelope, 'to'>;
+  createBody: () => MessageBody;
+}
+
+/** What prepare() says of a ledger entry: the message to send, or why it can never be sent. */
+export type Preparation = { ok: true; message: PreparedMessage } | { ok: false; reason: string };
+
+export interface BatchDeps {
+  status: StatusStore;
+  transcripts: TranscriptStore;
+  session: Pick<SmtpSession, 'describe' | 'send' | 'close' | 'connections'>;
+  gate: RelayGate;
+  retry: RetrySettings;
+  /** The S3 key of the transcript of the session's n-th connection. */
+  transcriptKey(connection: number): string;
+  /** Identifies this invocation in the leases it takes. */
+  owner: string;
+  /** How long a lease holds: longer than this invocation can possibly run. */
+  leaseMs: number;
+  /** Milliseconds left in which new SMTP work may start (the invocation's end, less time to record). */
+  timeLeft(): number;
+  now?: () => Date;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface AttemptFacts {
+  attempt?: number;
+  results?: Map<string, RecipientResult>;
+  transactionMs?: number[];
+}
+
+export type RecordOutcome =
+  /** Nothing more to do for this queue record: delete it. */
+  | ({ kind: 'done'; id: string; state: MessageState; reason?: string } & AttemptFacts)
+  /** Keep the record; hide it for `delaySeconds` (undefined: leave it to the queue's own timeout). */
+  | ({
+      kind: 'retry';
+      id: string;
+      delaySeconds?: number;
+      why: 'deferred' | 'leased' | 'conflict' | 'paused' | 'rate_limited' | 'out_of_time' | 'error';
+      error?: unknown;
+    } & AttemptFacts)
+  /** No retry can fix it: the message (if it exists) is failed with the reason; the record goes to the DLQ. */
+  | { kind: 'malformed'; id: string; reason: string };
+
+export interface BatchReport {
+  outcomes: Map<string, RecordOutcome>;
+  /** Transcripts that could not be stored (the outcomes are in the ledger all the same). */
+  transcriptErrors: { key: string; error: unknown }[];
+  /** The relay pause this batch started (a throttling reply), if any. */
+  pausedUntil?: Date;
+}
+
+/** No new chunk of the batch is started with less time left than this: its records go back untouched. */
+export const MIN_TIME_LEFT_MS = 5_000;
+/** The longest the worker waits in-invocation for rate-limit permits before returning records to the queue. */
+const MAX_PERMIT_WAIT_MS = 2_000;
+/** Permit waits are at least this long, so a rate-limited worker asks the table a few times a second at most. */
+const MIN_PERMIT_WAIT_MS = 250;
+/** Outcome writes that lose a race are re-read and merged this many times. */
+const OUTCOME_WRITE_TRIES = 3;
+
+interface Candidate {
+  record: BatchRecord;
+  entry: Versioned<StatusRecord>;
+  message: PreparedMessage;
+}
+
+interface Attempted {
+  record: BatchRecord;
+  claimed: Versioned<StatusRecord>;
+  addresses: string[];
+  tag: string;
+  results: Map<string, RecipientResult>;
+  transactionMs: number[];
+  throttled: boolean;
+}
+
+export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecord[]): Promise<BatchReport> {
+  const now = deps.now ?? (() => new Date());
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const outcomes = new Map<string, RecordOutcome>();
+  const writes: Promise<void>[] = [];
+  const report: BatchReport = { outcomes, transcriptErrors: [] };
+
+  // The ledger and the relay's permits in one parallel step.
+  const [entriesRead, firstPermits] = await Promise.allSettled([
+    deps.status.getMany(records.map((r) => r.id)),
+    deps.gate.acquire(records.length, now()),
+  ]);
+  if (entriesRead.status === 'rejected') {
+    for (const r of records)
+      outcomes.set(r.key, { kind: 'retry', id: r.id, why: 'error', error: entriesRead.reason });
+    return report;
+  }
+  const entries = entriesRead.value;
+  // No record yet: the API enqueues before it writes the record, and died in between or is still writing it.
+  const missing = records.filter((r, i) => !entries.has(r.id) && records.findIndex((o) => o.id === r.id) === i);
+  await Promise.all(
+    missing.map(async (r) => {
+      const written = await writeInitial(deps, r).catch(() => undefined);
+      if (written) entries.set(r.id, written);
+    }),
+  );
+
+  const started = now();
+  const candidates: Candidate[] = [];
+  const seen = new Set<string>();
+  for (const record of records) {
+    const entry = entries.get(record.id);
+    if (seen.has(record.id)) {
+      // The same message twice in one batch (SQS delivers at least once): the first record carries it.
+      outcomes.set(record.key, {
+        kind: 'done',
+        id: record.id,
+        state: entry?.value.state ?? 'queued',
+        reason: 'duplicate of another record in this batch',
+      });
+      continue;
+    }
+    seen.add(record.id);
+    if (!entry) {
+      outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'error', error: 'status record not written' });
+      continue;
+    }
+    const value = entry.value;
+    if (isFinal(value)) {
+      outcomes.set(record.key, { kind: 'done', id: record.id, state: value.state, reason: 'already final' });
+    } else if (leaseHeldByOther(value, deps.owner, started)) {
+      outcomes.set(record.key, {
+        kind: 'retry',
+        id: record.id,
+        why: 'leased',
+        delaySeconds: leaseDelaySeconds(value, started),
+      });
+    } else if (pendingAddresses(value).length === 0) {
+      // Every recipient is settled but the message state was not (a worker stopped between writes).
+      writes.push(settleOnly(deps, record, entry, outcomes, started));
+    } else {
+      const prepared = record.prepare(value);
+      if (prepared.ok) {
+        candidates.push({ record, entry, message: prepared.message });
+      } else {
+        outcomes.set(record.key, { kind: 'malformed', id: record.id, reason: prepared.reason });
+        writes.push(markFailed(deps, entry, prepared.reason, started));
+      }
+    }
+  }
+
+  // Send in chunks as the relay's permits allow (one chunk: all of them, when no rate limit is set).
+  const attempts: Promise<Attempted | undefined>[] = [];
+  let throttle: { reason: string; pause?: Promise<Date> } | undefined;
+  const onThrottle = (reason: string) => {
+    if (throttle) return;
+    throttle = { reason };
+    throttle.pause = deps.gate.pause(reason, now()).catch(() => new Date(now().getTime() + 1000));
+  };
+  let permits =
+    firstPermits.status === 'fulfilled' ? firstPermits.value : { granted: 0, retryAfterMs: 1000 };
+  let queue = candidates;
+  while (queue.length > 0 && !throttle) {
+    if (deps.timeLeft() < MIN_TIME_LEFT_MS) break;
+    if (permits.granted === 0) {
+      const wait = Math.max(MIN_PERMIT_WAIT_MS, permits.retryAfterMs);
+      if (wait > MAX_PERMIT_WAIT_MS || deps.timeLeft() - wait < MIN_TIME_LEFT_MS) break;
+      await sleep(wait);
+      permits = await deps.gate.acquire(queue.length, now()).catch(() => ({ granted: 0, retryAfterMs: 1000 }));
+      continue;
+    }
+    const chunk = queue.slice(0, permits.granted);
+    queue = queue.slice(chunk.length);
+    const claimed = await Promise.all(chunk.map((c) => claimOne(deps, c, outcomes, now())));
+    for (const [i, claim] of claimed.entries()) {
+      if (claim) attempts.push(sendOne(deps, chunk[i]!, claim, onThrottle));
+    }
+    if (queue.length > 0)
+      permits = await deps.gate.acquire(queue.length, now()).catch(() => ({ granted: 0, retryAfterMs: 1000 }));
+  }
+  const attempted = (await Promise.all(attempts)).filter((a): a is Attempted => a !== undefined);
+  await deps.session.close();
+  const pausedUntil = throttle ? await throttle.pause : undefined;
+  if (pausedUntil) report.pausedUntil = pausedUntil;
+
+  // What was not sent goes back to the queue unclaimed: after the pause, the next permit, or at once.
+  const finished = now();
+  const waitFor = (until: Date | undefined) =>
+    until ? Math.min(MAX_DEFERRAL_SECONDS, Math.max(1, Math.ceil((until.getTime() - finished.getTime()) / 1000))) : undefined;
+  for (const c of queue) {
+    const why = throttle ? 'paused' : permits.granted === 0 && permits.retryAfterMs > 0 ? 'rate_limited' : 'out_of_time';
+    const delaySeconds =
+      why === 'paused'
+        ? waitFor(pausedUntil)
+        : why === 'rate_limited'
+          ? Math.max(1, Math.ceil(permits.retryAfterMs / 1000))
+          : undefined;
+    outcomes.set(c.record.key, { kind: 'retry', id: c.record.id, why, delaySeconds });
+  }
+
+  // Transcripts (one object per connection) and outcomes, all in parallel.
+  const puts = deps.session.connections
+    .filter((connection) => connection.tags.size > 0)
+    .map(async (connection) => {
+      const key = deps.transcriptKey(connection.number);
+      try {
+        await deps.transcripts.put(key, connection.transcript.toString());
+      } catch (error) {
+        report.transcriptErrors.push({ key, error });
+      }
+    });
+  for (const a of attempted) {
+    const refs: TranscriptRef[] = deps.session.connections
+      .filter((connection) => connection.tags.has(a.tag))
+      .map((connection) => ({
+        attempt: a.claimed.value.attempts,
+        key: deps.transcriptKey(connection.number),
+        lines: transcriptPart(connection.transcript.entries, a.tag),
+      }));
+    writes.push(recordOutcome(deps, a, refs, finished, a.throttled ? waitFor(pausedUntil) : undefined, outcomes));
+  }
+  const clean = attempted.length > 0 && !throttle;
+  await Promise.all([...puts, ...writes, clean ? deps.gate.recovered(finished).catch(() => {}) : undefined]);
+  return report;
+}
+
+/** The queue message's initial record, written when the ledger has none (or the one a racing writer wrote). */
+async function writeInitial(deps: BatchDeps, r: BatchRecord): Promise<Versioned<StatusRecord> | undefined> {
+  try {
+    return await deps.status.create(r.initial);
+  } catch (error) {
+    if (!(error instanceof VersionConflictError)) throw error;
+    return deps.status.get(r.id);
+  }
+}
+
+async function claimOne(
+  deps: BatchDeps,
+  c: Candidate,
+  outcomes: Map<string, RecordOutcome>,
+  at: Date,
+): Promise<Versioned<StatusRecord> | undefined> {
+  try {
+    return await deps.status.update(
+      claim(c.entry.value, deps.owner, at, new Date(at.getTime() + deps.leaseMs)),
+      c.entry.version,
+    );
+  } catch (error) {
+    const conflict = error instanceof VersionConflictError;
+    outcomes.set(c.record.key, {
+      kind: 'retry',
+      id: c.record.id,
+      why: conflict ? 'conflict' : 'error',
+      delaySeconds: conflict ? backoffSeconds(c.record.receiveCount, deps.retry, deps.random) : undefined,
+      ...(conflict ? {} : { error }),
+    });
+    return undefined;
+  }
+}
+
+async function sendOne(
+  deps: BatchDeps,
+  c: Candidate,
+  claimed: Versioned<StatusRecord>,
+  onThrottle: (reason: string) => void,
+): Promise<Attempted> {
+  const attempt = claimed.value.attempts;
+  const addresses = pendingAddresses(claimed.value);
+  const tag = `${c.record.id}/${attempt}`;
+  deps.session.describe(
+    tag,
+    `delivery attempt ${attempt} of message ${c.record.id} to ${addresses.length} recipient(s)`,
+  );
+  const report = await deliver(deps.session, { ...c.message, addresses, tag });
+  let throttled = false;
+  for (const result of report.results.values()) {
+    if (result.state === 'deferred' && result.reply && isThrottlingReply(result.reply)) {
+      throttled = true;
+      onThrottle(`${result.reply.code} ${result.reply.lines[0] ?? ''}`.trim());
+    }
+  }
+  return {
+    record: c.record,
+    claimed,
+    addresses,
+    tag,
+    results: report.results,
+    transactionMs: report.transactionMs,
+    throttled,
+  };
+}
+
+/** The attempt's outcome into the ledger, and what becomes of the queue record. */
+async function recordOutcome(
+  deps: BatchDeps,
+  a: Attempted,
+  transcripts: TranscriptRef[],
+  finished: Date,
+  pauseSeconds: number | undefined,
+  outcomes: Map<string, RecordOutcome>,
+): Promise<void> {
+  const { record, claimed, results } = a;
+  const facts: AttemptFacts = { attempt: claimed.value.attempts, results, transactionMs: a.transactionMs };
+  const afterAttempt = applyResults(claimed.value.recipients, results, finished);
+  let decision: ReturnType<typeof decideRetry> | undefined;
+  if (afterAttempt.some((r) => r.state === 'deferred' || r.state === 'queued')) {
+    decision = decideRetry(
+      record.receiveCount,
+      new Date(claimed.value.createdAt),
+      finished,
+      deps.retry,
+      deps.random,
+    );
+    // A throttled relay is waited out: the pause, not the message's back-off, says when to try again.
+    if (decision.retry && pauseSeconds !== undefined) decision = { retry: true, delaySeconds: pauseSeconds };
+  }
+  const gaveUp = decision?.retry === false ? decision.reason : undefined;
+  // From any version of the ledger (the claimed one, or a newer one after a lost race): this attempt's
+  // results, and the give-up if the limits were reached.
+  const settle = (recipients: readonly RecipientRecord[]) => {
+    const applied = applyResults(recipients, results, finished);
+    return gaveUp ? giveUp(applied, gaveUp, finished) : applied;
+  };
+  const nextAttemptAt = decision?.retry
+    ? new Date(finished.getTime() + decision.delaySeconds * 1000)
+    : undefined;
+  let written: StatusRecord;
+  try {
+    written = await writeOutcome(deps, claimed, settle, { transcripts, nextAttemptAt, error: gaveUp }, finished);
+  } catch (error) {
+    // The results are not in the ledger: the lease runs out and the next delivery sends (at most once) again.
+    outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'error', error, ...facts });
+    return;
+  }
+  if (isFinal(written)) {
+    outcomes.set(record.key, { kind: 'done', id: record.id, state: written.state, reason: gaveUp, ...facts });
+    return;
+  }
+  // Not final: the queue record must stay. A live lease another delivery took meanwhile ('sending') is
+  // waited out; a deferred message waits its back-off.
+  if (written.state === 'sending') {
+    outcomes.set(record.key, {
+      kind: 'retry',
+      id: record.id,
+      why: 'leased',
+      delaySeconds: leaseDelaySeconds(written, finished),
+      ...facts,
+    });
+    return;
+  }
+  const delaySeconds = decision?.retry
+    ? decision.delaySeconds
+    : backoffSeconds(record.receiveCount, deps.retry, deps.random);
+  outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'deferred', delaySeconds, ...facts });
+}
+
+/** A message whose recipients are all settled but whose state is not: settle it without a session. */
+async function settleOnly(
+  deps: BatchDeps,
+  record: BatchRecord,
+  entry: Versioned<StatusRecord>,
+  outcomes: Map<string, RecordOutcome>,
+  at: Date,
+): Promise<void> {
+  try {
+    const settled = await writeOutcome(deps, entry, (recipients) => [...recipients], {}, at);
+    // A delivery that took a lease meanwhile settles it itself; until then this queue record stays.
+    outcomes.set(
+      record.key,
+      isFinal(settled)
+        ? { kind: 'done', id: record.id, state: settled.state, reason: 'nothing left to send' }
+        : { kind: 'retry', id: record.id, why: 'leased', delaySeconds: leaseDelaySeconds(settled, at) },
+    );
+  } catch (error) {
+    outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'error', error });
+  }
+}
+
+/** A message that can never be sent: every open recipient fails with the reason (best effort). */
+async function markFailed(
+  deps: BatchDeps,
+  entry: Versioned<StatusRecord>,
+  reason: string,
+  at: Date,
+): Promise<void> {
+  if (isFinal(entry.value)) return;
+  try {
+    await deps.status.update(failMessage(entry.value, reason, at), entry.version);
+  } catch {
+    // Another delivery wrote meanwhile, or DynamoDB failed: the record still reaches the DLQ, which is what
+    // counts; the worker logs the reason with it.
+  }
+}
+
+/** Until a lease another delivery holds runs out (at least 1 s, at most what SQS can hide a record for). */
+function leaseDelaySeconds(record: StatusRecord, now: Date): number {
+  const leftMs = Date.parse(record.lease?.until ?? '') - now.getTime();
+  if (!Number.isFinite(leftMs)) return 1;
+  return Math.min(MAX_DEFERRAL_SECONDS, Math.max(1, Math.ceil(leftMs / 1000)));
+}
+
+/**
+ * Writes the attempt's outcome on the version it read. If another writer got in between (only possible
+ * once the lease ran out), the latest record is re-read and this attempt's results merged into it:
+ * results are facts about what the server said, and a recipient already final keeps its state.
+ */
+async function writeOutcome(
+  deps: BatchDeps,
+  read: Versioned<StatusRecord>,
+  settle: (recipients: readonly RecipientRecord[]) => RecipientRecord[],
+  summary: Omit<AttemptSummary, 'recipients'>,
+  at: Date,
+): Promise<StatusRecord> {
+  const owner = read.value.lease?.owner ?? '';
+  let current = read;
+  for (let tries = 1; ; tries++) {
+    let next = finishAttempt(current.value, { ...summary, recipients: settle(current.value.recipients) }, at);
+    // A live lease someone else took meanwhile stays theirs: they are sending right now.
+    if (leaseHeldByOther(current.value, owner, at))
+      next = { ...next, state: 'sending', lease: current.value.lease };
+    try {
+      return (await deps.status.update(next, current.version)).value;
+    } catch (error) {
+      if (!(error instanceof VersionConflictError) || tries >= OUTCOME_WRITE_TRIES) throw error;
+      const latest = await deps.status.get(read.value.id);
+      if (!latest) throw error;
+      current = latest;
+    }
+  }
+}
