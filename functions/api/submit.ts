@@ -5,7 +5,7 @@
 // message is never left `queued` with nothing on the queue (the gap of writing the ledger first).
 //
 // Idempotency (IETF draft-ietf-httpapi-idempotency-key-header, Stripe's behaviour): the first request with a
-// key claims it with a create-only S3 write; a retry within 24 h, or the loser of a race, gets the same id
+// key claims it with a conditional DynamoDB write; a retry within 24 h, or the loser of a race, gets the same id
 // and nothing is enqueued again. The same key with a different body is refused with 422 (the draft's code:
 // the request is well-formed but conflicts with the key's original request). The comparison uses the
 // fingerprint stored in the claim itself, so it holds for the loser of a race too, before the winner has

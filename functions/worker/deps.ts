@@ -10,7 +10,7 @@ import { DynamoRelayGate } from '../../lib/aws/relay-gate.ts';
 import { SmtpSecretReader } from '../../lib/aws/smtp-secret.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { WorkerConfig } from '../../lib/config.ts';
-import type { RelayLimitSettings } from '../../lib/delivery/relay-limit.ts';
+import { relayLimitSettings } from '../../lib/delivery/relay-limit.ts';
 import type { Connect } from '../../lib/delivery/session.ts';
 import { resolveOptions, SmtpConnection } from '../../lib/smtp/index.ts';
 import type { WorkerDeps } from './worker.ts';
@@ -54,16 +54,6 @@ function smtpConnector(credentials?: () => Promise<{ username: string; password:
   };
 }
 
-/** The relay's shared limit: SMTP_MAX_MESSAGES_PER_SECOND (burst: one second's worth), pauses 5 s → 5 min. */
-function relayLimitSettings(ratePerSecond: number | undefined): RelayLimitSettings {
-  return {
-    ratePerSecond,
-    burst: Math.max(1, Math.ceil(ratePerSecond ?? 1)),
-    pauseBaseMs: 5_000,
-    pauseMaxMs: 300_000,
-  };
-}
-
 export function createWorkerDeps(
   config: WorkerConfig,
   overrides: Partial<WorkerDeps> & { clients?: AwsClients } = {},
@@ -79,7 +69,13 @@ export function createWorkerDeps(
     transcripts: new S3TranscriptStore(s3, bucket),
     payloads: new S3PayloadStore(s3, bucket),
     queue: new SqsQueueProducer(sqs, config.queueUrl),
-    gate: new DynamoRelayGate(documents, table, relay, relayLimitSettings(config.relayMaxRate)),
+    // The relay's shared limit (SMTP_MAX_MESSAGES_PER_SECOND; burst: one second's worth) and pause.
+    gate: new DynamoRelayGate(
+      documents,
+      table,
+      relay,
+      relayLimitSettings({ ratePerSecond: config.relayMaxRate }),
+    ),
     connect: smtpConnector(secret ? () => secret.get() : undefined),
     logger: overrides.logger ?? createLogger(),
     metrics: overrides.metrics ?? createMetrics(),

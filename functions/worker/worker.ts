@@ -81,7 +81,12 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
         } catch (error) {
           if (error instanceof MalformedRecordError) {
             await malformed(deps, record, error.message, error.id);
-            visibility.push({ receiptHandle: record.receiptHandle, seconds: 0, record, what: 'visibility 0' });
+            visibility.push({
+              receiptHandle: record.receiptHandle,
+              seconds: 0,
+              record,
+              what: 'visibility 0',
+            });
           } else {
             // S3 unavailable and the like: the record is fine, try it again later.
             deps.logger.error('queue record not read; it will be tried again', {
@@ -208,7 +213,10 @@ async function malformed(
   try {
     const current = await deps.status.get(id);
     if (!current || isFinal(current.value)) return;
-    await deps.status.update(failMessage(current.value, `malformed queue record: ${reason}`, at), current.version);
+    await deps.status.update(
+      failMessage(current.value, `malformed queue record: ${reason}`, at),
+      current.version,
+    );
   } catch (error) {
     // Another delivery wrote meanwhile, or DynamoDB failed: the record still reaches the DLQ, which is what counts.
     const level = error instanceof VersionConflictError ? 'warn' : 'error';

@@ -4,7 +4,7 @@
 // the key with another body at once, before the winner has written anything else.
 // A claim older than the TTL (24 h) is free again: the condition accepts an item whose expiresAt has passed
 // (DynamoDB's TTL deletes expired items only eventually, within about two days).
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, DeleteCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { idempotencyItemKey, KEY, TTL_ATTRIBUTE } from './ledger-table.ts';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;

@@ -2,10 +2,10 @@
 export { type AwsClients, createAwsClients } from './clients.ts';
 export {
   type ClaimResult,
+  DynamoIdempotencyStore,
   IDEMPOTENCY_TTL_MS,
   IdempotencyContentionError,
   type IdempotencyRecord,
-  DynamoIdempotencyStore,
 } from './idempotency-store.ts';
 export { InvalidKeyError, isValidId } from './keys.ts';
 export { DynamoLedger, InvalidCursorError, LISTED_STATES } from './ledger-store.ts';

@@ -67,7 +67,8 @@ export class DynamoLedger implements StatusStore {
         }),
       );
     } catch (error) {
-      if (isConditionFailure(error)) throw new VersionConflictError(`status record ${record.id} already exists`);
+      if (isConditionFailure(error))
+        throw new VersionConflictError(`status record ${record.id} already exists`);
       throw error;
     }
     return { value: record, version: '1' };
@@ -90,7 +91,8 @@ export class DynamoLedger implements StatusStore {
     const found = new Map<string, Versioned<StatusRecord>>();
     const unique = [...new Set(ids.filter(isValidId))];
     const chunks: string[][] = [];
-    for (let i = 0; i < unique.length; i += BATCH_GET_LIMIT) chunks.push(unique.slice(i, i + BATCH_GET_LIMIT));
+    for (let i = 0; i < unique.length; i += BATCH_GET_LIMIT)
+      chunks.push(unique.slice(i, i + BATCH_GET_LIMIT));
     await Promise.all(
       chunks.map(async (chunk) => {
         let keys: Record<string, unknown>[] = chunk.map((id) => ({ [KEY]: messageKey(id) }));
@@ -191,7 +193,13 @@ export class DynamoLedger implements StatusStore {
 }
 
 /** The states a message can be listed under (the index partitions). */
-export const LISTED_STATES: readonly MessageState[] = ['queued', 'deferred', 'sent', 'partially_sent', 'failed'];
+export const LISTED_STATES: readonly MessageState[] = [
+  'queued',
+  'deferred',
+  'sent',
+  'partially_sent',
+  'failed',
+];
 
 function toVersioned(item: Record<string, unknown>): Versioned<StatusRecord> {
   const value: Record<string, unknown> = {};

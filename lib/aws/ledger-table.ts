@@ -12,7 +12,7 @@ import {
 
 /** The partition key of every item: `msg#<id>`, `idem#<sha256>`, `relay#<name>`. */
 export const KEY = 'pk';
-/** The state index: messages by state (hash) and the time they entered it (range `<ISO time>#<id>`). */
+/** The state index: messages by state (hash) and creation time (range `<createdAt>#<id>`), newest first. */
 export const STATE_INDEX = 'byState';
 export const STATE_INDEX_HASH = 'listState';
 export const STATE_INDEX_RANGE = 'listAt';
@@ -46,8 +46,8 @@ export function ledgerTableDefinition(tableName: string): CreateTableCommandInpu
         Projection: { ProjectionType: 'KEYS_ONLY' },
       },
     ],
-    // The outbox: every new message item becomes a queue message (EventBridge Pipes in AWS,
-    // scripts/local/ledger-stream.ts locally); later issues read the same stream for events.
+    // The ledger's committed changes, for event consumers (nothing reads it for delivery: the API enqueues
+    // first, see functions/api/submit.ts).
     StreamSpecification: { StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' },
   };
 }

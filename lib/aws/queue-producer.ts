@@ -1,4 +1,4 @@
-// The SQS side of the outbox and the worker: enqueue one message or many, and move messages' visibility.
+// The SQS side of the API and the worker: enqueue one message or many, and move messages' visibility.
 // sendBatch never loses an entry silently: every input gets a result, entries SQS fails for its own reasons
 // are retried with back-off, and whatever still fails is reported with SQS's code and message.
 import {

@@ -13,10 +13,12 @@
 // limit there is nothing to count: acquire only reads the pause (one eventually consistent GetItem, half a
 // read unit, no write), so an unlimited relay pays no write per batch.
 //
-// moto vs AWS: real DynamoDB applies a single-item conditional write atomically. moto 5.2's UpdateItem
-// checks the condition and then applies the update as two steps in a threaded server, with no lock between
-// them (moto/dynamodb/models/__init__.py update_item); two writers racing on one version could in principle
-// both pass there. See test/integration/aws-relay-gate.test.ts for how the race test copes.
+// moto vs AWS: real DynamoDB applies a single-item conditional write atomically. moto 5.2.5 does not: its
+// UpdateItem reads the item, checks the condition and applies the update in a threaded server with no lock
+// around the three (moto/dynamodb/models/__init__.py update_item), and 16 writers racing on one version had
+// two winners once in 1,500 rounds here. Nothing in this file can tell; test/integration/aws-relay-gate.test.ts
+// sends its racing gates' requests one at a time to get AWS's guarantee back. ReturnValuesOnConditionCheckFailure
+// behaves as in AWS: the Item comes back in AttributeValue form, and none when the item does not exist.
 import type { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import {

@@ -13,7 +13,8 @@ export class S3TranscriptStore implements TranscriptStore {
   ) {}
 
   async put(key: string, text: string): Promise<void> {
-    if (!isTranscriptKey(key)) throw new TypeError(`not a transcript key: ${JSON.stringify(key.slice(0, 200))}`);
+    if (!isTranscriptKey(key))
+      throw new TypeError(`not a transcript key: ${JSON.stringify(key.slice(0, 200))}`);
     await putText(this.s3, this.bucket, key, text, 'text/plain; charset=utf-8');
   }
 

@@ -150,7 +150,9 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
   }
   const entries = entriesRead.value;
   // No record yet: the API enqueues before it writes the record, and died in between or is still writing it.
-  const missing = records.filter((r, i) => !entries.has(r.id) && records.findIndex((o) => o.id === r.id) === i);
+  const missing = records.filter(
+    (r, i) => !entries.has(r.id) && records.findIndex((o) => o.id === r.id) === i,
+  );
   await Promise.all(
     missing.map(async (r) => {
       const written = await writeInitial(deps, r).catch(() => undefined);
@@ -175,7 +177,12 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
     }
     seen.add(record.id);
     if (!entry) {
-      outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'error', error: 'status record not written' });
+      outcomes.set(record.key, {
+        kind: 'retry',
+        id: record.id,
+        why: 'error',
+        error: 'status record not written',
+      });
       continue;
     }
     const value = entry.value;
@@ -210,8 +217,7 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
     throttle = { reason };
     throttle.pause = deps.gate.pause(reason, now()).catch(() => new Date(now().getTime() + 1000));
   };
-  let permits =
-    firstPermits.status === 'fulfilled' ? firstPermits.value : { granted: 0, retryAfterMs: 1000 };
+  let permits = firstPermits.status === 'fulfilled' ? firstPermits.value : { granted: 0, retryAfterMs: 1000 };
   let queue = candidates;
   while (queue.length > 0 && !throttle) {
     if (deps.timeLeft() < MIN_TIME_LEFT_MS) break;
@@ -219,7 +225,9 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       const wait = Math.max(MIN_PERMIT_WAIT_MS, permits.retryAfterMs);
       if (wait > MAX_PERMIT_WAIT_MS || deps.timeLeft() - wait < MIN_TIME_LEFT_MS) break;
       await sleep(wait);
-      permits = await deps.gate.acquire(queue.length, now()).catch(() => ({ granted: 0, retryAfterMs: 1000 }));
+      permits = await deps.gate
+        .acquire(queue.length, now())
+        .catch(() => ({ granted: 0, retryAfterMs: 1000 }));
       continue;
     }
     const chunk = queue.slice(0, permits.granted);
@@ -229,7 +237,9 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       if (claim) attempts.push(sendOne(deps, chunk[i]!, claim, onThrottle));
     }
     if (queue.length > 0)
-      permits = await deps.gate.acquire(queue.length, now()).catch(() => ({ granted: 0, retryAfterMs: 1000 }));
+      permits = await deps.gate
+        .acquire(queue.length, now())
+        .catch(() => ({ granted: 0, retryAfterMs: 1000 }));
   }
   const attempted = (await Promise.all(attempts)).filter((a): a is Attempted => a !== undefined);
   await deps.session.close();
@@ -239,9 +249,15 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
   // What was not sent goes back to the queue unclaimed: after the pause, the next permit, or at once.
   const finished = now();
   const waitFor = (until: Date | undefined) =>
-    until ? Math.min(MAX_DEFERRAL_SECONDS, Math.max(1, Math.ceil((until.getTime() - finished.getTime()) / 1000))) : undefined;
+    until
+      ? Math.min(MAX_DEFERRAL_SECONDS, Math.max(1, Math.ceil((until.getTime() - finished.getTime()) / 1000)))
+      : undefined;
   for (const c of queue) {
-    const why = throttle ? 'paused' : permits.granted === 0 && permits.retryAfterMs > 0 ? 'rate_limited' : 'out_of_time';
+    const why = throttle
+      ? 'paused'
+      : permits.granted === 0 && permits.retryAfterMs > 0
+        ? 'rate_limited'
+        : 'out_of_time';
     const delaySeconds =
       why === 'paused'
         ? waitFor(pausedUntil)
@@ -270,7 +286,9 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
         key: deps.transcriptKey(connection.number),
         lines: transcriptPart(connection.transcript.entries, a.tag),
       }));
-    writes.push(recordOutcome(deps, a, refs, finished, a.throttled ? waitFor(pausedUntil) : undefined, outcomes));
+    writes.push(
+      recordOutcome(deps, a, refs, finished, a.throttled ? waitFor(pausedUntil) : undefined, outcomes),
+    );
   }
   const clean = attempted.length > 0 && !throttle;
   await Promise.all([...puts, ...writes, clean ? deps.gate.recovered(finished).catch(() => {}) : undefined]);
@@ -357,8 +375,10 @@ async function recordOutcome(
   const afterAttempt = applyResults(claimed.value.recipients, results, finished);
   let decision: ReturnType<typeof decideRetry> | undefined;
   if (afterAttempt.some((r) => r.state === 'deferred' || r.state === 'queued')) {
+    // The ledger's attempt count, not the queue's receive count: receives that sent nothing (a relay
+    // pause, a rate limit, a lease held elsewhere) are not attempts.
     decision = decideRetry(
-      record.receiveCount,
+      claimed.value.attempts,
       new Date(claimed.value.createdAt),
       finished,
       deps.retry,
@@ -379,7 +399,13 @@ async function recordOutcome(
     : undefined;
   let written: StatusRecord;
   try {
-    written = await writeOutcome(deps, claimed, settle, { transcripts, nextAttemptAt, error: gaveUp }, finished);
+    written = await writeOutcome(
+      deps,
+      claimed,
+      settle,
+      { transcripts, nextAttemptAt, error: gaveUp },
+      finished,
+    );
   } catch (error) {
     // The results are not in the ledger: the lease runs out and the next delivery sends (at most once) again.
     outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'error', error, ...facts });
@@ -403,7 +429,7 @@ async function recordOutcome(
   }
   const delaySeconds = decision?.retry
     ? decision.delaySeconds
-    : backoffSeconds(record.receiveCount, deps.retry, deps.random);
+    : backoffSeconds(claimed.value.attempts, deps.retry, deps.random);
   outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'deferred', delaySeconds, ...facts });
 }
 

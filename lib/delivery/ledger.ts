@@ -2,13 +2,7 @@
 // conditional writes; these functions only compute the next record.
 
 import type { RecipientResult } from './outcome.ts';
-import type {
-  MessageState,
-  RecipientRecord,
-  RecipientState,
-  StatusRecord,
-  TranscriptRef,
-} from './ports.ts';
+import type { MessageState, RecipientRecord, RecipientState, StatusRecord, TranscriptRef } from './ports.ts';
 
 const FINAL_MESSAGE_STATES: ReadonlySet<MessageState> = new Set(['sent', 'partially_sent', 'failed']);
 const OPEN_RECIPIENT_STATES: ReadonlySet<RecipientState> = new Set(['queued', 'deferred']);

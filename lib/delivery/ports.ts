@@ -61,7 +61,6 @@ export interface Versioned<T> {
   version: string;
 }
 
-
 /** Thrown by a conditional write that lost a race. */
 export class VersionConflictError extends Error {
   readonly code = 'VERSION_CONFLICT';

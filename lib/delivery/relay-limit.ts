@@ -123,7 +123,7 @@ export function takePermits(
       pausedUntil: new Date(state.pausedUntilMs),
     };
   }
-  const want = Math.max(0, Math.floor(wanted));
+  const want = Number.isNaN(wanted) ? 0 : Math.max(0, Math.floor(wanted));
   if (want === 0) return { state, granted: 0, retryAfterMs: 0 };
   const rate = settings.ratePerSecond;
   if (rate === undefined) return { state, granted: want, retryAfterMs: 0 };

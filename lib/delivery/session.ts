@@ -81,23 +81,17 @@ export class SmtpSession implements SmtpSender {
   async send(envelope: Envelope, createBody: () => MessageBody, tag: string): Promise<SendResult> {
     const connection = await this.ready(tag);
     const record = this.current()!;
-    const reused = record.tags.size > 1 || (record.tags.size === 1 && !record.tags.has(tag));
     try {
       return await connection.send(envelope, createBody(), { tag });
     } catch (thrown) {
-      // A connection that broke under transactions that had not started (the relay closed an idle
-      // connection, or another message's failure ended it) failed before anything of this transaction was
-      // accepted, so one retry on a new connection is safe. Not after throttling: the relay wants a pause.
+      // The connection broke before this transaction was under way: it wrote nothing (another message's
+      // failure ended the connection while this one waited its turn), or its MAIL failed with the connection
+      // (a relay that closed an idle connection). Nothing of it was accepted, so one retry on a new
+      // connection is safe — but not after throttling: the relay wants a pause, not another connection.
       const failure = toSmtpFailure(thrown);
-      const nothingAccepted = failure.stage === 'mail' || failure.stage === 'rset';
-      if (
-        !reused ||
-        connection.usable ||
-        !nothingAccepted ||
-        isThrottlingFailure(failure) ||
-        this.connections.length >= CONNECTION_BUDGET
-      )
-        throw thrown;
+      const wrote = record.transcript.entries.some((e) => e.tag === tag && e.kind === 'C');
+      const nothingAccepted = !wrote || failure.stage === 'mail' || failure.stage === 'rset';
+      if (connection.usable || !nothingAccepted || isThrottlingFailure(failure)) throw thrown;
       record.transcript.add('*', `the connection broke (${describeFailure(failure)}); reconnecting`, tag);
       const again = await this.ready(tag);
       return again.send(envelope, createBody(), { tag });
@@ -128,6 +122,13 @@ export class SmtpSession implements SmtpSender {
       this.enter(this.current()!, tag);
       return this.connection;
     }
+    if (!this.connecting && this.connections.length >= CONNECTION_BUDGET) {
+      const last = this.current()!;
+      const reason = `not connecting again: ${this.connections.length} connections to ${this.relayName()} already failed or broke in this invocation (last: ${this.lastConnectFailure ?? 'connection lost'})`;
+      this.enter(last, tag);
+      last.transcript.add('*', reason, tag);
+      throw new SessionExhaustedError(reason);
+    }
     if (!this.connecting) this.connecting = this.open().finally(() => (this.connecting = undefined));
     try {
       const connection = await this.connecting;
@@ -144,11 +145,6 @@ export class SmtpSession implements SmtpSender {
     if (this.connection) {
       this.connection.close();
       this.connection = undefined;
-    }
-    if (this.connections.length >= CONNECTION_BUDGET) {
-      const reason = `not connecting again: ${this.connections.length} connections to ${this.relayName()} already failed or broke in this invocation (last: ${this.lastConnectFailure ?? 'connection lost'})`;
-      this.current()?.transcript.add('*', reason);
-      throw new SessionExhaustedError(reason);
     }
     const record: ConnectionRecord = {
       number: this.connections.length + 1,

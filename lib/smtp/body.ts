@@ -66,7 +66,9 @@ export function finishRecord(
 /** A recorder for the payload lines when the caller asked for them (transcriptData); else undefined. */
 export function payloadRecorder(session: Session): PayloadRecorder | undefined {
   const { wire, options } = session;
-  return options.transcriptData && wire.transcript ? new PayloadRecorder((kind, text) => wire.note(kind, text)) : undefined;
+  return options.transcriptData && wire.transcript
+    ? new PayloadRecorder((kind, text) => wire.note(kind, text))
+    : undefined;
 }
 
 /** Streams a body through the encoder with backpressure; a source error breaks the session (the DATA

@@ -108,7 +108,8 @@ async function restoreTable(target: SnapshotTarget): Promise<number> {
   for (let i = 0; i < items.length; i += 25) {
     let requests = items.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
     for (let round = 0; requests.length > 0; round++) {
-      if (round === 5) throw new Error(`restoring ${TABLE_FILE}: DynamoDB kept ${requests.length} items back`);
+      if (round === 5)
+        throw new Error(`restoring ${TABLE_FILE}: DynamoDB kept ${requests.length} items back`);
       const out = await target.clients.dynamodb.send(
         new BatchWriteItemCommand({ RequestItems: { [target.table]: requests } }),
       );

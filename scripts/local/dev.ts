@@ -132,7 +132,9 @@ async function devCredentials(dataDir: string): Promise<SmtpSecretValue> {
 }
 
 /** BUCKET_NAME + QUEUE_URL + LEDGER_TABLE name existing resources (a deployed stack's) on an endpoint the user chose. */
-function existingResources(ownMoto: boolean): { bucket: string; queueUrl: string; table: string } | undefined {
+function existingResources(
+  ownMoto: boolean,
+): { bucket: string; queueUrl: string; table: string } | undefined {
   const { BUCKET_NAME: bucket, QUEUE_URL: queueUrl, LEDGER_TABLE: table } = userEnv;
   if (ownMoto || (!bucket && !queueUrl && !table)) return undefined;
   if (!bucket || !queueUrl || !table)
@@ -346,7 +348,12 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       region,
       // As the template's event source: BatchSize, MaximumBatchingWindowInSeconds, MaximumConcurrency.
       batchSize: countOption(env.WORKER_BATCH_SIZE, 100, 'WORKER_BATCH_SIZE', 10_000),
-      batchingWindowSeconds: countOption(env.WORKER_BATCHING_WINDOW_SECONDS, 1, 'WORKER_BATCHING_WINDOW_SECONDS', 300),
+      batchingWindowSeconds: countOption(
+        env.WORKER_BATCHING_WINDOW_SECONDS,
+        1,
+        'WORKER_BATCHING_WINDOW_SECONDS',
+        300,
+      ),
       concurrency: countOption(env.SMTP_MAX_CONNECTIONS, 2, 'SMTP_MAX_CONNECTIONS', 1000),
       onBatch: (report) => {
         retained.track(report);

@@ -133,7 +133,9 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
 
   async function pollOnce(): Promise<number> {
     const source = await arn();
-    const messages = await gather();
+    // A message whose visibility ran out while the batch was gathered comes back within it: once is enough,
+    // with its newest receipt handle (the only one that can still delete it).
+    const messages = [...new Map((await gather()).map((m) => [m.MessageId, m])).values()];
     if (messages.length === 0) return 0;
     const event: SQSEvent = { Records: messages.map((m) => toRecord(m, source, region)) };
     const context = localLambdaContext(

@@ -1,24 +1,26 @@
 // The worker handler against moto and an in-process SMTP server (STARTTLS + AUTH), driven by the SQS
-// event-source poller: connection reuse across a batch, one reconnect, a relay that is down, giving up at
-// the attempt limit, credentials from Secrets Manager never in a transcript, and the cold-start config check.
+// event-source poller: a whole batch pipelined on one connection with one transcript, one reconnect, a relay
+// that is down, giving up at the attempt limit, credentials from Secrets Manager never in a transcript, the
+// lease under races and crashes, and the cold-start config check.
 
 import { LogFormatter, Logger, LogItem } from '@aws-lambda-powertools/logger';
 import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { simpleParser } from 'mailparser';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { createApiHandler } from '../../functions/api/app.ts';
 import { createAwsDeps } from '../../functions/api/aws-deps.ts';
 import { createWorkerDeps } from '../../functions/worker/deps.ts';
 import { createWorker, type WorkerDeps, type WorkerHandler } from '../../functions/worker/worker.ts';
+import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
-import { S3StatusStore } from '../../lib/aws/status-store.ts';
+import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
 import { MAX_DEFERRAL_SECONDS } from '../../lib/delivery/backoff.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import { type BatchReport, createSqsPoller } from '../../scripts/local/sqs-poller.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
 import {
+  acceptMessage,
   greetAndEhlo,
   close as hangUp,
   readData,
@@ -107,15 +109,17 @@ async function pump(handler: WorkerHandler, done: () => Promise<boolean>): Promi
   return reports;
 }
 
-const status = () => new S3StatusStore(resources.clients.s3, resources.bucket);
+const status = () => new DynamoLedger(resources.clients.documents, resources.table, 30);
 async function record(id: string): Promise<StatusRecord> {
   return (await status().get(id))!.value;
 }
-async function transcript(key: string): Promise<string> {
-  const object = await resources.clients.s3.send(
-    new GetObjectCommand({ Bucket: resources.bucket, Key: key }),
+/** The message's part of its connection's transcript for `attempt` (the latest by default). */
+async function transcript(r: StatusRecord, attempt = r.attempts): Promise<string> {
+  const store = new S3TranscriptStore(resources.clients.s3, resources.bucket);
+  const parts = await Promise.all(
+    r.transcripts.filter((t) => t.attempt === attempt).map((t) => store.part(t)),
   );
-  return object.Body!.transformToString();
+  return parts.join('');
 }
 const idOf = (r: { body: string }) => (JSON.parse(r.body) as { id: string }).id;
 const settled =
@@ -136,7 +140,7 @@ function capturingLogger(lines: string[]): Logger {
 }
 
 describe('worker handler', () => {
-  it('delivers a batch over one authenticated STARTTLS connection, a transcript per message', async () => {
+  it('delivers a batch pipelined on one authenticated STARTTLS connection, one transcript for the connection', async () => {
     const logs: string[] = [];
     const before = smtp.connections();
     const ids = [];
@@ -156,15 +160,24 @@ describe('worker handler', () => {
     expect(logs.filter((l) => l.includes('"message":"delivery attempt"'))).toHaveLength(3);
     for (const secret of [TEST_USER.pass, 'body 1', 'body 2', 'body 3', '"n1"'])
       expect(logs.join('\n')).not.toContain(secret);
-    expect(smtp.connections() - before).toBe(reports.length);
+    expect(smtp.connections() - before).toBe(reports.filter((r) => r.event.Records.length > 0).length);
 
-    for (const [i, id] of ids.entries()) {
-      const r = await record(id);
-      expect(r).toMatchObject({ state: 'sent', attempts: 1, transcripts: [`transcripts/${id}/1.log`] });
-      const text = await transcript(r.transcripts[0]!);
-      // The first message's transcript shows the whole session; the others the connection they reused.
-      expect(text).toMatch(i === 0 ? /C: AUTH PLAIN <redacted>/ : /reusing the connection/);
+    const records = await Promise.all(ids.map(record));
+    const keys = new Set(records.map((r) => r.transcripts[0]?.key));
+    // Messages that shared a connection share its transcript object.
+    expect(keys.size).toBe(reports.filter((r) => r.event.Records.length > 0).length);
+    for (const [i, r] of records.entries()) {
+      expect(r).toMatchObject({ state: 'sent', attempts: 1 });
+      expect(r.transcripts).toHaveLength(1);
+      expect(r.transcripts[0]!.key).toMatch(/^transcripts\/\d{4}-\d{2}-\d{2}\/[\w.-]+-1\.log$/);
+      const text = await transcript(r);
+      // Every part shows the connection's own lines and only its own transaction.
+      expect(text).toMatch(/C: AUTH PLAIN <redacted>/);
       expect(text).toMatch(/certificate verified for 127\.0\.0\.1/);
+      expect(text).toContain(`delivery attempt 1 of message ${r.id}`);
+      expect(text).toContain(`C: RCPT TO:<batch${i + 1}@example.org>`);
+      for (const other of [1, 2, 3].filter((n) => n !== i + 1))
+        expect(text).not.toContain(`batch${other}@example.org`);
       expect(text).not.toContain(TEST_USER.pass);
       expect(text).toMatch(/S: 250 .*queued as/);
       const received = smtp.messages.find((m) => m.rcptTo.includes(`batch${i + 1}@example.org`))!;
@@ -174,48 +187,42 @@ describe('worker handler', () => {
     }
   });
 
-  it('reconnects once after the relay drops the session, then defers instead of reconnecting again', async () => {
-    const dropFirst = await submit({ from: 'alice@example.com', to: ['drop-1@example.org'], text: 'x' });
-    const ok = await submit({ from: 'alice@example.com', to: ['after-drop@example.org'], text: 'y' });
-    const dropSecond = await submit({ from: 'alice@example.com', to: ['drop-2@example.org'], text: 'z' });
-    const last = await submit({
-      from: 'alice@example.com',
-      to: ['after-second-drop@example.org'],
-      text: 'w',
+  it('reconnects once after the relay drops the connection, then defers instead of connecting again', async () => {
+    // Connection 1 takes one message and hangs up at the next MAIL; connection 2 the same. No PIPELINING, so
+    // the transactions run one after another in the order of the batch.
+    const relay = await startRawSmtpServer({
+      script: () => [
+        ...greetAndEhlo(['AUTH PLAIN']),
+        ...reply(/^AUTH PLAIN /, '235 2.7.0 ok\r\n'),
+        ...acceptMessage(),
+        ...reply(/^MAIL FROM:/, ''),
+        hangUp(),
+      ],
     });
-    const handler = worker();
-    const before = smtp.connections();
-    // One invocation with all four, in order, as one batch.
-    const records: Parameters<WorkerHandler>[0]['Records'] = [];
-    const poller = createSqsPoller({
-      sqs: resources.clients.sqs,
-      queueUrl: resources.queueUrl,
-      waitTimeSeconds: 1,
-      batchingWindowSeconds: 2,
-      handler: async (event) => {
-        records.push(...event.Records);
-        return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
-      },
-    });
-    const order = [dropFirst, ok, dropSecond, last];
-    const latest = new Map<string, (typeof records)[number]>(); // by id: the newest receipt of each
-    for (let i = 0; i < 10 && latest.size < 4; i++) {
-      await poller.pollOnce();
-      for (const r of records.splice(0)) if (order.includes(idOf(r))) latest.set(idOf(r), r);
+    try {
+      const ids: string[] = [];
+      for (const n of [1, 2, 3, 4])
+        ids.push(await submit({ from: 'alice@example.com', to: [`drop${n}@example.org`], text: `m${n}` }));
+      const batch = await receiveAll(ids);
+      const response = await worker({
+        SMTP_PORT: String(relay.port),
+        SMTP_TLS: 'none',
+        SMTP_REQUIRE_TLS: 'false',
+      })({ Records: batch });
+      expect(relay.connections).toHaveLength(2);
+      const records = await Promise.all(ids.map(record));
+      expect(records.map((r) => r.state)).toEqual(['sent', 'sent', 'deferred', 'deferred']);
+      expect(await transcript(records[1]!)).toMatch(/the connection broke .*; reconnecting/);
+      // The fourth waited its turn behind the third on the second connection: its part shows both.
+      expect((await record(ids[3]!)).transcripts.map((t) => t.key)).toHaveLength(2);
+      // A third connection is never opened: the budget is one reconnect per invocation.
+      expect(records[3]!.recipients[0]!.error).toMatch(/SMTP_CONNECTION/);
+      expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
+        [batch[2]!, batch[3]!].map((r) => r.messageId).sort(),
+      );
+    } finally {
+      await relay.stop();
     }
-    const batch = order.map((id) => latest.get(id)!);
-
-    const response = await handler({ Records: batch });
-    expect(smtp.connections() - before).toBe(2);
-    expect((await record(ok)).state).toBe('sent');
-    expect((await record(dropFirst)).state).toBe('deferred');
-    expect((await record(dropSecond)).state).toBe('deferred');
-    const lastRecord = await record(last);
-    expect(lastRecord.state).toBe('deferred');
-    expect(await transcript(lastRecord.transcripts[0]!)).toMatch(/not connecting again/);
-    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual(
-      [batch[0]!, batch[2]!, batch[3]!].map((r) => r.messageId).sort(),
-    );
   });
 
   it('a relay that is down: deferred, and the transcript says how the connection failed', async () => {
@@ -227,15 +234,16 @@ describe('worker handler', () => {
       worker({ SMTP_PORT: String(port) }),
       async () => (await record(id)).attempts >= 1,
     );
-    expect(reports.flatMap((r) => r.retained)).toHaveLength(1);
+    const mine = reports.flatMap((r) =>
+      r.event.Records.filter((x) => idOf(x) === id).map((x) => x.messageId),
+    );
+    expect(reports.flatMap((r) => r.retained).filter((m) => mine.includes(m))).toHaveLength(1);
     const r = await record(id);
     expect(r.state).toBe('deferred');
     expect(r.nextAttemptAt).toBeDefined();
     expect(r.recipients[0]).toMatchObject({ state: 'deferred' });
     expect(r.recipients[0]!.error).toMatch(/connect/);
-    expect(await transcript(r.transcripts[0]!)).toMatch(
-      /connection to 127\.0\.0\.1:\d+ failed: SMTP_CONNECTION/,
-    );
+    expect(await transcript(r)).toMatch(/connection to 127\.0\.0\.1:\d+ failed: SMTP_CONNECTION/);
   });
 
   it('a relay that hangs up before the greeting: deferred, and that attempt has its transcript', async () => {
@@ -245,8 +253,8 @@ describe('worker handler', () => {
       await pump(worker({ SMTP_PORT: String(relay.port) }), async () => (await record(id)).attempts >= 1);
       const r = await record(id);
       expect(relay.connections.length).toBeGreaterThanOrEqual(1);
-      expect(r).toMatchObject({ state: 'deferred', transcripts: [`transcripts/${id}/1.log`] });
-      const text = await transcript(r.transcripts[0]!);
+      expect(r).toMatchObject({ state: 'deferred', transcripts: [{ attempt: 1 }] });
+      const text = await transcript(r);
       expect(text).toMatch(/delivery attempt 1 of message/);
       expect(text).toMatch(/connection to 127\.0\.0\.1:\d+ failed: .*during greeting/);
       expect(text).not.toMatch(/^\S+ S: /m);
@@ -277,20 +285,24 @@ describe('worker handler', () => {
         SMTP_COMMAND_TIMEOUT_MS: '600000',
         SMTP_DATA_TIMEOUT_MS: '600000',
       });
-      const started = Date.now();
-      // 12 s left at the start: 10 s to spare for the minimum, 5 s of it kept back for recording.
+      let started: number | undefined;
+      // 12 s left when the invocation starts: 5 s of it kept back for recording, 5 s the least a batch
+      // starts with.
       const context = {
         awsRequestId: 'stall',
-        getRemainingTimeInMillis: () => 12_000 - (Date.now() - started),
+        getRemainingTimeInMillis: () => 12_000 - (Date.now() - (started ?? Date.now())),
       };
       await pump(
-        (event) => handler(event, context),
+        (event) => {
+          started ??= Date.now();
+          return handler(event, context);
+        },
         async () => (await record(id)).attempts >= 1,
       );
       const r = await record(id);
       expect(r).toMatchObject({ state: 'deferred', recipients: [{ state: 'deferred' }] });
       expect(r.recipients[0]!.error).toMatch(/SMTP_TIMEOUT/);
-      const text = await transcript(r.transcripts[0]!);
+      const text = await transcript(r);
       expect(text).toMatch(/C: <message: \d+ octets/);
       expect(text).toMatch(/SMTP_TIMEOUT at dot/);
     } finally {
@@ -304,22 +316,23 @@ describe('worker handler', () => {
     await pump(worker({ SMTP_SECRET_ARN: missing }), async () => (await record(id)).attempts >= 1);
     const r = await record(id);
     expect(r.state).toBe('deferred');
-    expect(await transcript(r.transcripts[0]!)).toMatch(
+    expect(await transcript(r)).toMatch(
       /connection to 127\.0\.0\.1:\d+ failed: SMTP_CREDENTIALS: reading the SMTP credentials failed: ResourceNotFoundException/,
     );
     expect(smtp.messages.filter((m) => m.rcptTo.includes('no-secret@example.org'))).toEqual([]);
   });
 
-  it('one record whose ledger cannot be read fails alone: the handler answers, the rest of the batch is delivered', async () => {
+  it('one record whose claim cannot be written fails alone: the handler answers, the rest of the batch is delivered', async () => {
     const broken = await submit({ from: 'alice@example.com', to: ['unlucky@example.org'], text: 'x' });
     const fine = await submit({ from: 'alice@example.com', to: ['lucky@example.org'], text: 'y' });
     const store = status();
     const flaky = {
       create: store.create.bind(store),
-      update: store.update.bind(store),
-      get: async (id: string) => {
-        if (id === broken) throw new Error('S3 InternalError');
-        return store.get(id);
+      get: store.get.bind(store),
+      getMany: store.getMany.bind(store),
+      update: async (next: StatusRecord, version: string) => {
+        if (next.id === broken) throw new Error('DynamoDB InternalServerError');
+        return store.update(next, version);
       },
     };
     const handler = worker({}, { status: flaky });
@@ -370,15 +383,15 @@ describe('worker handler', () => {
     const changes: { seconds: number; accepted: boolean }[] = [];
     const producer = new SqsQueueProducer(resources.clients.sqs, resources.queueUrl);
     const queue = {
-      async changeVisibility(receiptHandle: string, seconds: number) {
-        try {
-          await producer.changeVisibility(receiptHandle, seconds);
-          changes.push({ seconds, accepted: true });
-        } catch (error) {
-          // SQS refuses a visibility past 12 h after the receive (moto: after the send).
-          changes.push({ seconds, accepted: false });
-          throw error;
-        }
+      async changeVisibilityBatch(entries: readonly { receiptHandle: string; seconds: number }[]) {
+        const failed = await producer.changeVisibilityBatch(entries);
+        // SQS refuses a visibility past 12 h after the receive (moto: after the send).
+        for (const e of entries)
+          changes.push({
+            seconds: e.seconds,
+            accepted: !failed.some((f) => f.receiptHandle === e.receiptHandle),
+          });
+        return failed;
       },
     };
     const id = await submit({ from: 'busy-long@example.com', to: ['tomorrow@example.org'], text: 'x' });
@@ -398,12 +411,111 @@ describe('worker handler', () => {
     expect(r).toMatchObject({ state: 'failed', attempts: 2 });
     expect(r.recipients[0]).toMatchObject({ state: 'failed', reply: { code: 451 } });
     expect(r.error).toMatch(/gave up after 2 attempts/);
-    expect(r.transcripts).toHaveLength(2);
+    expect(new Set(r.transcripts.map((t) => t.attempt))).toEqual(new Set([1, 2]));
     const last = reports.findLast((r) => r.event.Records.some((x) => idOf(x) === id))!;
     const mine = last.event.Records.find((x) => idOf(x) === id)!;
     expect(last.deleted).toContain(mine.messageId);
   });
+
+  it('a queue message whose status record was never written (the API died in between): the worker writes it and delivers once', async () => {
+    const id = '01M8ZZZZZZZZZZZZZZZZZZZZZZ';
+    const at = new Date().toISOString();
+    const initial: StatusRecord = {
+      id,
+      state: 'queued',
+      createdAt: at,
+      updatedAt: at,
+      messageId: `<${id}@smtpq.test>`,
+      from: 'alice@example.com',
+      recipients: [{ address: 'orphan@example.org', kind: 'to', state: 'queued', updatedAt: at }],
+      attempts: 0,
+      transcripts: [],
+    };
+    const request = {
+      from: 'alice@example.com',
+      to: ['orphan@example.org'],
+      text: 'x',
+      messageId: initial.messageId,
+      date: at,
+    };
+    await new SqsQueueProducer(resources.clients.sqs, resources.queueUrl).send({
+      v: 1,
+      id,
+      record: initial,
+      request,
+    });
+    expect(await status().get(id)).toBeUndefined();
+    await pump(worker(), async () => (await status().get(id))?.value.state === 'sent');
+    expect(await record(id)).toMatchObject({
+      state: 'sent',
+      attempts: 1,
+      recipients: [{ state: 'delivered' }],
+    });
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('orphan@example.org'))).toHaveLength(1);
+  });
+
+  it('two workers given the same record at once: one SMTP delivery, the other backs off', async () => {
+    const id = await submit({ from: 'alice@example.com', to: ['twice@example.org'], text: 'x' });
+    const [received] = await receiveAll([id]);
+    const [a, b] = await Promise.all([
+      worker()({ Records: [received!] }),
+      worker()({ Records: [received!] }),
+    ]);
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('twice@example.org'))).toHaveLength(1);
+    expect(await record(id)).toMatchObject({ state: 'sent', attempts: 1 });
+    // The winner deletes the record; the loser keeps it (leased or lost the claim), to find it final later.
+    expect([a.batchItemFailures.length, b.batchItemFailures.length].sort()).toEqual([0, 1]);
+  });
+
+  it('a worker killed after the relay accepted and before the outcome write: sent again at most once, by the next lease', async () => {
+    const id = await submit({ from: 'alice@example.com', to: ['crash@example.org'], text: 'x' });
+    const [received] = await receiveAll([id]);
+    const store = status();
+    // The outcome write never happens (the process died): every update after the claim is lost.
+    let writes = 0;
+    const dying = {
+      create: store.create.bind(store),
+      get: store.get.bind(store),
+      getMany: store.getMany.bind(store),
+      update: async (next: StatusRecord, version: string) => {
+        if (++writes > 1) throw new Error('killed');
+        return store.update(next, version);
+      },
+    };
+    await worker({}, { status: dying })({ Records: [received!] });
+    expect(await record(id)).toMatchObject({ state: 'sending', attempts: 1 });
+    // Its lease runs out (15 min without a Lambda context): a later delivery takes the next one.
+    const later = () => new Date(Date.now() + 16 * 60_000);
+    const second = await worker({}, { now: later })({ Records: [received!] });
+    expect(second.batchItemFailures).toEqual([]);
+    expect(await record(id)).toMatchObject({ state: 'sent', attempts: 2 });
+    // Once by the killed worker, once more by the next lease: never more.
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('crash@example.org'))).toHaveLength(2);
+    await worker({}, { now: later })({ Records: [received!] });
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('crash@example.org'))).toHaveLength(2);
+  });
 });
+
+/** Receives the queue messages of `ids` (newest receipt of each), in the order of `ids`. */
+async function receiveAll(ids: string[]): Promise<Parameters<WorkerHandler>[0]['Records']> {
+  const records: Parameters<WorkerHandler>[0]['Records'] = [];
+  const poller = createSqsPoller({
+    sqs: resources.clients.sqs,
+    queueUrl: resources.queueUrl,
+    waitTimeSeconds: 1,
+    batchingWindowSeconds: 1,
+    handler: async (event) => {
+      records.push(...event.Records);
+      return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+    },
+  });
+  const latest = new Map<string, (typeof records)[number]>();
+  for (let i = 0; i < 10 && latest.size < ids.length; i++) {
+    await poller.pollOnce();
+    for (const r of records.splice(0)) if (ids.includes(idOf(r))) latest.set(idOf(r), r);
+  }
+  return ids.map((id) => latest.get(id)!);
+}
 
 describe('worker cold start', () => {
   it('fails the init with a message naming the missing variable', async () => {

@@ -1,10 +1,11 @@
-// Per-test-file AWS resources in the shared moto server: a bucket, a queue with its DLQ, an SMTP secret,
+// Per-test-file AWS resources in the shared moto server: a ledger table, a bucket, a queue with its DLQ, an SMTP secret,
 // each uniquely named so test files running in parallel never see each other's data.
 import { randomUUID } from 'node:crypto';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { CreateSecretCommand } from '@aws-sdk/client-secrets-manager';
 import { CreateQueueCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { type AwsClients, createAwsClients } from '../../lib/aws/clients.ts';
+import { ensureLedgerTable } from '../../lib/aws/ledger-table.ts';
 
 export const TEST_REGION = 'us-east-1';
 
@@ -24,6 +25,9 @@ export interface TestResourceOptions {
 }
 
 export interface TestResources {
+  /** The ledger table (DynamoDB, with its stream and state index). */
+  table: string;
+  tableStreamArn: string;
   bucket: string;
   queueName: string;
   queueUrl: string;
@@ -39,6 +43,7 @@ export interface TestResources {
     AWS_REGION: string;
     BUCKET_NAME: string;
     QUEUE_URL: string;
+    LEDGER_TABLE: string;
     AWS_ACCESS_KEY_ID: string;
     AWS_SECRET_ACCESS_KEY: string;
   };
@@ -58,6 +63,8 @@ export async function createTestResources(
   const queueName = `smtpq-test-${suffix}`;
 
   await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
+  const table = `smtpq-test-${suffix}`;
+  const tableStreamArn = await ensureLedgerTable(clients.dynamodb, table);
   const dlq = await clients.sqs.send(new CreateQueueCommand({ QueueName: `${queueName}-dlq` }));
   const dlqUrl = dlq.QueueUrl!;
   const dlqArn = await queueArn(clients, dlqUrl);
@@ -83,6 +90,8 @@ export async function createTestResources(
   );
 
   return {
+    table,
+    tableStreamArn,
     bucket,
     queueName,
     queueUrl,
@@ -96,6 +105,7 @@ export async function createTestResources(
       AWS_REGION: TEST_REGION,
       BUCKET_NAME: bucket,
       QUEUE_URL: queueUrl,
+      LEDGER_TABLE: table,
       ...fakeCredentials,
     },
     clients,

@@ -47,7 +47,6 @@ const HTML_BODY_CSP =
 const LIST_LIMIT = 200;
 
 export function createInbox(options: InboxOptions): Inbox {
-
   const listeners = new Set<ServerResponse>();
   let pending: NodeJS.Timeout | undefined;
   const heartbeat = setInterval(() => {
@@ -244,10 +243,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
  * The newest `limit` records across every state: the state index gives each state's newest ids (by creation
  * time), merged; the records then come in one batch read.
  */
-async function newestRecords(
-  ledger: InboxOptions['ledger'],
-  limit: number,
-): Promise<StatusRecord[]> {
+async function newestRecords(ledger: InboxOptions['ledger'], limit: number): Promise<StatusRecord[]> {
   const pages = await Promise.all(LISTED_STATES.map((state) => ledger.listIds(state, { limit })));
   // Ids are ULIDs: their order is their creation order.
   const ids = [...new Set(pages.flatMap((page) => page.ids))].sort().reverse().slice(0, limit);
