@@ -11,7 +11,7 @@ export interface ApiDeps {
   config: ApiConfig;
   status: StatusStore;
   transcripts: Pick<TranscriptStore, 'part'>;
-  idempotency: Pick<DynamoIdempotencyStore, 'claim' | 'release'>;
+  idempotency: Pick<DynamoIdempotencyStore, 'claim' | 'release' | 'markEnqueued'>;
   payloads: Pick<S3PayloadStore, 'put'>;
   queue: Pick<SqsQueueProducer, 'send' | 'sendBatch'>;
   logger: Logger;

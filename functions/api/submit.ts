@@ -77,13 +77,21 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
       requestId: event.requestContext?.requestId,
     });
   }
-  try {
-    await deps.status.create(accepted.record);
-  } catch (error) {
-    // The message is on the queue and will be delivered; the worker writes its record from the queue
-    // message. Answering an error would make the client send it twice.
-    logger.error('status record not written; the worker will write it', { messageId: id, error });
-  }
+  // In parallel: the record, and the mark that keeps the key's claim from ever being taken over now that
+  // the message is on the queue (a backed-up queue may hold it longer than ABANDONED_CLAIM_MS).
+  const [created, marked] = await Promise.allSettled([
+    deps.status.create(accepted.record),
+    key === undefined ? undefined : deps.idempotency.markEnqueued(key, id),
+  ]);
+  // The message is on the queue and will be delivered; the worker writes its record from the queue message.
+  // Answering an error would make the client send it twice.
+  if (created.status === 'rejected')
+    logger.error('status record not written; the worker will write it', {
+      messageId: id,
+      error: created.reason,
+    });
+  if (marked.status === 'rejected')
+    logger.error('idempotency claim not marked enqueued', { messageId: id, error: marked.reason });
   logger.info('message queued', {
     messageId: id,
     recipients: accepted.record.recipients.length,
@@ -136,7 +144,8 @@ async function claimKey(
   const original = await deps.status.get(result.id);
   // The key is free again when its request died before enqueueing (no record long after the claim; one that
   // was enqueued gets its record from the worker): replaying that id would lose the request.
-  const abandoned = !original && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS;
+  const abandoned =
+    !original && !result.enqueued && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS;
   if (takeOver && abandoned) {
     // release() deletes only the claim that still names result.id (If-Match), so of two requests taking
     // over at once, one re-claims and the other replays its id.

@@ -4,7 +4,13 @@
 // the key with another body at once, before the winner has written anything else.
 // A claim older than the TTL (24 h) is free again: the condition accepts an item whose expiresAt has passed
 // (DynamoDB's TTL deletes expired items only eventually, within about two days).
-import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { idempotencyItemKey, KEY, TTL_ATTRIBUTE } from './ledger-table.ts';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -16,11 +22,13 @@ export interface IdempotencyRecord {
   createdAt: string;
   /** The claiming request's fingerprint (functions/api/fingerprint.ts). */
   fingerprint?: string;
+  /** Set once the claimant's message is on the queue: such a claim is never taken over. */
+  enqueued?: boolean;
 }
 
 export type ClaimResult =
   | { claimed: true }
-  | { claimed: false; id: string; createdAt: string; fingerprint?: string };
+  | { claimed: false; id: string; createdAt: string; fingerprint?: string; enqueued?: boolean };
 
 /** The key kept changing under us for maxRounds rounds; the caller should answer 409 and let the client retry. */
 export class IdempotencyContentionError extends Error {
@@ -77,9 +85,28 @@ export class DynamoIdempotencyStore {
         id: String(Item.id),
         createdAt: String(Item.createdAt),
         ...(typeof Item.fingerprint === 'string' ? { fingerprint: Item.fingerprint } : {}),
+        ...(Item.enqueued === true ? { enqueued: true } : {}),
       };
     }
     throw new IdempotencyContentionError(`idempotency key still contended after ${maxRounds} rounds`);
+  }
+
+  /** Marks the claim of `id` as enqueued: from now on it is replayed, never taken over as abandoned. */
+  async markEnqueued(clientKey: string, id: string): Promise<void> {
+    try {
+      await this.documents.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: { [KEY]: idempotencyItemKey(clientKey) },
+          UpdateExpression: 'SET enqueued = :yes',
+          ConditionExpression: '#id = :id',
+          ExpressionAttributeNames: { '#id': 'id' },
+          ExpressionAttributeValues: { ':id': id, ':yes': true },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
   }
 
   /** Frees the key if `id` still holds it (the submit failed, so a retry must be able to claim it). */

@@ -218,7 +218,16 @@ const encodeCursor = (key: Record<string, unknown>): string =>
 function decodeCursor(cursor: string): Record<string, unknown> {
   try {
     const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (key && typeof key === 'object' && !Array.isArray(key)) return key as Record<string, unknown>;
+    // Exactly the index's key attributes, as strings: anything else is not a cursor this API made.
+    const fields = [KEY, STATE_INDEX_HASH, STATE_INDEX_RANGE];
+    if (
+      key &&
+      typeof key === 'object' &&
+      !Array.isArray(key) &&
+      Object.keys(key).length === fields.length &&
+      fields.every((f) => typeof (key as Record<string, unknown>)[f] === 'string')
+    )
+      return key as Record<string, unknown>;
   } catch {
     // falls through
   }

@@ -24,6 +24,7 @@ import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk
 import {
   type AcquireResult,
   initialRelayState,
+  permitsWithin,
   type RelayGate,
   type RelayLimitSettings,
   type RelayState,
@@ -126,6 +127,10 @@ export class DynamoRelayGate implements RelayGate {
     // A cached level 0 needs no request: at worst another worker paused since, and its level stays.
     if (this.known && recoverFromPause(this.known.state, nowMs) === this.known.state) return;
     await this.change((state) => ({ state: recoverFromPause(state, nowMs) }), this.maxAttempts);
+  }
+
+  permitsWithin(ms: number): number {
+    return permitsWithin(this.settings, ms);
   }
 
   async status(now: Date = new Date()): Promise<RelayStatus> {

@@ -20,6 +20,7 @@ import {
   isFinal,
   leaseHeldByOther,
   pendingAddresses,
+  releaseClaim,
 } from './ledger.ts';
 import type { RecipientResult } from './outcome.ts';
 import {
@@ -121,6 +122,12 @@ interface Candidate {
   message: PreparedMessage;
 }
 
+/** A claimed message that was not sent after all: its claim is given back. */
+interface Unsent {
+  c: Candidate;
+  claim: Versioned<StatusRecord>;
+}
+
 interface Attempted {
   record: BatchRecord;
   claimed: Versioned<StatusRecord>;
@@ -138,10 +145,10 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
   const writes: Promise<void>[] = [];
   const report: BatchReport = { outcomes, transcriptErrors: [] };
 
-  // The ledger and the relay's permits in one parallel step.
-  const [entriesRead, firstPermits] = await Promise.allSettled([
+  // The ledger and the relay's pause in one parallel step.
+  const [entriesRead, relayRead] = await Promise.allSettled([
     deps.status.getMany(records.map((r) => r.id)),
-    deps.gate.acquire(records.length, now()),
+    deps.gate.status(now()),
   ]);
   if (entriesRead.status === 'rejected') {
     for (const r of records)
@@ -199,7 +206,14 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       // Every recipient is settled but the message state was not (a worker stopped between writes).
       writes.push(settleOnly(deps, record, entry, outcomes, started));
     } else {
-      const prepared = record.prepare(value);
+      let prepared: Preparation;
+      try {
+        prepared = record.prepare(value);
+      } catch (error) {
+        // Not a verdict on the request (that is { ok: false }): this record only is tried again later.
+        outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'error', error });
+        continue;
+      }
       if (prepared.ok) {
         candidates.push({ record, entry, message: prepared.message });
       } else {
@@ -209,62 +223,100 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
     }
   }
 
-  // Send in chunks as the relay's permits allow (one chunk: all of them, when no rate limit is set).
-  const attempts: Promise<Attempted | undefined>[] = [];
+  // Claim what the relay's limit lets this invocation send, then send it as the permits come: a permit is
+  // taken right before its message goes out (no storage wait in between), so the relay sees the limit.
+  const attempts: Promise<Attempted | Unsent>[] = [];
   let throttle: { reason: string; pause?: Promise<Date> } | undefined;
   const onThrottle = (reason: string) => {
     if (throttle) return;
     throttle = { reason };
     throttle.pause = deps.gate.pause(reason, now()).catch(() => new Date(now().getTime() + 1000));
   };
-  let permits = firstPermits.status === 'fulfilled' ? firstPermits.value : { granted: 0, retryAfterMs: 1000 };
-  let queue = candidates;
-  while (queue.length > 0 && !throttle) {
-    if (deps.timeLeft() < MIN_TIME_LEFT_MS) break;
-    if (permits.granted === 0) {
-      const wait = Math.max(MIN_PERMIT_WAIT_MS, permits.retryAfterMs);
-      if (wait > MAX_PERMIT_WAIT_MS || deps.timeLeft() - wait < MIN_TIME_LEFT_MS) break;
-      await sleep(wait);
-      permits = await deps.gate
-        .acquire(queue.length, now())
-        .catch(() => ({ granted: 0, retryAfterMs: 1000 }));
-      continue;
+  const relay = relayRead.status === 'fulfilled' ? relayRead.value : undefined;
+  const pausedAtStart =
+    relay?.pausedUntil && relay.pausedUntil.getTime() > started.getTime() ? relay.pausedUntil : undefined;
+  // A relay whose state could not be read is treated as paused for a second rather than hit blind.
+  const blockedUntil = pausedAtStart ?? (relay ? undefined : new Date(started.getTime() + 1000));
+  let unsent: Candidate[] = candidates;
+  let retryAfterMs = 0;
+  const released: Promise<void>[] = [];
+  if (!blockedUntil && deps.timeLeft() >= MIN_TIME_LEFT_MS) {
+    const claimable = Math.min(
+      candidates.length,
+      deps.gate.permitsWithin(deps.timeLeft() - MIN_TIME_LEFT_MS),
+    );
+    const claimed = await Promise.all(
+      candidates
+        .slice(0, claimable)
+        .map(async (c) => ({ c, claim: await claimOne(deps, c, outcomes, now()) })),
+    );
+    unsent = candidates.slice(claimable);
+    let ready = claimed.filter((x) => x.claim !== undefined) as {
+      c: Candidate;
+      claim: Versioned<StatusRecord>;
+    }[];
+    const limited = Number.isFinite(deps.gate.permitsWithin(0));
+    while (ready.length > 0 && !throttle && deps.timeLeft() >= MIN_TIME_LEFT_MS) {
+      const permits = limited
+        ? await deps.gate.acquire(ready.length, now()).catch(() => ({ granted: 0, retryAfterMs: 1000 }))
+        : { granted: ready.length, retryAfterMs: 0 };
+      if (permits.granted === 0) {
+        retryAfterMs = permits.retryAfterMs;
+        const wait = Math.max(MIN_PERMIT_WAIT_MS, permits.retryAfterMs);
+        if (wait > MAX_PERMIT_WAIT_MS || deps.timeLeft() - wait < MIN_TIME_LEFT_MS) break;
+        await sleep(wait);
+        continue;
+      }
+      for (const { c, claim } of ready.slice(0, permits.granted))
+        attempts.push(sendOne(deps, c, claim, onThrottle, () => throttle !== undefined));
+      ready = ready.slice(permits.granted);
     }
-    const chunk = queue.slice(0, permits.granted);
-    queue = queue.slice(chunk.length);
-    const claimed = await Promise.all(chunk.map((c) => claimOne(deps, c, outcomes, now())));
-    for (const [i, claim] of claimed.entries()) {
-      if (claim) attempts.push(sendOne(deps, chunk[i]!, claim, onThrottle));
-    }
-    if (queue.length > 0)
-      permits = await deps.gate
-        .acquire(queue.length, now())
-        .catch(() => ({ granted: 0, retryAfterMs: 1000 }));
+    // Claimed but not sent (no permit in time, or the relay throttled meanwhile): the claims go back.
+    for (const { c, claim } of ready) released.push(giveBack(deps, c, claim, outcomes, now()));
+    unsent = [...ready.map((x) => x.c), ...unsent];
   }
-  const attempted = (await Promise.all(attempts)).filter((a): a is Attempted => a !== undefined);
+  const attempted: Attempted[] = [];
+  for (const a of await Promise.all(attempts)) {
+    if ('results' in a) {
+      attempted.push(a);
+    } else {
+      released.push(giveBack(deps, a.c, a.claim, outcomes, now()));
+      unsent.push(a.c);
+    }
+  }
   await deps.session.close();
-  const pausedUntil = throttle ? await throttle.pause : undefined;
-  if (pausedUntil) report.pausedUntil = pausedUntil;
+  const pausedUntil = throttle ? await throttle.pause : blockedUntil;
+  if (throttle && pausedUntil) report.pausedUntil = pausedUntil;
+  await Promise.all(released);
 
-  // What was not sent goes back to the queue unclaimed: after the pause, the next permit, or at once.
+  // What was not sent goes back to the queue: after the pause, the next permit, or at once.
   const finished = now();
   const waitFor = (until: Date | undefined) =>
     until
       ? Math.min(MAX_DEFERRAL_SECONDS, Math.max(1, Math.ceil((until.getTime() - finished.getTime()) / 1000)))
       : undefined;
-  for (const c of queue) {
-    const why = throttle
-      ? 'paused'
-      : permits.granted === 0 && permits.retryAfterMs > 0
-        ? 'rate_limited'
-        : 'out_of_time';
-    const delaySeconds =
-      why === 'paused'
-        ? waitFor(pausedUntil)
-        : why === 'rate_limited'
-          ? Math.max(1, Math.ceil(permits.retryAfterMs / 1000))
-          : undefined;
-    outcomes.set(c.record.key, { kind: 'retry', id: c.record.id, why, delaySeconds });
+  const outOfTime = !pausedUntil && deps.timeLeft() < MIN_TIME_LEFT_MS;
+  // Rate-limited records come back when the limit will have room for them (so a backlog does not bounce
+  // through the queue every second).
+  let rateWait = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  while (rateWait < MAX_DEFERRAL_SECONDS && deps.gate.permitsWithin(rateWait * 1000) < unsent.length)
+    rateWait *= 2;
+  for (const c of unsent) {
+    const given = outcomes.get(c.record.key);
+    if (given?.kind === 'retry' && given.why === 'error') continue;
+    outcomes.set(
+      c.record.key,
+      pausedUntil
+        ? { kind: 'retry', id: c.record.id, why: 'paused', delaySeconds: waitFor(pausedUntil) }
+        : outOfTime
+          ? { kind: 'retry', id: c.record.id, why: 'out_of_time' }
+          : {
+              kind: 'retry',
+              id: c.record.id,
+              why: 'rate_limited',
+              delaySeconds: Math.min(MAX_DEFERRAL_SECONDS, rateWait),
+            },
+    );
   }
 
   // Transcripts (one object per connection) and outcomes, all in parallel.
@@ -293,6 +345,22 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
   const clean = attempted.length > 0 && !throttle;
   await Promise.all([...puts, ...writes, clean ? deps.gate.recovered(finished).catch(() => {}) : undefined]);
   return report;
+}
+
+/** A claim not used: the record goes back to what it was, on the claim's version (best effort: a claim
+ *  that cannot be given back runs out with its lease). */
+async function giveBack(
+  deps: BatchDeps,
+  c: Candidate,
+  claim: Versioned<StatusRecord>,
+  outcomes: Map<string, RecordOutcome>,
+  at: Date,
+): Promise<void> {
+  try {
+    await deps.status.update(releaseClaim(c.entry.value, at), claim.version);
+  } catch (error) {
+    outcomes.set(c.record.key, { kind: 'retry', id: c.record.id, why: 'error', error });
+  }
 }
 
 /** The queue message's initial record, written when the ledger has none (or the one a racing writer wrote). */
@@ -334,7 +402,10 @@ async function sendOne(
   c: Candidate,
   claimed: Versioned<StatusRecord>,
   onThrottle: (reason: string) => void,
-): Promise<Attempted> {
+  paused: () => boolean,
+): Promise<Attempted | Unsent> {
+  // The relay throttled while this message waited for its claim or its turn: it is not sent into the pause.
+  if (paused()) return { c, claim: claimed };
   const attempt = claimed.value.attempts;
   const addresses = pendingAddresses(claimed.value);
   const tag = `${c.record.id}/${attempt}`;

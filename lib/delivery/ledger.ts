@@ -48,6 +48,14 @@ export function claim(record: StatusRecord, owner: string, now: Date, leaseUntil
 }
 
 /**
+ * A claim given back unused (the relay's limit or a pause left no time to send the message): the record as it
+ * was before the claim, on the claim's version — no attempt counted, no lease held.
+ */
+export function releaseClaim(before: StatusRecord, now: Date): StatusRecord {
+  return { ...before, lease: undefined, updatedAt: now.toISOString() };
+}
+
+/**
  * The recipients after an attempt: each addressed one takes its result; a recipient already final
  * (delivered or failed, perhaps by a concurrent worker) keeps its state, so a merge never un-delivers.
  */

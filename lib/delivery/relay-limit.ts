@@ -61,8 +61,17 @@ export interface RelayGate {
   pause(reason: string, now?: Date): Promise<Date>;
   /** A batch went through without throttling after a pause: the pause level goes back to 0 (no write when already 0). */
   recovered(now?: Date): Promise<void>;
-  /** For display (npm run dev's inbox, logs): the current pause, if any. */
+  /** The current pause, if any (the worker's first look, and npm run dev's inbox). */
   status(now?: Date): Promise<RelayStatus>;
+  /** The most permits the limit can give out within `ms` (burst + rate × ms); Infinity without a limit.
+   *  A worker claims no more messages than this, so what it claims it can send. */
+  permitsWithin(ms: number): number;
+}
+
+/** See RelayGate.permitsWithin. */
+export function permitsWithin(settings: RelayLimitSettings, ms: number): number {
+  if (settings.ratePerSecond === undefined) return Number.POSITIVE_INFINITY;
+  return settings.burst + Math.floor((settings.ratePerSecond * Math.max(0, ms)) / 1000);
 }
 
 export const DEFAULT_PAUSE_BASE_MS = 5_000;

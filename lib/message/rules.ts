@@ -114,9 +114,18 @@ export function normaliseMessageId(messageId: string): string | undefined {
   return `<${match[1]}>`;
 }
 
+/** Half of a UTF-16 surrogate pair without its other half: not a character, and not valid UTF-8 (the ledger,
+ *  DynamoDB, refuses such strings). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export function hasLoneSurrogate(text: string): boolean {
+  return LONE_SURROGATE.test(text);
+}
+
 export function subjectProblem(subject: string): string | undefined {
   if (CONTROL_EXCEPT_TAB.test(subject))
     return 'subject must not contain CR, LF, NUL or other control characters';
+  if (hasLoneSurrogate(subject)) return 'subject must be valid Unicode (it has a lone surrogate)';
   if (subject.length > MAX_SUBJECT_CHARS) return `subject is longer than ${MAX_SUBJECT_CHARS} characters`;
   return undefined;
 }

@@ -8,6 +8,7 @@ import {
   contentTypeProblem,
   duplicateHeaderName,
   filenameProblem,
+  hasLoneSurrogate,
   headerNameProblem,
   headerValueProblem,
   MAX_ATTACHMENTS,
@@ -150,8 +151,8 @@ const tags = z
       const value = record[name]!;
       let message: string | undefined;
       if (!TAG_NAME.test(name)) message = 'tag name must be 1-64 of A-Z a-z 0-9 _ . : -';
-      else if (value.length > MAX_TAG_VALUE_CHARS || CONTROL.test(value)) {
-        message = `tag value must be at most ${MAX_TAG_VALUE_CHARS} characters without control characters`;
+      else if (value.length > MAX_TAG_VALUE_CHARS || CONTROL.test(value) || hasLoneSurrogate(value)) {
+        message = `tag value must be at most ${MAX_TAG_VALUE_CHARS} characters of valid Unicode without control characters`;
       }
       if (message) ctx.addIssue({ code: 'custom', message, path: [name] });
     }

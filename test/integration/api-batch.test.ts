@@ -1,10 +1,19 @@
-// POST /v1/messages/batch against moto: per-item results in order, every valid item on SQS with its status
-// record, invalid items reported with their field paths and never enqueued.
-import { GetObjectCommand } from '@aws-sdk/client-s3';
+// POST /v1/messages/batch against moto: per-item results in order, every valid item on SQS carrying its
+// initial record and with the same record in the ledger, invalid items reported with their field paths and
+// stored nowhere. (Items SQS refuses: api-enqueue-failure.test.ts; a failing ledger: api-ledger-failure.)
 import { describe, expect, it } from 'vitest';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
-import { apiEvent, apiOnFreshResources, drainQueue, parseBody, validRequest } from './api-harness.ts';
+import {
+  apiEvent,
+  apiOnFreshResources,
+  apiVariant,
+  drainQueue,
+  ledgerIds,
+  parseBody,
+  recordIds,
+  validRequest,
+} from './api-harness.ts';
 
 const api = apiOnFreshResources();
 
@@ -12,10 +21,9 @@ const batch = (body: unknown, headers: Record<string, string> = {}) =>
   api.handler(apiEvent({ method: 'POST', path: '/v1/messages/batch', body, headers }));
 
 async function statusRecord(id: string): Promise<StatusRecord> {
-  const object = await api.resources.clients.s3.send(
-    new GetObjectCommand({ Bucket: api.resources.bucket, Key: `messages/${id}.json` }),
-  );
-  return JSON.parse(await object.Body!.transformToString()) as StatusRecord;
+  const stored = await api.ledger.get(id);
+  expect(stored, `status record ${id}`).toBeDefined();
+  return stored!.value;
 }
 
 interface Results {
@@ -50,14 +58,47 @@ describe('POST /v1/messages/batch', () => {
     expect(fourth?.error?.issues?.map((i) => i.path)).toContain('from');
     expect(second?.id).toBeUndefined();
 
-    const queued = (await drainQueue(api.resources)) as Array<{ id: string; request: { subject: string } }>;
+    const queued = (await drainQueue(api.resources)) as Array<{
+      id: string;
+      record: StatusRecord;
+      request: { subject: string };
+    }>;
     expect(queued.map((m) => [m.id, m.request.subject]).sort()).toEqual(
       [
         [first!.id, 'first'],
         [third!.id, 'third'],
       ].sort(),
     );
-    expect((await statusRecord(first!.id!)).state).toBe('queued');
+    for (const message of queued) {
+      const record = await statusRecord(message.id);
+      expect(record).toMatchObject({ state: 'queued', subject: message.request.subject });
+      expect(message.record).toEqual(record);
+    }
+  });
+
+  it('stores nothing for the invalid items of a batch', async () => {
+    const handed: string[] = [];
+    const counting = apiVariant(api, { adjust: recordIds(handed) });
+    const before = await ledgerIds(api.resources);
+
+    const response = await counting(
+      apiEvent({
+        method: 'POST',
+        path: '/v1/messages/batch',
+        body: { messages: [{ ...validRequest, from: 'nobody' }, validRequest, { to: [] }] },
+      }),
+    );
+
+    const body = parseBody(response) as unknown as Results;
+    expect(body.results.map((r) => r.error?.code ?? r.status)).toEqual([
+      'validation_failed',
+      'queued',
+      'validation_failed',
+    ]);
+    // Ids go to valid items only, and only those reach the ledger and the queue.
+    expect(handed).toEqual([body.results[1]!.id]);
+    expect((await ledgerIds(api.resources)).filter((id) => !before.includes(id))).toEqual(handed);
+    expect(((await drainQueue(api.resources)) as QueueMessage[]).map((m) => m.id)).toEqual(handed);
   });
 
   it('enqueues 25 messages (three SendMessageBatch calls) with 25 status records', async () => {
@@ -74,6 +115,8 @@ describe('POST /v1/messages/batch', () => {
     expect(queued.map((m) => m.id).sort()).toEqual([...ids].sort());
     const records = await Promise.all(ids.map(statusRecord));
     expect(records.map((r) => r.subject)).toEqual(messages.map((m) => m.subject));
+    const read = await api.ledger.getMany(ids);
+    expect(read.size).toBe(25);
   });
 
   it.each([

@@ -1,23 +1,18 @@
 // Idempotency-Key on POST /v1/messages against moto: one key, one message — for sequential retries and for
-// concurrent submits racing on the S3 conditional write; a reuse with another body is refused.
-
-import { Logger } from '@aws-lambda-powertools/logger';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+// concurrent submits racing on the DynamoDB conditional write of the claim; a reuse with another body is
+// refused; a claim whose request never enqueued is taken over once abandoned.
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { createApiHandler } from '../../functions/api/app.ts';
-import { createAwsDeps } from '../../functions/api/aws-deps.ts';
-import { S3IdempotencyStore } from '../../lib/aws/idempotency-store.ts';
-import { idempotencyKey } from '../../lib/aws/keys.ts';
-import { loadApiConfig } from '../../lib/config.ts';
-import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import {
-  type ApiHandler,
+  type ApiOnMoto,
   apiEvent,
   apiOnFreshResources,
+  apiVariant,
+  claimItem,
   drainQueue,
+  type HandlerCore,
   parseBody,
-  refuseKeyReleases,
   validRequest,
 } from './api-harness.ts';
 
@@ -30,28 +25,31 @@ const submit = (body: unknown, key: string) =>
  * The handler on the real adapters, except that status records are written only once two requests have
  * their claim result: the loser of a race then decides while the winner's record does not exist yet.
  */
-function handlerHoldingStatusWritesUntilTwoClaims(): ApiHandler {
-  const deps = createAwsDeps(loadApiConfig(process.env), new Logger({ logLevel: 'ERROR' }));
-  let claimsDone = 0;
-  let bothClaimed: () => void = () => {};
-  const gate = new Promise<void>((resolve) => {
-    bothClaimed = resolve;
-  });
-  const store = deps.idempotency;
-  deps.idempotency = {
-    claim: async (...args) => {
-      const result = await store.claim(...args);
-      if (++claimsDone === 2) bothClaimed();
-      return result;
+function handlerHoldingStatusWritesUntilTwoClaims(on: ApiOnMoto): HandlerCore {
+  return apiVariant(on, {
+    adjust: (deps) => {
+      let claimsDone = 0;
+      let bothClaimed: () => void = () => {};
+      const gate = new Promise<void>((resolve) => {
+        bothClaimed = resolve;
+      });
+      const store = deps.idempotency;
+      deps.idempotency = {
+        markEnqueued: (...args) => store.markEnqueued(...args),
+        claim: async (...args) => {
+          const result = await store.claim(...args);
+          if (++claimsDone === 2) bothClaimed();
+          return result;
+        },
+        release: (...args) => store.release(...args),
+      };
+      const create = deps.status.create.bind(deps.status);
+      deps.status.create = async (record) => {
+        await gate;
+        return create(record);
+      };
     },
-    release: (...args) => store.release(...args),
-  };
-  const create = deps.status.create.bind(deps.status);
-  deps.status.create = async (record) => {
-    await gate;
-    return create(record);
-  };
-  return createApiHandler(deps);
+  });
 }
 
 describe('Idempotency-Key', () => {
@@ -68,11 +66,14 @@ describe('Idempotency-Key', () => {
     expect(retry.headers).toMatchObject({ 'idempotent-replayed': 'true' });
     const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued.map((m) => m.id)).toEqual([id]);
-    const stored = await api.resources.clients.s3.send(
-      new GetObjectCommand({ Bucket: api.resources.bucket, Key: `messages/${id}.json` }),
-    );
-    const record = JSON.parse(await stored.Body!.transformToString()) as StatusRecord;
+    const record = (await api.ledger.get(id as string))!.value;
     expect(record.idempotencyKey).toBe('order-1001');
+    expect(record.requestFingerprint).toMatch(/^[0-9a-f]{64}$/);
+    expect(queued[0]!.record).toEqual(record);
+    expect(await claimItem(api.resources, 'order-1001')).toMatchObject({
+      id,
+      fingerprint: record.requestFingerprint,
+    });
   });
 
   it('gives every one of several concurrent submits the same id and enqueues exactly one message', async () => {
@@ -85,6 +86,7 @@ describe('Idempotency-Key', () => {
     expect(ids.size).toBe(1);
     const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued.map((m) => m.id)).toEqual([...ids]);
+    expect((await api.ledger.get([...ids][0] as string))?.value.idempotencyKey).toBe('race-42');
   });
 
   it('treats a reordered but equal body as the same request', async () => {
@@ -131,7 +133,7 @@ describe('Idempotency-Key', () => {
 
   it('refuses the loser of a race with a different body even before the winner has written its status record', async () => {
     // Prepare
-    const gated = handlerHoldingStatusWritesUntilTwoClaims();
+    const gated = handlerHoldingStatusWritesUntilTwoClaims(api);
     const bodies = [
       { ...validRequest, subject: 'gated first' },
       { ...validRequest, subject: 'gated second' },
@@ -156,7 +158,7 @@ describe('Idempotency-Key', () => {
   });
 
   it('gives the loser of a race with the same body the winner’s id once the winner’s record is written', async () => {
-    const gated = handlerHoldingStatusWritesUntilTwoClaims();
+    const gated = handlerHoldingStatusWritesUntilTwoClaims(api);
     const event = () =>
       apiEvent({
         method: 'POST',
@@ -173,24 +175,14 @@ describe('Idempotency-Key', () => {
     expect(((await drainQueue(api.resources)) as QueueMessage[]).map((m) => m.id)).toEqual([ids[0]]);
   });
 
-  it('compares with the status record’s fingerprint when the claim has none (made by an earlier version)', async () => {
-    // Prepare: a submit, then its claim rewritten as the earlier version stored it (no fingerprint).
+  it('compares with the status record’s fingerprint when the claim carries none', async () => {
+    // Prepare: a submit, then its claim rewritten as one without a fingerprint ({ id, createdAt } only).
     const first = await submit(validRequest, 'legacy-claim');
-    const claimKey = idempotencyKey('legacy-claim');
-    const claim = JSON.parse(
-      await (
-        await api.resources.clients.s3.send(
-          new GetObjectCommand({ Bucket: api.resources.bucket, Key: claimKey }),
-        )
-      ).Body!.transformToString(),
-    ) as { id: string; createdAt: string; fingerprint?: string };
-    expect(claim.fingerprint).toMatch(/^[0-9a-f]{64}$/);
-    await api.resources.clients.s3.send(
-      new PutObjectCommand({
-        Bucket: api.resources.bucket,
-        Key: claimKey,
-        Body: JSON.stringify({ id: claim.id, createdAt: claim.createdAt }),
-      }),
+    const claim = await claimItem(api.resources, 'legacy-claim');
+    expect(claim?.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    const { fingerprint: _fingerprint, ...bare } = claim!;
+    await api.resources.clients.documents.send(
+      new PutCommand({ TableName: api.resources.table, Item: bare }),
     );
 
     // Act
@@ -231,9 +223,8 @@ describe('Idempotency-Key', () => {
 
   it('takes over a key whose claimant died before writing the status record', async () => {
     // Prepare: a claim made 20 minutes ago whose message never got a status record.
-    const store = new S3IdempotencyStore(api.resources.clients.s3, api.resources.bucket);
     const lost = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
-    await store.claim('abandoned-1', lost, new Date(Date.now() - 20 * 60 * 1000));
+    await api.idempotency.claim('abandoned-1', lost, new Date(Date.now() - 20 * 60 * 1000));
 
     // Act
     const response = await submit(validRequest, 'abandoned-1');
@@ -249,9 +240,8 @@ describe('Idempotency-Key', () => {
 
   it('takes over an abandoned key whatever body its dead claimant had', async () => {
     // Prepare: a 20-minute-old claim for another body, never followed by a status record.
-    const store = new S3IdempotencyStore(api.resources.clients.s3, api.resources.bucket);
     const lost = '01ARZ3NDEKTSV4RRFFQ69G5FAX';
-    await store.claim('abandoned-2', lost, new Date(Date.now() - 20 * 60 * 1000), 'f'.repeat(64));
+    await api.idempotency.claim('abandoned-2', lost, new Date(Date.now() - 20 * 60 * 1000), 'f'.repeat(64));
 
     // Act
     const response = await submit(validRequest, 'abandoned-2');
@@ -266,9 +256,8 @@ describe('Idempotency-Key', () => {
 
   it('answers 409, not the claimed id, while a recent claim still has no status record', async () => {
     // Prepare: a claim made a minute ago whose request never wrote its record (slow, or failed).
-    const store = new S3IdempotencyStore(api.resources.clients.s3, api.resources.bucket);
     const inFlight = '01ARZ3NDEKTSV4RRFFQ69G5FAW';
-    await store.claim('in-flight-1', inFlight, new Date(Date.now() - 60 * 1000));
+    await api.idempotency.claim('in-flight-1', inFlight, new Date(Date.now() - 60 * 1000));
 
     // Act
     const response = await submit(validRequest, 'in-flight-1');
@@ -279,16 +268,44 @@ describe('Idempotency-Key', () => {
     expect(await drainQueue(api.resources)).toEqual([]);
   });
 
-  it('never hands out the id of a request whose status write failed and whose key could not be released', async () => {
-    // Prepare: S3 refuses the status record, and then the release of the key as well (an S3 outage).
-    const deps = createAwsDeps(loadApiConfig(process.env), new Logger({ logLevel: 'SILENT' }));
-    deps.status.create = async () => {
-      throw Object.assign(new Error('We encountered an internal error. Please try again.'), {
-        name: 'InternalError',
-      });
-    };
-    refuseKeyReleases(deps);
-    const failing = createApiHandler(deps);
+  it('takes over an abandoned key only once when two retries race for it', async () => {
+    // Prepare
+    const lost = '01ARZ3NDEKTSV4RRFFQ69G5FAY';
+    await api.idempotency.claim('abandoned-3', lost, new Date(Date.now() - 20 * 60 * 1000));
+
+    // Act
+    const responses = await Promise.all([
+      submit(validRequest, 'abandoned-3'),
+      submit(validRequest, 'abandoned-3'),
+    ]);
+
+    // Assess: the loser of the takeover replays the winner's id once the winner's record is there.
+    expect(responses.map((r) => r.statusCode)).toEqual([202, 202]);
+    const ids = new Set(responses.map((r) => parseBody(r).id));
+    expect(ids.size).toBe(1);
+    expect(ids.has(lost)).toBe(false);
+    expect(((await drainQueue(api.resources)) as QueueMessage[]).map((m) => m.id)).toEqual([...ids]);
+  });
+
+  it('keeps the key of a request whose status write failed after the enqueue, and never enqueues it twice', async () => {
+    // Prepare: DynamoDB refuses the status record (an internal error) after SQS took the message.
+    let releases = 0;
+    const failing = apiVariant(api, {
+      adjust: (deps) => {
+        deps.status.create = async () => {
+          throw Object.assign(new Error('Internal server error'), { name: 'InternalServerError' });
+        };
+        const store = deps.idempotency;
+        deps.idempotency = {
+          claim: (...args) => store.claim(...args),
+          markEnqueued: (...args) => store.markEnqueued(...args),
+          release: (...args) => {
+            releases++;
+            return store.release(...args);
+          },
+        };
+      },
+    });
     const event = () =>
       apiEvent({
         method: 'POST',
@@ -297,14 +314,17 @@ describe('Idempotency-Key', () => {
         headers: { 'Idempotency-Key': 'outage-1' },
       });
 
-    // Act: the first attempt fails; the client retries with the same key once S3 is back.
+    // Act: the first attempt is answered; the client retries all the same (its answer got lost).
     const first = await failing(event());
     const retry = await api.handler(event());
 
-    // Assess
-    expect(first.statusCode).toBe(500);
+    // Assess: 202 (the message is on the queue), the key still names it, the retry enqueues nothing.
+    expect(first.statusCode).toBe(202);
+    const id = parseBody(first).id;
+    expect(releases).toBe(0);
+    expect((await claimItem(api.resources, 'outage-1'))?.id).toBe(id);
     expect(retry.statusCode).toBe(409);
     expect(parseBody(retry)).toMatchObject({ error: 'idempotency_key_in_use' });
-    expect(await drainQueue(api.resources)).toEqual([]);
+    expect(((await drainQueue(api.resources)) as QueueMessage[]).map((m) => m.id)).toEqual([id]);
   });
 });

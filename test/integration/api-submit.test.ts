@@ -1,17 +1,26 @@
-// POST /v1/messages through the real handler against moto: the status record in S3, the message on SQS,
-// and every way a request is refused (400, 413, 415) without anything stored or enqueued.
+// POST /v1/messages through the real handler against moto: the message on SQS carrying its initial status
+// record, the same record in the DynamoDB ledger (with its TTL), and every way a request is refused (400,
+// 413, 415) without anything stored or enqueued.
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
-import { apiEvent, apiOnFreshResources, drainQueue, parseBody, validRequest } from './api-harness.ts';
+import {
+  apiEvent,
+  apiOnFreshResources,
+  drainQueue,
+  ledgerIds,
+  parseBody,
+  validRequest,
+} from './api-harness.ts';
 
 const MAX_MESSAGE_BYTES = 2 * 1024 * 1024;
 
 const api = apiOnFreshResources({
   MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
   MESSAGE_ID_DOMAIN: 'mail.test',
+  RETENTION_DAYS: '7',
 });
 
 async function s3Json(key: string): Promise<unknown> {
@@ -25,17 +34,20 @@ const submit = (body: unknown, headers: Record<string, string> = {}) =>
   api.handler(apiEvent({ method: 'POST', path: '/v1/messages', body, headers }));
 
 describe('POST /v1/messages', () => {
-  it('writes a queued status record and enqueues the request with a fixed Message-ID and Date', async () => {
+  it('enqueues the request with its initial record and writes the same record to the ledger', async () => {
     // Act
     const response = await submit(validRequest);
 
-    // Assess
+    // Assess: the answer
     expect(response.statusCode).toBe(202);
     const { id, status } = parseBody(response) as { id: string; status: string };
     expect(status).toBe('queued');
     expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
 
-    const record = (await s3Json(`messages/${id}.json`)) as StatusRecord;
+    // the ledger
+    const stored = await api.ledger.get(id);
+    expect(stored?.version).toBe('1');
+    const record = stored!.value;
     expect(record).toMatchObject({
       id,
       state: 'queued',
@@ -45,17 +57,27 @@ describe('POST /v1/messages', () => {
       attempts: 0,
       transcripts: [],
     });
+    expect(record).not.toHaveProperty('idempotencyKey');
     expect(record.recipients.map((r) => [r.kind, r.address, r.state])).toEqual([
       ['to', 'bob@example.org', 'queued'],
       ['cc', 'carol@example.org', 'queued'],
       ['bcc', 'dave@example.org', 'queued'],
     ]);
+    const { Item } = await api.resources.clients.documents.send(
+      new GetCommand({ TableName: api.resources.table, Key: { pk: `msg#${id}` } }),
+    );
+    expect(Item).toMatchObject({
+      listState: 'queued',
+      expiresAt: Math.floor(Date.parse(record.createdAt) / 1000) + 7 * 86_400,
+    });
 
+    // and the queue: the message carries the record the ledger holds, and the request.
     const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued).toHaveLength(1);
-    const message = queued[0] as { v: 1; id: string; request: Record<string, unknown> };
+    const message = queued[0] as { v: 1; id: string; record: unknown; request: Record<string, unknown> };
     expect(message.v).toBe(1);
     expect(message.id).toBe(id);
+    expect(message.record).toEqual(record);
     expect(message.request).toMatchObject({
       from: { name: 'Alice', address: 'alice@example.com' },
       to: [{ address: 'bob@example.org' }],
@@ -154,6 +176,19 @@ describe('POST /v1/messages', () => {
     expect(await drainQueue(api.resources)).toEqual([]);
   });
 
+  it('stores nothing in the ledger for a refused request', async () => {
+    const before = await ledgerIds(api.resources);
+
+    const responses = [
+      await submit({ ...validRequest, from: 'nobody' }),
+      await submit(validRequest, { 'Idempotency-Key': '' }),
+      await api.handler(apiEvent({ method: 'POST', path: '/v1/messages', rawBody: '{', headers: {} })),
+    ];
+
+    expect(responses.map((r) => r.statusCode)).toEqual([400, 400, 415]);
+    expect((await ledgerIds(api.resources)).sort()).toEqual(before.sort());
+  });
+
   it('stores a request too big for an SQS message in S3 and enqueues a pointer (claim check)', async () => {
     // Prepare: 1 MiB decoded is 1.33 MiB of base64, over the inline limit.
     const content = Buffer.alloc(1024 * 1024, 42).toString('base64');
@@ -165,7 +200,8 @@ describe('POST /v1/messages', () => {
     expect(response.statusCode).toBe(202);
     const id = parseBody(response).id as string;
     const queued = (await drainQueue(api.resources)) as QueueMessage[];
-    expect(queued).toEqual([{ v: 1, id, payloadKey: `payloads/${id}.json` }]);
+    const record = (await api.ledger.get(id))!.value;
+    expect(queued).toEqual([{ v: 1, id, record, payloadKey: `payloads/${id}.json` }]);
     const payload = (await s3Json(`payloads/${id}.json`)) as {
       attachments: { content: string }[];
       messageId: string;
@@ -177,7 +213,7 @@ describe('POST /v1/messages', () => {
   it('sizes the claim check by the SQS-safe body, whose escapes of U+FFFF make it longer', async () => {
     // Prepare: 300,000 x U+FFFF are 900,000 bytes of UTF-8, under the inline limit as plain JSON, but
     // 1,800,000 bytes once escaped as \uffff for SQS (which refuses the raw character).
-    const small = { ...validRequest, subject: 'odd \uFFFF \uFFFE \uD800', text: 'x\uFFFFy' };
+    const small = { ...validRequest, subject: 'odd \uFFFF \uFFFE', text: 'x\uFFFFy \uD800' };
     const large = { ...validRequest, text: '\uFFFF'.repeat(300_000) };
 
     // Act
@@ -195,9 +231,21 @@ describe('POST /v1/messages', () => {
     expect(queued.find((m) => m.id === largeId)).toEqual({
       v: 1,
       id: largeId,
+      record: expect.objectContaining({ id: largeId, state: 'queued' }),
       payloadKey: `payloads/${largeId}.json`,
     });
     expect(((await s3Json(`payloads/${largeId}.json`)) as { text: string }).text).toBe(large.text);
+  });
+
+  // A DynamoDB string must be valid UTF-8: a subject (or tag value) with a lone UTF-16 surrogate could be
+  // queued but never recorded, so it is refused up front.
+  it('refuses, or records, a subject with a lone surrogate: never a 202 without a ledger entry', async () => {
+    const response = await submit({ ...validRequest, subject: 'broken \uD800 pair' });
+
+    const id = parseBody(response).id as string | undefined;
+    const recorded = id !== undefined && (await api.ledger.get(id)) !== undefined;
+    await drainQueue(api.resources);
+    expect(response.statusCode === 400 || (response.statusCode === 202 && recorded)).toBe(true);
   });
 
   it('answers 400, not 500, to a valid request carrying a deeply nested extra field', async () => {

@@ -1,51 +1,108 @@
-// S3IdempotencyStore against moto: one key, one winner, even when requests race; expired claims are reusable.
-
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+// DynamoIdempotencyStore against moto (DynamoDB): one key, one winner, even when requests race; the losers
+// learn the holder's id and fingerprint; a claim expires after 24 h whether or not DynamoDB's TTL has deleted
+// it yet; only the holder can release a key. (The conditional Put is atomic in DynamoDB, and in the moto the
+// tests run, whose launcher serialises DynamoDB writes: see aws-ledger-store.test.ts.)
+import { createHash } from 'node:crypto';
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { IDEMPOTENCY_TTL_MS, S3IdempotencyStore } from '../../lib/aws/index.ts';
-import { idempotencyKey } from '../../lib/aws/keys.ts';
+import { DynamoIdempotencyStore, IDEMPOTENCY_TTL_MS } from '../../lib/aws/index.ts';
+import { idempotencyItemKey } from '../../lib/aws/ledger-table.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
 
 let resources: TestResources;
-let store: S3IdempotencyStore;
+let store: DynamoIdempotencyStore;
 
 beforeAll(async () => {
   resources = await createTestResources(inject('motoEndpoint'));
-  store = new S3IdempotencyStore(resources.clients.s3, resources.bucket);
+  store = new DynamoIdempotencyStore(resources.clients.documents, resources.table);
 });
 
 const later = (ms: number) => new Date(Date.now() + ms);
 
-describe('S3IdempotencyStore', () => {
-  it('claims a new key under idempotency/<sha256>.json and returns the holder to a second claim', async () => {
-    expect(await store.claim('key-1', 'id-a')).toEqual({ claimed: true });
+async function rawClaim(clientKey: string): Promise<Record<string, unknown> | undefined> {
+  const { Item } = await resources.clients.documents.send(
+    new GetCommand({
+      TableName: resources.table,
+      Key: { pk: idempotencyItemKey(clientKey) },
+      ConsistentRead: true,
+    }),
+  );
+  return Item;
+}
 
-    const second = await store.claim('key-1', 'id-b');
+describe('DynamoIdempotencyStore', () => {
+  it('claims a new key as idem#<sha256> holding id, createdAt, fingerprint and a 24 h expiresAt', async () => {
+    const now = new Date('2031-01-02T03:04:05.678Z');
 
-    expect(second).toMatchObject({ claimed: false, id: 'id-a' });
-    // The object is named by sha256("key-1") and holds the claim.
-    const object = await resources.clients.s3.send(
-      new GetObjectCommand({
-        Bucket: resources.bucket,
-        Key: 'idempotency/be2974546978e3739e6d6da85c4be9f334ce32df2b9fd4b6ff1b55c0d57e9d44.json',
-      }),
-    );
-    expect(JSON.parse(await object.Body!.transformToString())).toMatchObject({ id: 'id-a' });
+    expect(await store.claim('key-1', 'id-a', now, 'sha-a')).toEqual({ claimed: true });
+    const second = await store.claim('key-1', 'id-b', now, 'sha-b');
+
+    expect(second).toEqual({
+      claimed: false,
+      id: 'id-a',
+      createdAt: now.toISOString(),
+      fingerprint: 'sha-a',
+    });
+    const sha = createHash('sha256').update('key-1').digest('hex');
+    expect(sha).toBe('be2974546978e3739e6d6da85c4be9f334ce32df2b9fd4b6ff1b55c0d57e9d44');
+    expect(await rawClaim('key-1')).toEqual({
+      pk: `idem#${sha}`,
+      id: 'id-a',
+      createdAt: now.toISOString(),
+      fingerprint: 'sha-a',
+      expiresAt: Math.ceil((now.getTime() + IDEMPOTENCY_TTL_MS) / 1000),
+    });
+  });
+
+  it('stores any key text under a fixed-length hash, never as given', async () => {
+    const key = `ünï/../${'k'.repeat(250)}`;
+
+    await store.claim(key, 'id-long');
+
+    const item = await rawClaim(key);
+    expect(item?.pk).toMatch(/^idem#[0-9a-f]{64}$/);
+    expect(JSON.stringify(item)).not.toContain('kkkk');
   });
 
   it('lets exactly one of many concurrent claims of one key win; all others see the winner', async () => {
     const ids = Array.from({ length: 12 }, (_, i) => `race-${i}`);
 
-    const results = await Promise.all(ids.map((id) => store.claim('racy-key', id)));
+    const results = await Promise.all(ids.map((id) => store.claim('racy-key', id, new Date(), `fp-${id}`)));
 
     const winners = ids.filter((_, i) => results[i]!.claimed);
     expect(winners).toHaveLength(1);
-    for (const result of results) {
-      if (!result.claimed) expect(result.id).toBe(winners[0]);
+    for (const result of results.filter((r) => !r.claimed)) {
+      expect(result).toMatchObject({ id: winners[0], fingerprint: `fp-${winners[0]}` });
     }
+    expect((await rawClaim('racy-key'))?.id).toBe(winners[0]);
   });
 
-  it('treats a claim older than 24 h as free, and still lets only one request take it over', async () => {
+  it('keeps a claim younger than 24 h', async () => {
+    await store.claim('young-key', 'first');
+
+    expect(await store.claim('young-key', 'second', later(IDEMPOTENCY_TTL_MS - 60_000))).toMatchObject({
+      claimed: false,
+      id: 'first',
+    });
+  });
+
+  it('frees a claim older than 24 h while its item still exists (TTL deletes it only eventually)', async () => {
+    // Prepare: a claim made 25 h ago; its expiresAt has passed, but the item is still in the table, as it
+    // can be for up to two days in DynamoDB (moto never deletes it).
+    await store.claim('expired-key', 'yesterday', new Date(Date.now() - IDEMPOTENCY_TTL_MS - 3_600_000));
+    const before = await rawClaim('expired-key');
+    expect(before?.id).toBe('yesterday');
+    expect(Number(before?.expiresAt)).toBeLessThan(Date.now() / 1000);
+
+    // Act
+    const result = await store.claim('expired-key', 'today', new Date(), 'sha-today');
+
+    // Assess
+    expect(result).toEqual({ claimed: true });
+    expect(await rawClaim('expired-key')).toMatchObject({ id: 'today', fingerprint: 'sha-today' });
+  });
+
+  it('lets only one of several requests take over an expired claim', async () => {
     await store.claim('old-key', 'first');
     const afterTtl = later(IDEMPOTENCY_TTL_MS + 1000);
 
@@ -59,39 +116,23 @@ describe('S3IdempotencyStore', () => {
     expect(['second', 'third', 'fourth']).toContain(!holder.claimed && holder.id);
   });
 
-  it('keeps a claim younger than 24 h', async () => {
-    await store.claim('young-key', 'first');
-    expect(await store.claim('young-key', 'second', later(IDEMPOTENCY_TTL_MS - 60_000))).toMatchObject({
-      claimed: false,
-      id: 'first',
-    });
-  });
-
-  it('stores the claimant’s fingerprint in the claim and hands it to every loser of a race', async () => {
-    const results = await Promise.all(
-      ['fp-a', 'fp-b', 'fp-c', 'fp-d'].map((id) => store.claim('fp-key', id, new Date(), `sha-of-${id}`)),
-    );
-
-    const winner = ['fp-a', 'fp-b', 'fp-c', 'fp-d'].filter((_, i) => results[i]!.claimed);
-    expect(winner).toHaveLength(1);
-    for (const result of results.filter((r) => !r.claimed)) {
-      expect(result).toMatchObject({ id: winner[0], fingerprint: `sha-of-${winner[0]}` });
-    }
-  });
-
-  it('reads a claim written without a fingerprint (by an earlier version) as a claim with none', async () => {
-    // Prepare: the claim object as the earlier version wrote it, { id, createdAt } only.
-    await resources.clients.s3.send(
-      new PutObjectCommand({
-        Bucket: resources.bucket,
-        Key: idempotencyKey('legacy-key'),
-        Body: JSON.stringify({ id: 'legacy-id', createdAt: new Date().toISOString() }),
+  it('reads a claim without a fingerprint as a claim with none', async () => {
+    // Prepare: a claim item of { id, createdAt } only (as a claim made without a fingerprint is stored).
+    await resources.clients.documents.send(
+      new PutCommand({
+        TableName: resources.table,
+        Item: {
+          pk: idempotencyItemKey('bare-key'),
+          id: 'bare-id',
+          createdAt: new Date().toISOString(),
+          expiresAt: Math.ceil((Date.now() + IDEMPOTENCY_TTL_MS) / 1000),
+        },
       }),
     );
 
-    const loser = await store.claim('legacy-key', 'new-id', new Date(), 'sha-new');
+    const loser = await store.claim('bare-key', 'new-id', new Date(), 'sha-new');
 
-    expect(loser).toEqual({ claimed: false, id: 'legacy-id', createdAt: expect.any(String) });
+    expect(loser).toEqual({ claimed: false, id: 'bare-id', createdAt: expect.any(String) });
   });
 
   it('releases a key only for the id that holds it', async () => {
@@ -100,6 +141,19 @@ describe('S3IdempotencyStore', () => {
     expect(await store.release('release-key', 'someone-else')).toBe(false);
     expect(await store.claim('release-key', 'other')).toMatchObject({ claimed: false, id: 'holder' });
     expect(await store.release('release-key', 'holder')).toBe(true);
+    expect(await rawClaim('release-key')).toBeUndefined();
     expect(await store.claim('release-key', 'next')).toEqual({ claimed: true });
+    expect(await store.release('never-claimed', 'anyone')).toBe(false);
+  });
+
+  it('lets exactly one of two racing releases of one holder succeed', async () => {
+    await store.claim('double-release', 'holder');
+
+    const results = await Promise.all([
+      store.release('double-release', 'holder'),
+      store.release('double-release', 'holder'),
+    ]);
+
+    expect(results.sort()).toEqual([false, true]);
   });
 });

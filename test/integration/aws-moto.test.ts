@@ -1,16 +1,19 @@
-// The moto harness itself: the resources createTestResources makes are real and isolated, and SQS redrive
-// really moves a message that keeps failing into the DLQ.
+// The moto harness itself: the resources createTestResources makes are real and isolated (the ledger table
+// with its state index, stream and TTL as the template declares them), and SQS redrive really moves a
+// message that keeps failing into the DLQ.
+import { DescribeTableCommand, DescribeTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, inject, it } from 'vitest';
-import { loadApiConfig } from '../../lib/config.ts';
+import { ensureLedgerTable } from '../../lib/aws/ledger-table.ts';
+import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
 import { createTestResources } from '../support/moto.ts';
 
 const endpoint = inject('motoEndpoint');
 
 describe('moto test resources', () => {
-  it('creates a bucket, a queue and a secret, and an env that lib/config accepts', async () => {
+  it('creates a table, a bucket, a queue and a secret, and an env that lib/config accepts', async () => {
     const resources = await createTestResources(endpoint);
     const { s3, secrets } = resources.clients;
 
@@ -22,12 +25,67 @@ describe('moto test resources', () => {
       region: 'us-east-1',
       endpoint,
       bucket: resources.bucket,
-      queueUrl: resources.queueUrl,
+      table: resources.table,
+      retentionDays: 30,
     });
+    expect(config.queueUrl).toBe(resources.queueUrl);
+    const worker = loadWorkerConfig({
+      ...resources.env,
+      SMTP_HOST: 'relay.example.org',
+      RETENTION_DAYS: '7',
+    });
+    expect(worker.aws).toMatchObject({ table: resources.table, retentionDays: 7 });
+  });
+
+  it('creates the ledger table with its state index (keys only), its stream and TTL on expiresAt', async () => {
+    const resources = await createTestResources(endpoint);
+    const { dynamodb } = resources.clients;
+
+    const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: resources.table }));
+    const ttl = await dynamodb.send(new DescribeTimeToLiveCommand({ TableName: resources.table }));
+
+    expect(Table?.TableStatus).toBe('ACTIVE');
+    expect(Table?.KeySchema).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+    expect(Table?.BillingModeSummary?.BillingMode).toBe('PAY_PER_REQUEST');
+    expect(Table?.GlobalSecondaryIndexes).toMatchObject([
+      {
+        IndexName: 'byState',
+        KeySchema: [
+          { AttributeName: 'listState', KeyType: 'HASH' },
+          { AttributeName: 'listAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'KEYS_ONLY' },
+      },
+    ]);
+    expect(Table?.StreamSpecification).toEqual({ StreamEnabled: true, StreamViewType: 'NEW_AND_OLD_IMAGES' });
+    expect(resources.tableStreamArn).toBe(Table?.LatestStreamArn);
+    expect(ttl.TimeToLiveDescription).toMatchObject({
+      AttributeName: 'expiresAt',
+      TimeToLiveStatus: 'ENABLED',
+    });
+  });
+
+  it('ensureLedgerTable leaves an existing table as it is, also when called concurrently', async () => {
+    const resources = await createTestResources(endpoint);
+
+    const arns = await Promise.all([
+      ensureLedgerTable(resources.clients.dynamodb, resources.table),
+      ensureLedgerTable(resources.clients.dynamodb, resources.table),
+    ]);
+
+    expect(arns).toEqual([resources.tableStreamArn, resources.tableStreamArn]);
+    const fresh = `${resources.table}-fresh`;
+    const created = await Promise.all([
+      ensureLedgerTable(resources.clients.dynamodb, fresh),
+      ensureLedgerTable(resources.clients.dynamodb, fresh),
+    ]);
+    expect(created[0]).toMatch(/^arn:aws:dynamodb:/);
+    expect(created[1]).toBe(created[0]);
   });
 
   it('gives each call its own resources', async () => {
     const [a, b] = await Promise.all([createTestResources(endpoint), createTestResources(endpoint)]);
+    expect(a.table).not.toBe(b.table);
     expect(a.bucket).not.toBe(b.bucket);
     expect(a.queueUrl).not.toBe(b.queueUrl);
     expect(a.dlqUrl).not.toBe(b.dlqUrl);

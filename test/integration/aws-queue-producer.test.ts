@@ -1,5 +1,5 @@
 // SqsQueueProducer against moto: batches are split by count and size, every entry gets a result, entries
-// SQS fails are retried, and visibility changes really delay redelivery.
+// SQS fails are retried, and visibility changes (one at a time or in batches) really delay redelivery.
 
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import {
@@ -11,6 +11,7 @@ import {
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { createAwsClients, SqsQueueProducer, SqsTimeoutError } from '../../lib/aws/index.ts';
 import { MAX_VISIBILITY_SECONDS } from '../../lib/delivery/backoff.ts';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import { createTestResources, TEST_REGION, type TestResources } from '../support/moto.ts';
 
@@ -32,7 +33,46 @@ async function drain(sqs: SQSClient, queueUrl: string, expected: number): Promis
   return bodies;
 }
 
-const message = (id: string, request: unknown = { subject: id }): QueueMessage => ({ v: 1, id, request });
+/** The initial status record a queue message carries (the worker writes it if the API could not). */
+const initialRecord = (id: string): StatusRecord => ({
+  id,
+  state: 'queued',
+  createdAt: '2031-01-02T03:04:05.000Z',
+  updatedAt: '2031-01-02T03:04:05.000Z',
+  messageId: `<${id}@smtpq.local>`,
+  from: 'alice@example.com',
+  recipients: [
+    { address: 'bob@example.org', kind: 'to', state: 'queued', updatedAt: '2031-01-02T03:04:05.000Z' },
+  ],
+  attempts: 0,
+  transcripts: [],
+});
+
+const message = (id: string, request: unknown = { subject: id }): QueueMessage => ({
+  v: 1,
+  id,
+  record: initialRecord(id),
+  request,
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Receives up to `count` messages (leaving them in flight for `visibility` seconds); their receipt handles. */
+async function receive(sqs: SQSClient, queueUrl: string, count: number, visibility = 0): Promise<string[]> {
+  const handles: string[] = [];
+  for (let round = 0; round < 20 && handles.length < count; round++) {
+    const got = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: Math.min(10, count - handles.length),
+        WaitTimeSeconds: 1,
+        VisibilityTimeout: visibility,
+      }),
+    );
+    for (const m of got.Messages ?? []) handles.push(m.ReceiptHandle!);
+  }
+  return handles;
+}
 
 /**
  * moto never fails a batch entry on its own side (it only knows sender faults), so this client makes SQS's
@@ -120,7 +160,7 @@ describe('SqsQueueProducer', () => {
     resources = await createTestResources(endpoint);
   });
 
-  it('sends one message as its JSON body', async () => {
+  it('sends one message, with the initial record it carries, as its JSON body', async () => {
     const own = await createTestResources(endpoint);
     const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
 
@@ -343,5 +383,88 @@ describe('SqsQueueProducer', () => {
       .catch((error: Error) => expect(error.name).toBe('InvalidParameterValue'));
 
     expect(asked).toEqual([43_200]);
+  });
+  it('changeVisibilityBatch hides 23 received messages in calls of at most 10, reporting no failure', async () => {
+    // Prepare: 23 messages received for 2 s (they would come back after that).
+    const own = await createTestResources(endpoint);
+    const entriesPerCall: number[] = [];
+    own.clients.sqs.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'ChangeMessageVisibilityBatchCommand') {
+          entriesPerCall.push((args.input as { Entries: unknown[] }).Entries.length);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'countVisibilityEntries' },
+    );
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+    await producer.sendBatch(Array.from({ length: 23 }, (_, i) => message(`cv-${i}`)));
+    const handles = await receive(own.clients.sqs, own.queueUrl, 23, 2);
+    expect(handles).toHaveLength(23);
+
+    // Act
+    const failed = await producer.changeVisibilityBatch(
+      handles.map((receiptHandle) => ({ receiptHandle, seconds: 600 })),
+    );
+
+    // Assess: three calls, every change made, nothing comes back once the 2 s are over.
+    expect(failed).toEqual([]);
+    expect(entriesPerCall.sort((a, b) => b - a)).toEqual([10, 10, 3]);
+    await sleep(2500);
+    const again = await own.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: own.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    expect(again.Messages ?? []).toEqual([]);
+  });
+
+  it('changeVisibilityBatch(0) makes received messages visible again at once', async () => {
+    const own = await createTestResources(endpoint, { visibilityTimeoutSeconds: 600 });
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+    await producer.sendBatch(Array.from({ length: 12 }, (_, i) => message(`cv0-${i}`)));
+    const handles = await receive(own.clients.sqs, own.queueUrl, 12, 600);
+
+    const failed = await producer.changeVisibilityBatch(
+      handles.map((receiptHandle) => ({ receiptHandle, seconds: 0 })),
+    );
+
+    expect(failed).toEqual([]);
+    expect(await drain(own.clients.sqs, own.queueUrl, 12)).toHaveLength(12);
+  });
+
+  it('changeVisibilityBatch reports a bad receipt handle with SQS’s reason and changes the others', async () => {
+    // Prepare: 12 received messages, and one handle SQS never issued, placed in the second call.
+    const own = await createTestResources(endpoint);
+    const producer = new SqsQueueProducer(own.clients.sqs, own.queueUrl);
+    await producer.sendBatch(Array.from({ length: 12 }, (_, i) => message(`bad-${i}`)));
+    const handles = await receive(own.clients.sqs, own.queueUrl, 12, 2);
+    const bogus = 'not-a-receipt-handle';
+    const changes = [...handles.slice(0, 11), bogus, handles[11]!].map((receiptHandle) => ({
+      receiptHandle,
+      seconds: 600,
+    }));
+
+    // Act
+    const failed = await producer.changeVisibilityBatch(changes);
+
+    // Assess: only the bogus handle is reported; the 12 real ones stay hidden past their 2 s.
+    expect(failed).toEqual([
+      { receiptHandle: bogus, error: expect.stringMatching(/^ReceiptHandleIsInvalid: /) },
+    ]);
+    await sleep(2500);
+    const again = await own.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: own.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    expect(again.Messages ?? []).toEqual([]);
+  });
+
+  it('changeVisibilityBatch reports every entry of a call SQS rejects as a whole, and no change at all for none', async () => {
+    const producer = new SqsQueueProducer(resources.clients.sqs, `${resources.queueUrl}-missing`);
+    const changes = Array.from({ length: 12 }, (_, i) => ({ receiptHandle: `h-${i}`, seconds: 30 }));
+
+    const failed = await producer.changeVisibilityBatch(changes);
+
+    expect(failed.map((f) => f.receiptHandle)).toEqual(changes.map((c) => c.receiptHandle));
+    for (const f of failed) expect(f.error).toMatch(/QueueDoesNotExist|NonExistentQueue/);
+    expect(await producer.changeVisibilityBatch([])).toEqual([]);
   });
 });

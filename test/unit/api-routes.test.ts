@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { acceptRequest } from '../../functions/api/accept.ts';
 import { readEnvelope } from '../../functions/api/batch.ts';
+import type { ApiDeps } from '../../functions/api/deps.ts';
 import { canonicalJson, requestFingerprint } from '../../functions/api/fingerprint.ts';
 import { readIdempotencyKey } from '../../functions/api/idempotency-key.ts';
 import { isMessageId, newMessageId } from '../../functions/api/ids.ts';
@@ -9,8 +10,8 @@ import { isJsonContentType, readJsonBody } from '../../functions/api/request-bod
 import { ERROR_STATUS, problem } from '../../functions/api/responses.ts';
 import { matchRoute, normalizePath } from '../../functions/api/routes.ts';
 import { statusView } from '../../functions/api/status.ts';
-import { parseAttempt } from '../../functions/api/transcript.ts';
-import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import { handleTranscript, parseAttempt } from '../../functions/api/transcript.ts';
+import type { StatusRecord, TranscriptRef } from '../../lib/delivery/ports.ts';
 import { validateSendRequest } from '../../lib/message/schema.ts';
 import { apiEvent } from '../integration/api-harness.ts';
 
@@ -235,21 +236,34 @@ describe('acceptRequest', () => {
   });
 });
 
+const part = (attempt: number, key: string, lines: [number, number][] = [[0, 3]]): TranscriptRef => ({
+  attempt,
+  key,
+  lines,
+});
+
+const statusRecord = (transcripts: TranscriptRef[]): StatusRecord => ({
+  id: ID,
+  state: 'deferred',
+  createdAt: 't',
+  updatedAt: 't',
+  messageId: '<x@y>',
+  from: 'a@example.com',
+  recipients: [],
+  attempts: 2,
+  transcripts,
+  lease: { owner: 'w', until: 't' },
+  requestFingerprint: 'abc',
+});
+
 describe('statusView', () => {
-  it('drops the lease and the body hash, and turns transcript keys into links', () => {
-    const record: StatusRecord = {
-      id: ID,
-      state: 'deferred',
-      createdAt: 't',
-      updatedAt: 't',
-      messageId: '<x@y>',
-      from: 'a@example.com',
-      recipients: [],
-      attempts: 2,
-      transcripts: [`transcripts/${ID}/1.log`, `transcripts/${ID}/2.log`],
-      lease: { owner: 'w', until: 't' },
-      requestFingerprint: 'abc',
-    };
+  it('drops the lease and the body hash, and gives one transcript link per attempt', () => {
+    const record = statusRecord([
+      part(1, 'transcripts/2026-11-28/a-1.log'),
+      // Attempt 2 needed a second connection: two parts, one link.
+      part(2, 'transcripts/2026-11-28/b-1.log'),
+      part(2, 'transcripts/2026-11-28/b-2.log'),
+    ]);
     const view = statusView(record);
     expect(view).not.toHaveProperty('lease');
     expect(view).not.toHaveProperty('requestFingerprint');
@@ -257,5 +271,92 @@ describe('statusView', () => {
       { attempt: 1, href: `/v1/messages/${ID}/transcript?attempt=1` },
       { attempt: 2, href: `/v1/messages/${ID}/transcript?attempt=2` },
     ]);
+  });
+
+  it('shows no links, and no keys or line runs, before the first attempt', () => {
+    const view = statusView(statusRecord([]));
+    expect(view.transcripts).toEqual([]);
+    expect(JSON.stringify(statusView(statusRecord([part(1, 'transcripts/k-1.log')])))).not.toContain(
+      'k-1.log',
+    );
+  });
+});
+
+describe('handleTranscript', () => {
+  /** The transcript route's two ports: the ledger entry, and the parts of the connections' transcripts. */
+  function deps(record: StatusRecord | undefined, stored: Record<string, string>) {
+    const asked: TranscriptRef[] = [];
+    const api = {
+      status: { get: async () => (record ? { value: record, version: '1' } : undefined) },
+      transcripts: {
+        part: async (ref: TranscriptRef) => {
+          asked.push(ref);
+          return stored[ref.key];
+        },
+      },
+    } as unknown as ApiDeps;
+    return { api, asked };
+  }
+  const record = statusRecord([
+    part(1, 'transcripts/a-1.log'),
+    part(2, 'transcripts/b-1.log'),
+    part(2, 'transcripts/b-2.log'),
+  ]);
+  const stored = {
+    'transcripts/a-1.log': 'attempt 1\n',
+    'transcripts/b-1.log': 'attempt 2, first connection\n',
+    'transcripts/b-2.log': 'attempt 2, second connection\n',
+  };
+
+  it('answers the latest attempt by default: its parts of every connection it used, in order', async () => {
+    const { api } = deps(record, stored);
+
+    const response = await handleTranscript(ID, {}, api);
+
+    expect(response.statusCode).toBe(200);
+    expect(response.headers).toMatchObject({ 'content-type': 'text/plain; charset=utf-8' });
+    expect(response.body).toBe('attempt 2, first connection\nattempt 2, second connection\n');
+  });
+
+  it('answers the attempt asked for, reading only its parts', async () => {
+    const { api, asked } = deps(record, stored);
+
+    const response = await handleTranscript(ID, { attempt: '1' }, api);
+
+    expect(response.body).toBe('attempt 1\n');
+    expect(asked).toEqual([part(1, 'transcripts/a-1.log')]);
+  });
+
+  it('serves the parts still stored when one of them is gone', async () => {
+    const { api } = deps(record, { 'transcripts/b-2.log': 'attempt 2, second connection\n' });
+
+    const response = await handleTranscript(ID, {}, api);
+
+    expect(response).toMatchObject({ statusCode: 200, body: 'attempt 2, second connection\n' });
+  });
+
+  it.each([
+    ['an attempt that never ran', record, stored, { attempt: '3' }, /no transcript for attempt 3 of message/],
+    ['a message not attempted yet', statusRecord([]), stored, {}, /no transcript of message/],
+    ['an attempt whose parts are all gone', record, {}, { attempt: '1' }, /no transcript for attempt 1/],
+    ['an unknown message', undefined, stored, {}, /no message with id/],
+  ])('is 404 for %s', async (_what, found, objects, query, message) => {
+    const { api } = deps(found, objects);
+
+    const response = await handleTranscript(ID, query, api);
+
+    expect(response.statusCode).toBe(404);
+    expect(JSON.parse(response.body)).toMatchObject({
+      error: 'not_found',
+      message: expect.stringMatching(message),
+    });
+  });
+
+  it('is 400 for a malformed id or attempt, without reading the ledger', async () => {
+    const { api, asked } = deps(record, stored);
+
+    expect((await handleTranscript('nope', {}, api)).statusCode).toBe(400);
+    expect((await handleTranscript(ID, { attempt: '0' }, api)).statusCode).toBe(400);
+    expect(asked).toEqual([]);
   });
 });

@@ -3,6 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toSqsBody } from '../../lib/aws/sqs-body.ts';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 
 // SQS's allowed set, written out code point by code point (not the implementation's regular expression).
@@ -22,7 +23,27 @@ function refusedCharacters(text: string): number[] {
   return [...text].map((char) => char.codePointAt(0)!).filter((codePoint) => !isSqsCharacter(codePoint));
 }
 
-const inline = (request: unknown): QueueMessage => ({ v: 1, id: '01ARZ3NDEKTSV4RRFFQ69G5FAV', request });
+const id = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
+const at = '2026-11-28T10:00:00.000Z';
+/** The initial status record travels with the request; its strings (a subject, tags) are escaped the same way. */
+const record = (subject = 'hi'): StatusRecord => ({
+  id,
+  state: 'queued',
+  createdAt: at,
+  updatedAt: at,
+  messageId: `<${id}@smtpq.test>`,
+  subject,
+  from: 'a@example.com',
+  recipients: [{ address: 'b@example.org', kind: 'to', state: 'queued', updatedAt: at }],
+  attempts: 0,
+  transcripts: [],
+});
+const inline = (request: unknown, subject?: string): QueueMessage => ({
+  v: 1,
+  id,
+  record: record(subject),
+  request,
+});
 
 // Any code point, lone surrogates included, with the troublesome ones made frequent.
 const anyCharacter = fc.oneof(
@@ -45,6 +66,15 @@ describe('toSqsBody', () => {
     expect(body).toContain('a\\ufffeb\\uffffc');
     expect(body).toContain('high \\ud800 low \\udc00 reversed \\udc00\\ud800');
     expect(JSON.parse(body)).toEqual(inline(request));
+  });
+
+  it("escapes the initial record's strings too: a subject with U+FFFF parses back intact", () => {
+    const message = inline({ text: 'x' }, 'sale \uFFFF ends \uD800 soon');
+
+    const body = toSqsBody(message);
+
+    expect(refusedCharacters(body)).toEqual([]);
+    expect(JSON.parse(body)).toEqual(message);
   });
 
   it('leaves allowed characters as they are, astral ones and U+FFFD included', () => {

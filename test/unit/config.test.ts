@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
 
-const aws = { BUCKET_NAME: 'smtpq-test', QUEUE_URL: 'http://127.0.0.1:4566/000000000000/q' };
+const QUEUE_URL = 'http://127.0.0.1:4566/000000000000/q';
+const aws = { BUCKET_NAME: 'smtpq-test', LEDGER_TABLE: 'smtpq-ledger', QUEUE_URL };
 const worker = { ...aws, SMTP_HOST: 'relay.example.org' };
 
 describe('lib/config: environment → typed config', () => {
@@ -19,6 +20,20 @@ describe('lib/config: environment → typed config', () => {
       maxMessageBytes: 4_194_304,
       messageIdDomain: 'smtpq.local',
     });
+  });
+
+  it('reads the ledger table and the queue into both configurations, records kept 30 days by default', () => {
+    for (const config of [loadWorkerConfig(worker), loadApiConfig(aws)]) {
+      expect(config.aws).toMatchObject({ bucket: 'smtpq-test', table: 'smtpq-ledger', retentionDays: 30 });
+      expect(config.queueUrl).toBe(QUEUE_URL);
+    }
+    expect(loadApiConfig({ ...aws, RETENTION_DAYS: '7' }).aws.retentionDays).toBe(7);
+  });
+
+  it('leaves the relay unlimited by default and takes a rate in messages per second', () => {
+    expect(loadWorkerConfig(worker).relayMaxRate).toBeUndefined();
+    expect(loadWorkerConfig({ ...worker, SMTP_MAX_MESSAGES_PER_SECOND: '14' }).relayMaxRate).toBe(14);
+    expect(loadWorkerConfig({ ...worker, SMTP_MAX_MESSAGES_PER_SECOND: '0.5' }).relayMaxRate).toBe(0.5);
   });
 
   it('requires TLS by default, except with SMTP_TLS=none where there is none to require', () => {
@@ -63,8 +78,19 @@ describe('lib/config: environment → typed config', () => {
     // SQS refuses a visibility past 12 h after the receive; a run and a batching window come off it.
     [{ ...worker, RETRY_MAX_SECONDS: '43200' }, 'RETRY_MAX_SECONDS'],
     [{ ...worker, QUEUE_URL: 'not a url' }, 'QUEUE_URL'],
+    [{ ...worker, QUEUE_URL: undefined }, 'QUEUE_URL'],
+    [{ ...worker, LEDGER_TABLE: undefined }, 'LEDGER_TABLE'],
+    [{ ...worker, RETENTION_DAYS: '0' }, 'RETENTION_DAYS'],
+    [{ ...worker, SMTP_MAX_MESSAGES_PER_SECOND: '0' }, 'SMTP_MAX_MESSAGES_PER_SECOND'],
+    [{ ...worker, SMTP_MAX_MESSAGES_PER_SECOND: 'fast' }, 'SMTP_MAX_MESSAGES_PER_SECOND'],
   ])('a bad value is a ConfigError naming the variable (%#)', (env, name) => {
     expect(() => loadWorkerConfig(env)).toThrow(ConfigError);
     expect(() => loadWorkerConfig(env)).toThrow(name);
+  });
+
+  it.each(['LEDGER_TABLE', 'QUEUE_URL'])('the API refuses to start without %s', (name) => {
+    const env = { ...aws, [name]: undefined };
+    expect(() => loadApiConfig(env)).toThrow(ConfigError);
+    expect(() => loadApiConfig(env)).toThrow(name);
   });
 });

@@ -9,10 +9,12 @@ const r = (code: number, text = String(code)): Reply => ({ code, lines: [text] }
 /** A sender that accepts at most `limit` recipients per transaction, answering the rest 452. */
 function limitedSender(limit: number, rcptReply: (address: string) => Reply = () => r(250)) {
   const transactions: string[][] = [];
+  const tags: string[] = [];
   const sender: SmtpSender = {
-    async send(envelope: Envelope, createBody) {
+    async send(envelope: Envelope, createBody, tag) {
       createBody();
       transactions.push([...envelope.to]);
+      tags.push(tag);
       const data = r(250, 'queued');
       const recipients = envelope.to.map((address, i) => {
         const reply = i < limit ? rcptReply(address) : r(452, '4.5.3 too many recipients');
@@ -23,13 +25,14 @@ function limitedSender(limit: number, rcptReply: (address: string) => Reply = ()
       return { mail: r(250), recipients, data } satisfies SendResult;
     },
   };
-  return { sender, transactions };
+  return { sender, transactions, tags };
 }
 
 const request = (addresses: string[]) => ({
   envelope: { from: 'a@x.test' },
   addresses,
   createBody: () => 'body',
+  tag: 'm1/1',
 });
 
 describe('deliver', () => {
@@ -46,6 +49,44 @@ describe('deliver', () => {
     ]);
     expect([...report.results.values()].every((x) => x.state === 'delivered')).toBe(true);
     expect(report.transactionMs).toHaveLength(3);
+  });
+
+  it("tags every transaction of the attempt with the request's tag, the further ones after a 452 too", async () => {
+    const { sender, tags } = limitedSender(2);
+    await deliver(sender, request(['1@x.test', '2@x.test', '3@x.test']));
+    expect(tags).toEqual(['m1/1', 'm1/1']);
+  });
+
+  it('asks for a fresh body for each transaction', async () => {
+    let bodies = 0;
+    const { sender } = limitedSender(1);
+    await deliver(sender, {
+      ...request(['1@x.test', '2@x.test', '3@x.test']),
+      createBody: () => `body ${++bodies}`,
+    });
+    expect(bodies).toBe(3);
+  });
+
+  it('sends to an address listed twice once', async () => {
+    const { sender, transactions } = limitedSender(10);
+    const report = await deliver(sender, request(['1@x.test', '2@x.test', '1@x.test']));
+    expect(transactions).toEqual([['1@x.test', '2@x.test']]);
+    expect([...report.results.keys()]).toEqual(['1@x.test', '2@x.test']);
+  });
+
+  it('defers a recipient the result does not mention rather than losing it', async () => {
+    const sender: SmtpSender = {
+      send: async (envelope) => ({
+        mail: r(250),
+        recipients: [{ address: envelope.to[0]!, status: 'accepted', reply: r(250) }],
+        data: r(250),
+      }),
+    };
+    const report = await deliver(sender, request(['1@x.test', '2@x.test']));
+    expect(report.results.get('2@x.test')).toEqual({
+      state: 'deferred',
+      error: 'no reply for this recipient',
+    });
   });
 
   it('defers on a 452 to the first recipient (no progress: a real shortage, RFC 5321 §4.5.3.1.10)', async () => {

@@ -9,7 +9,12 @@ import {
   overallState,
   pendingAddresses,
 } from '../../lib/delivery/ledger.ts';
-import type { RecipientRecord, RecipientState, StatusRecord } from '../../lib/delivery/ports.ts';
+import type {
+  RecipientRecord,
+  RecipientState,
+  StatusRecord,
+  TranscriptRef,
+} from '../../lib/delivery/ports.ts';
 
 const T0 = new Date('2026-11-28T10:00:00Z');
 const later = (s: number) => new Date(T0.getTime() + s * 1000);
@@ -97,20 +102,52 @@ describe('applyResults', () => {
 });
 
 describe('finishAttempt', () => {
-  it('releases the lease, records the transcript and the next attempt when deferred', () => {
+  const ref = (attempt: number, connection: number, lines: [number, number][] = [[0, 9]]): TranscriptRef => ({
+    attempt,
+    key: `transcripts/2026-11-28/w${attempt}-${connection}.log`,
+    lines,
+  });
+
+  it("releases the lease, records the attempt's transcript part and the next attempt when deferred", () => {
     const claimed = claim(record([rcpt('a@x.test'), rcpt('b@x.test')]), 'w1', T0, later(60));
     const recipients = [rcpt('a@x.test', 'delivered'), rcpt('b@x.test', 'deferred')];
     const done = finishAttempt(
       claimed,
-      { recipients, transcriptKey: 'transcripts/m1/1.log', nextAttemptAt: later(300) },
+      { recipients, transcripts: [ref(1, 1)], nextAttemptAt: later(300) },
       later(2),
     );
     expect(done).toMatchObject({
       state: 'deferred',
-      transcripts: ['transcripts/m1/1.log'],
+      transcripts: [ref(1, 1)],
       nextAttemptAt: later(300).toISOString(),
     });
     expect(done.lease).toBeUndefined();
+  });
+
+  it('appends the parts of an attempt that used two connections after those of earlier attempts', () => {
+    const claimed = { ...claim(record([rcpt('a@x.test')]), 'w2', T0, later(60)), transcripts: [ref(1, 1)] };
+    const done = finishAttempt(
+      claimed,
+      { recipients: [rcpt('a@x.test', 'delivered')], transcripts: [ref(2, 1), ref(2, 2)] },
+      later(2),
+    );
+    expect(done.transcripts).toEqual([ref(1, 1), ref(2, 1), ref(2, 2)]);
+  });
+
+  it('does not repeat a part already recorded (an outcome merged into a record after a lost race)', () => {
+    const claimed = { ...claim(record([rcpt('a@x.test')]), 'w1', T0, later(60)), transcripts: [ref(1, 1)] };
+    const done = finishAttempt(
+      claimed,
+      { recipients: [rcpt('a@x.test', 'delivered')], transcripts: [ref(1, 1, [[0, 12]])] },
+      later(2),
+    );
+    expect(done.transcripts).toEqual([ref(1, 1)]);
+  });
+
+  it('keeps the transcripts as they are when the attempt brings none', () => {
+    const claimed = { ...claim(record([rcpt('a@x.test')]), 'w1', T0, later(60)), transcripts: [ref(1, 1)] };
+    const done = finishAttempt(claimed, { recipients: [rcpt('a@x.test', 'delivered')] }, later(2));
+    expect(done).toMatchObject({ state: 'sent', transcripts: [ref(1, 1)] });
   });
 
   it('gives up: open recipients fail with the reason and the last error', () => {

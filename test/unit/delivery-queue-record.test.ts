@@ -1,12 +1,27 @@
-// Reading an SQS record's body: inline request, claim check, and every way it can be malformed.
+// Reading an SQS record's body: inline request, claim check, the initial status record it carries, and every
+// way it can be malformed.
 import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { acceptRequest } from '../../functions/api/accept.ts';
 import { MalformedRecordError, readQueueRecord } from '../../functions/worker/queue-record.ts';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import { validateSendRequest } from '../../lib/message/schema.ts';
 
 const record = (body: string) => ({ messageId: 'sqs-1', body }) as SQSRecord;
 const request = { from: 'alice@example.com', to: ['bob@example.org'], text: 'hi' };
 const id = '01M8HDA3W9WPA155DKMNX073NB';
 const noPayloads = { get: async () => undefined };
+
+/** The initial status record as the API builds it (functions/api/accept.ts) and puts it on the queue. */
+function initialRecord(send: unknown = request, options: { idempotencyKey?: string } = {}): StatusRecord {
+  const validated = validateSendRequest(send);
+  if (!validated.ok) throw new Error('fixture invalid');
+  return acceptRequest(validated.value, id, new Date('2026-11-28T10:00:00.000Z'), {
+    messageIdDomain: 'smtpq.test',
+    ...options,
+  }).record;
+}
+const initial = initialRecord();
 
 async function malformed(body: string, payloads = noPayloads): Promise<MalformedRecordError> {
   const error = await readQueueRecord(record(body), payloads).catch((e: unknown) => e);
@@ -16,9 +31,59 @@ async function malformed(body: string, payloads = noPayloads): Promise<Malformed
 
 describe('readQueueRecord', () => {
   it('reads an inline request, validated', async () => {
-    const content = await readQueueRecord(record(JSON.stringify({ v: 1, id, request })), noPayloads);
+    const content = await readQueueRecord(
+      record(JSON.stringify({ v: 1, id, record: initial, request })),
+      noPayloads,
+    );
     expect(content.id).toBe(id);
     expect(content.request.to).toEqual([{ address: 'bob@example.org' }]);
+    expect(content.record).toEqual(initial);
+  });
+
+  it("carries the API's initial status record, every optional field included", async () => {
+    const full = initialRecord(
+      { ...request, subject: 'Hi', cc: ['carol@example.org'], tags: { campaign: 'c1' } },
+      { idempotencyKey: 'k-1' },
+    );
+    const withFingerprint = { ...full, requestFingerprint: 'sha256:abc' };
+    const content = await readQueueRecord(
+      record(JSON.stringify({ v: 1, id, record: withFingerprint, request })),
+      noPayloads,
+    );
+    expect(content.record).toEqual(withFingerprint);
+    expect(content.record).toMatchObject({
+      state: 'queued',
+      attempts: 0,
+      subject: 'Hi',
+      tags: { campaign: 'c1' },
+    });
+  });
+
+  it('a queue message without its initial status record is malformed', async () => {
+    const error = await malformed(JSON.stringify({ v: 1, id, request }));
+    expect(error.id).toBe(id);
+    expect(error.message).toMatch(/^body is not a queue message: /);
+  });
+
+  it("a record of another message is malformed, with the queue message's id", async () => {
+    const other = { ...initial, id: '01M8HDA3W9WPA155DKMNX073NC' };
+    const error = await malformed(JSON.stringify({ v: 1, id, record: other, request }));
+    expect(error.id).toBe(id);
+    expect(error.message).toBe(`record.id ${other.id} is not the message id`);
+  });
+
+  it.each([
+    ['a state other than queued', { state: 'sent' }],
+    ['attempts already made', { attempts: 1 }],
+    ['transcripts already recorded', { transcripts: [{ attempt: 1, key: 'k', lines: [[0, 1]] }] }],
+    ['a lease', { lease: { owner: 'w1', until: '2026-11-28T10:00:00.000Z' } }],
+    ['no recipients', { recipients: [] }],
+    ['a recipient already delivered', { recipients: [{ ...initial.recipients[0]!, state: 'delivered' }] }],
+    ['a creation time that is not ISO', { createdAt: 'yesterday' }],
+  ])('a record that is not an initial one is malformed: %s', async (_what, patch) => {
+    const error = await malformed(JSON.stringify({ v: 1, id, record: { ...initial, ...patch }, request }));
+    expect(error.id).toBe(id);
+    expect(error.message).toMatch(/^body is not a queue message: /);
   });
 
   it('reads a claim-check request from the payload store', async () => {
@@ -30,11 +95,12 @@ describe('readQueueRecord', () => {
       },
     };
     const content = await readQueueRecord(
-      record(JSON.stringify({ v: 1, id, payloadKey: `payloads/${id}.json` })),
+      record(JSON.stringify({ v: 1, id, record: initial, payloadKey: `payloads/${id}.json` })),
       payloads,
     );
     expect(keys).toEqual([`payloads/${id}.json`]);
     expect(content.request.from.address).toBe('alice@example.com');
+    expect(content.record).toEqual(initial);
   });
 
   it('not JSON: no id', async () => {
@@ -44,24 +110,31 @@ describe('readQueueRecord', () => {
   });
 
   it('wrong shape: the id is kept when it is well-formed', async () => {
-    const error = await malformed(JSON.stringify({ v: 2, id, request }));
+    const error = await malformed(JSON.stringify({ v: 2, id, record: initial, request }));
     expect(error.id).toBe(id);
     expect(error.message).toMatch(/^body is not a queue message: /);
-    expect((await malformed(JSON.stringify({ v: 1, id: '../x', request }))).id).toBeUndefined();
+    expect(
+      (await malformed(JSON.stringify({ v: 1, id: '../x', record: initial, request }))).id,
+    ).toBeUndefined();
     expect((await malformed(JSON.stringify([1, 2]))).id).toBeUndefined();
-    expect((await malformed(JSON.stringify({ v: 1, id }))).id).toBe(id);
+    expect((await malformed(JSON.stringify({ v: 1, id, record: initial }))).id).toBe(id);
   });
 
   it('an invalid request names the fields', async () => {
     const error = await malformed(
-      JSON.stringify({ v: 1, id, request: { ...request, to: ['bob@example.org\r\nRCPT TO:<x@y>'] } }),
+      JSON.stringify({
+        v: 1,
+        id,
+        record: initial,
+        request: { ...request, to: ['bob@example.org\r\nRCPT TO:<x@y>'] },
+      }),
     );
     expect(error.id).toBe(id);
     expect(error.message).toMatch(/^invalid send request: to/);
   });
 
   it('a missing or refused payload is malformed; a store outage is not', async () => {
-    const pointer = JSON.stringify({ v: 1, id, payloadKey: `payloads/${id}.json` });
+    const pointer = JSON.stringify({ v: 1, id, record: initial, payloadKey: `payloads/${id}.json` });
     expect((await malformed(pointer)).message).toBe(`claim-check payload payloads/${id}.json is missing`);
     const refused = {
       get: async () => Promise.reject(Object.assign(new Error('not a payload key'), { code: 'INVALID_KEY' })),
