@@ -11,10 +11,9 @@
 // the queue always gets its record, from here or from the worker.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { SendResult } from '../../lib/aws/queue-producer.ts';
-import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
+import { type Accepted, newRecord } from '../../lib/delivery/ledger.ts';
+import { type QueueMessage, toQueueMessage } from '../../lib/delivery/queue-message.ts';
 import { decodedSize, validateSendRequest } from '../../lib/message/schema.ts';
-import { type Accepted, acceptRequest } from './accept.ts';
-import { toQueueMessage } from './claim-check.ts';
 import type { ApiDeps } from './deps.ts';
 import { newMessageId } from './ids.ts';
 import { header, readJsonBody } from './request-body.ts';
@@ -66,7 +65,7 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
     const id = deps.newId?.() ?? newMessageId(now.getTime());
     candidates.push({
       index,
-      accepted: acceptRequest(validation.value, id, now, { messageIdDomain: config.messageIdDomain }),
+      accepted: newRecord(validation.value, id, now, { messageIdDomain: config.messageIdDomain }),
     });
   });
 

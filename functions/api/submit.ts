@@ -15,10 +15,10 @@
 // A claim left by a request that died before enqueueing is taken over after ABANDONED_CLAIM_MS.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
+import { newRecord } from '../../lib/delivery/ledger.ts';
 import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
+import { toQueueMessage } from '../../lib/delivery/queue-message.ts';
 import { decodedSize, validateSendRequest } from '../../lib/message/schema.ts';
-import { acceptRequest } from './accept.ts';
-import { toQueueMessage } from './claim-check.ts';
 import type { ApiDeps } from './deps.ts';
 import { requestFingerprint } from './fingerprint.ts';
 import { readIdempotencyKey } from './idempotency-key.ts';
@@ -62,7 +62,7 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
     if (replay) return replay;
   }
 
-  const accepted = acceptRequest(validation.value, id, now, {
+  const accepted = newRecord(validation.value, id, now, {
     messageIdDomain: config.messageIdDomain,
     idempotencyKey: key,
     requestFingerprint: fingerprint,

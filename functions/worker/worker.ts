@@ -9,16 +9,19 @@ import {
   type BatchRecord,
   type BatchReport,
   deliverBatch,
+  markFailed,
   type RecordOutcome,
 } from '../../lib/delivery/batch.ts';
-import { failMessage, isFinal } from '../../lib/delivery/ledger.ts';
 import type { StatusStore, TranscriptStore } from '../../lib/delivery/ports.ts';
-import { VersionConflictError } from '../../lib/delivery/ports.ts';
+import {
+  MalformedRecordError,
+  type PayloadReader,
+  readQueueMessage,
+} from '../../lib/delivery/queue-message.ts';
 import type { RelayGate } from '../../lib/delivery/relay-limit.ts';
 import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
 import { resolveOptions, type SmtpClientOptions } from '../../lib/smtp/index.ts';
 import { prepareMessage } from './prepare.ts';
-import { MalformedRecordError, type PayloadReader, readQueueRecord } from './queue-record.ts';
 
 export interface VisibilityPort {
   changeVisibilityBatch(
@@ -70,7 +73,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
       event.Records.map(async (record): Promise<BatchRecord | undefined> => {
         byKey.set(record.messageId, record);
         try {
-          const { id, request, record: initial } = await readQueueRecord(record, deps.payloads);
+          const { id, request, record: initial } = await readQueueMessage(record.body, deps.payloads);
           return {
             key: record.messageId,
             id,
@@ -210,18 +213,8 @@ async function malformed(
   deps.metrics.addMetric('MalformedRecords', MetricUnit.Count, 1);
   if (!id) return;
   const at = deps.now?.() ?? new Date();
-  try {
-    const current = await deps.status.get(id);
-    if (!current || isFinal(current.value)) return;
-    await deps.status.update(
-      failMessage(current.value, `malformed queue record: ${reason}`, at),
-      current.version,
-    );
-  } catch (error) {
-    // Another delivery wrote meanwhile, or DynamoDB failed: the record still reaches the DLQ, which is what counts.
-    const level = error instanceof VersionConflictError ? 'warn' : 'error';
-    deps.logger[level]('could not mark the message failed', { id, error });
-  }
+  if (!(await markFailed(deps.status, id, `malformed queue record: ${reason}`, at)))
+    deps.logger.warn('could not mark the message failed', { id });
 }
 
 /** All visibility changes of the batch in one go; a change that fails leaves the queue's own timeout. */

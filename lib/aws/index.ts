@@ -20,5 +20,4 @@ export {
 } from './queue-producer.ts';
 export { CorruptObjectError } from './s3-objects.ts';
 export { SECRET_TTL_MS, SecretFormatError, type SmtpCredentials, SmtpSecretReader } from './smtp-secret.ts';
-export { toSqsBody } from './sqs-body.ts';
 export { S3TranscriptStore } from './transcript-store.ts';

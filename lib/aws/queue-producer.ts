@@ -11,8 +11,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { MAX_VISIBILITY_SECONDS } from '../delivery/backoff.ts';
-import type { QueueMessage } from '../delivery/queue-message.ts';
-import { toSqsBody } from './sqs-body.ts';
+import { type QueueMessage, toSqsBody } from '../delivery/queue-message.ts';
 
 /** SQS limits: 10 entries per SendMessageBatch, 1 MiB for the whole batch (visibility: lib/delivery/backoff.ts). */
 const maxEntriesPerBatch = 10;

@@ -218,7 +218,7 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
         candidates.push({ record, entry, message: prepared.message });
       } else {
         outcomes.set(record.key, { kind: 'malformed', id: record.id, reason: prepared.reason });
-        writes.push(markFailed(deps, entry, prepared.reason, started));
+        writes.push(markFailed(deps.status, entry, prepared.reason, started).then(() => {}));
       }
     }
   }
@@ -527,18 +527,25 @@ async function settleOnly(
 }
 
 /** A message that can never be sent: every open recipient fails with the reason (best effort). */
-async function markFailed(
-  deps: BatchDeps,
-  entry: Versioned<StatusRecord>,
+/**
+ * A message that can never be sent (a malformed queue record, a request that cannot be composed): every open
+ * recipient fails with the reason. Best effort — another delivery may have written meanwhile, or the ledger
+ * may be down: the record still reaches the DLQ, which is what counts, with the reason in the worker's log.
+ * Returns false when the record could not be marked.
+ */
+export async function markFailed(
+  status: StatusStore,
+  entry: Versioned<StatusRecord> | string,
   reason: string,
   at: Date,
-): Promise<void> {
-  if (isFinal(entry.value)) return;
+): Promise<boolean> {
   try {
-    await deps.status.update(failMessage(entry.value, reason, at), entry.version);
+    const current = typeof entry === 'string' ? await status.get(entry) : entry;
+    if (!current || isFinal(current.value)) return true;
+    await status.update(failMessage(current.value, reason, at), current.version);
+    return true;
   } catch {
-    // Another delivery wrote meanwhile, or DynamoDB failed: the record still reaches the DLQ, which is what
-    // counts; the worker logs the reason with it.
+    return false;
   }
 }
 

@@ -1,8 +1,60 @@
 // Pure transitions of the status ledger (one DynamoDB item per message). The store applies them with
 // conditional writes; these functions only compute the next record.
 
+import type { SendRequest } from '../message/schema.ts';
 import type { RecipientResult } from './outcome.ts';
 import type { MessageState, RecipientRecord, RecipientState, StatusRecord, TranscriptRef } from './ports.ts';
+
+/**
+ * The start of the life cycle: an accepted request gets its Message-ID and Date fixed once (storing them with
+ * the request makes every retry compose the identical message) and its initial status record.
+ */
+export interface Accepted {
+  id: string;
+  /** The request as it goes on the queue. */
+  stored: SendRequest;
+  record: StatusRecord;
+}
+
+export interface AcceptOptions {
+  messageIdDomain: string;
+  idempotencyKey?: string;
+  requestFingerprint?: string;
+}
+
+export function newRecord(request: SendRequest, id: string, now: Date, options: AcceptOptions): Accepted {
+  const at = now.toISOString();
+  // A caller's own Message-ID and Date are kept (validated by lib/message); otherwise they are fixed here.
+  const stored: SendRequest = {
+    ...request,
+    messageId: request.messageId ?? `<${id}@${options.messageIdDomain}>`,
+    date: request.date ?? at,
+  };
+  const recipients: RecipientRecord[] = (['to', 'cc', 'bcc'] as const).flatMap((kind) =>
+    request[kind].map((mailbox) => ({
+      address: mailbox.address,
+      kind,
+      state: 'queued' as const,
+      updatedAt: at,
+    })),
+  );
+  const record: StatusRecord = {
+    id,
+    state: 'queued',
+    createdAt: at,
+    updatedAt: at,
+    messageId: stored.messageId!,
+    ...(request.subject !== undefined ? { subject: request.subject } : {}),
+    from: request.from.address,
+    recipients,
+    attempts: 0,
+    transcripts: [],
+    ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
+    ...(options.requestFingerprint !== undefined ? { requestFingerprint: options.requestFingerprint } : {}),
+    ...(Object.keys(request.tags).length > 0 ? { tags: request.tags } : {}),
+  };
+  return { id, stored, record };
+}
 
 const FINAL_MESSAGE_STATES: ReadonlySet<MessageState> = new Set(['sent', 'partially_sent', 'failed']);
 const OPEN_RECIPIENT_STATES: ReadonlySet<RecipientState> = new Set(['queued', 'deferred']);

@@ -116,17 +116,19 @@ export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
     return result.Messages ?? [];
   }
 
-  /** A batch like Lambda's: the first receive long-polls; within the window, more receives fill it up. */
+  /**
+   * A batch like Lambda's: one receive long-polls for the first records; then, until the batch is full or the
+   * window ends, receives in parallel fill it up (short polls when less than a second of the window is left).
+   */
   async function gather(): Promise<Message[]> {
-    const messages = await receive(batchSize, waitTimeSeconds);
+    const messages = await receiveOnce(Math.min(PER_CALL, batchSize), waitTimeSeconds);
     if (messages.length === 0 || windowMs === 0) return messages;
     const until = Date.now() + windowMs;
     while (messages.length < batchSize && !stopping && Date.now() < until) {
       const wait = Math.min(20, Math.floor((until - Date.now()) / 1000));
       const more = await receive(batchSize - messages.length, wait);
       messages.push(...more);
-      // Under a second left and nothing came: a further short poll would only spin.
-      if (wait === 0 && more.length === 0) break;
+      if (more.length === 0 && wait === 0) await pause(Math.min(200, until - Date.now()), abort.signal);
     }
     return messages;
   }

@@ -1,6 +1,5 @@
 // Pure mapping of the API: routes, paths, response shapes, ids, header and query parsing.
 import { describe, expect, it } from 'vitest';
-import { acceptRequest } from '../../functions/api/accept.ts';
 import { readEnvelope } from '../../functions/api/batch.ts';
 import type { ApiDeps } from '../../functions/api/deps.ts';
 import { canonicalJson, requestFingerprint } from '../../functions/api/fingerprint.ts';
@@ -11,6 +10,7 @@ import { ERROR_STATUS, problem } from '../../functions/api/responses.ts';
 import { matchRoute, normalizePath } from '../../functions/api/routes.ts';
 import { statusView } from '../../functions/api/status.ts';
 import { handleTranscript, parseAttempt } from '../../functions/api/transcript.ts';
+import { newRecord } from '../../lib/delivery/ledger.ts';
 import type { StatusRecord, TranscriptRef } from '../../lib/delivery/ports.ts';
 import { validateSendRequest } from '../../lib/message/schema.ts';
 import { apiEvent } from '../integration/api-harness.ts';
@@ -210,7 +210,7 @@ describe('acceptRequest', () => {
   const now = new Date('2026-11-28T10:00:00.000Z');
 
   it('fixes Message-ID and Date on the stored request and lists every recipient with its kind', () => {
-    const { stored, record } = acceptRequest(request.value, ID, now, { messageIdDomain: 'm.test' });
+    const { stored, record } = newRecord(request.value, ID, now, { messageIdDomain: 'm.test' });
     expect(stored.messageId).toBe(`<${ID}@m.test>`);
     expect(stored.date).toBe('2026-11-28T10:00:00.000Z');
     expect(record).toMatchObject({
@@ -229,7 +229,7 @@ describe('acceptRequest', () => {
 
   it('keeps a Message-ID and Date the caller gave', () => {
     const own = { ...request.value, messageId: '<mine@example.com>', date: '2026-01-01T00:00:00Z' };
-    const { stored, record } = acceptRequest(own, ID, now, { messageIdDomain: 'm.test' });
+    const { stored, record } = newRecord(own, ID, now, { messageIdDomain: 'm.test' });
     expect(stored.messageId).toBe('<mine@example.com>');
     expect(stored.date).toBe('2026-01-01T00:00:00Z');
     expect(record.messageId).toBe('<mine@example.com>');

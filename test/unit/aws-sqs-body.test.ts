@@ -2,9 +2,8 @@
 // very same message.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toSqsBody } from '../../lib/aws/sqs-body.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
-import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
+import { type QueueMessage, toSqsBody } from '../../lib/delivery/queue-message.ts';
 
 // SQS's allowed set, written out code point by code point (not the implementation's regular expression).
 function isSqsCharacter(codePoint: number): boolean {

@@ -1,13 +1,13 @@
-// Reading an SQS record's body: inline request, claim check, the initial status record it carries, and every
+// Reading an SQS message body: inline request, claim check, the initial status record it carries, and every
 // way it can be malformed.
-import type { SQSRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
-import { acceptRequest } from '../../functions/api/accept.ts';
-import { MalformedRecordError, readQueueRecord } from '../../functions/worker/queue-record.ts';
+import { newRecord } from '../../lib/delivery/ledger.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import { MalformedRecordError, readQueueMessage } from '../../lib/delivery/queue-message.ts';
 import { validateSendRequest } from '../../lib/message/schema.ts';
 
-const record = (body: string) => ({ messageId: 'sqs-1', body }) as SQSRecord;
+/** The SQS body as the worker hands it over. */
+const record = (body: string) => body;
 const request = { from: 'alice@example.com', to: ['bob@example.org'], text: 'hi' };
 const id = '01M8HDA3W9WPA155DKMNX073NB';
 const noPayloads = { get: async () => undefined };
@@ -16,7 +16,7 @@ const noPayloads = { get: async () => undefined };
 function initialRecord(send: unknown = request, options: { idempotencyKey?: string } = {}): StatusRecord {
   const validated = validateSendRequest(send);
   if (!validated.ok) throw new Error('fixture invalid');
-  return acceptRequest(validated.value, id, new Date('2026-11-28T10:00:00.000Z'), {
+  return newRecord(validated.value, id, new Date('2026-11-28T10:00:00.000Z'), {
     messageIdDomain: 'smtpq.test',
     ...options,
   }).record;
@@ -24,14 +24,14 @@ function initialRecord(send: unknown = request, options: { idempotencyKey?: stri
 const initial = initialRecord();
 
 async function malformed(body: string, payloads = noPayloads): Promise<MalformedRecordError> {
-  const error = await readQueueRecord(record(body), payloads).catch((e: unknown) => e);
+  const error = await readQueueMessage(body, payloads).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(MalformedRecordError);
   return error as MalformedRecordError;
 }
 
-describe('readQueueRecord', () => {
+describe('readQueueMessage', () => {
   it('reads an inline request, validated', async () => {
-    const content = await readQueueRecord(
+    const content = await readQueueMessage(
       record(JSON.stringify({ v: 1, id, record: initial, request })),
       noPayloads,
     );
@@ -46,7 +46,7 @@ describe('readQueueRecord', () => {
       { idempotencyKey: 'k-1' },
     );
     const withFingerprint = { ...full, requestFingerprint: 'sha256:abc' };
-    const content = await readQueueRecord(
+    const content = await readQueueMessage(
       record(JSON.stringify({ v: 1, id, record: withFingerprint, request })),
       noPayloads,
     );
@@ -94,7 +94,7 @@ describe('readQueueRecord', () => {
         return request;
       },
     };
-    const content = await readQueueRecord(
+    const content = await readQueueMessage(
       record(JSON.stringify({ v: 1, id, record: initial, payloadKey: `payloads/${id}.json` })),
       payloads,
     );
@@ -143,6 +143,6 @@ describe('readQueueRecord', () => {
     const outage = {
       get: async () => Promise.reject(Object.assign(new Error('503 Slow Down'), { name: 'SlowDown' })),
     };
-    await expect(readQueueRecord(record(pointer), outage)).rejects.toThrow('503 Slow Down');
+    await expect(readQueueMessage(pointer, outage)).rejects.toThrow('503 Slow Down');
   });
 });

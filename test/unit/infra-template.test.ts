@@ -7,10 +7,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type CollectionTag, parse, type ScalarTag, type YAMLSeq } from 'yaml';
-import { SQS_INLINE_LIMIT_BYTES } from '../../functions/api/claim-check.ts';
 import { matchRoute } from '../../functions/api/routes.ts';
 import { KEY, ledgerTableDefinition, STATE_INDEX, TTL_ATTRIBUTE } from '../../lib/aws/ledger-table.ts';
 import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
+import { SQS_INLINE_LIMIT_BYTES } from '../../lib/delivery/queue-message.ts';
 import { resolveOptions } from '../../lib/smtp/index.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
