@@ -14,6 +14,7 @@ import type { Workload } from './clients/protocol.ts';
 import { type DelayProxy, startDelayProxy } from './delay-proxy.ts';
 import { createFixtures, FROM, TO } from './fixtures.ts';
 import { machineFacts } from './machine.ts';
+import { existingSection, spliceSection } from './pipeline/section.ts';
 import { hotSpots, type Profile } from './profile.ts';
 import { median, metrics, type Row } from './report.ts';
 import { type ProfiledCell, type Results, renderResults } from './results.ts';
@@ -271,7 +272,10 @@ async function main(): Promise<void> {
   results.loadAfter = loadavg();
   results.durationS = (Date.now() - startedAt) / 1000;
   const file = quick ? `${benchDir}.build/RESULTS.quick.md` : `${benchDir}RESULTS.md`;
-  await writeFile(file, renderResults(results));
+  // The pipeline section (npm run bench:pipeline) is kept as it is.
+  const pipeline = await existingSection(file);
+  const text = renderResults(results);
+  await writeFile(file, pipeline ? spliceSection(text, pipeline) : text);
   log(`wrote ${file} in ${results.durationS.toFixed(0)} s`);
 }
 
