@@ -1,18 +1,25 @@
 // Records that cannot be finished reach the dead-letter queue through the queue's real redrive policy
 // (moto): a message the relay keeps deferring, and malformed records — with the reason on the status
-// record whenever the record names a message. The queue has the deployed visibility timeout (1085 s), so a
-// record can only be received again within a test if the worker itself set its visibility: the back-off
-// for a deferred one, 0 for a malformed one.
+// record (the DynamoDB ledger) whenever the record names a message. The queue has the deployed visibility
+// timeout (1085 s), so a record can only be received again within a test if the worker itself set its
+// visibility (ChangeMessageVisibilityBatch): the back-off for a deferred one, 0 for a malformed one. And the
+// contrast: a well-formed queue message whose ledger entry was never written (the API enqueues first and
+// died before its ledger write) is not dead-lettered but delivered, once, its record written by the worker.
 import { LogFormatter, Logger, LogItem } from '@aws-lambda-powertools/logger';
 import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
 import { GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { newMessageId } from '../../functions/api/ids.ts';
 import { createWorkerDeps } from '../../functions/worker/deps.ts';
 import { createWorker } from '../../functions/worker/worker.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import { loadWorkerConfig } from '../../lib/config.ts';
+import { newRecord } from '../../lib/delivery/ledger.ts';
+import { toSqsBody } from '../../lib/delivery/queue-message.ts';
+import { validateSendRequest } from '../../lib/message/schema.ts';
 import { type BatchReport, createSqsPoller, type SqsPoller } from '../../scripts/local/sqs-poller.ts';
+import { apiEvent } from '../integration/api-harness.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
 import { startTestSmtpServer, type TestSmtpServer } from '../support/smtp-server.ts';
 import {
@@ -79,14 +86,22 @@ beforeAll(async () => {
       clients: resources.clients,
       logger: new Logger({ logLevel: 'ERROR', logFormatter: new CapturingFormatter() }),
       queue: {
-        async changeVisibility(receiptHandle, seconds) {
+        async changeVisibilityBatch(changes) {
+          let failed: { receiptHandle: string; error: string }[];
           try {
-            await producer.changeVisibility(receiptHandle, seconds);
-            visibilityChanges.push({ receiptHandle, seconds, accepted: true });
+            failed = await producer.changeVisibilityBatch(changes);
           } catch (error) {
-            visibilityChanges.push({ receiptHandle, seconds, accepted: false });
+            for (const { receiptHandle, seconds } of changes)
+              visibilityChanges.push({ receiptHandle, seconds, accepted: false });
             throw error;
           }
+          for (const { receiptHandle, seconds } of changes)
+            visibilityChanges.push({
+              receiptHandle,
+              seconds,
+              accepted: !failed.some((f) => f.receiptHandle === receiptHandle),
+            });
+          return failed;
         },
       },
     }),
@@ -108,19 +123,23 @@ async function enqueueRaw(body: string): Promise<void> {
   );
 }
 
-/** Takes the API's own message for `id` off the queue without handling it (for the malformed cases). */
-async function discardQueued(id: string): Promise<void> {
-  let gone = false;
+/**
+ * Takes the API's own message for `id` off the queue without handling it (for the malformed cases); returns
+ * its body, so a test can enqueue a damaged copy that still carries the message's initial status record.
+ */
+async function discardQueued(id: string): Promise<{ v: 1; id: string; record: Record<string, unknown> }> {
+  let body: string | undefined;
   const discard = createSqsPoller({
     sqs: resources.clients.sqs,
     queueUrl: resources.queueUrl,
     waitTimeSeconds: 1,
     handler: async (event) => {
-      gone ||= event.Records.some((r) => r.body.includes(`"id":"${id}"`));
+      body ??= event.Records.find((r) => r.body.includes(`"id":"${id}"`))?.body;
     },
   });
-  for (let i = 0; i < 10 && !gone; i++) await discard.pollOnce();
-  expect(gone).toBe(true);
+  for (let i = 0; i < 10 && body === undefined; i++) await discard.pollOnce();
+  expect(body).toBeDefined();
+  return JSON.parse(body!) as { v: 1; id: string; record: Record<string, unknown> };
 }
 
 /** Runs the worker behind the poller until `body` turns up on the DLQ (at most ~40 s). */
@@ -223,8 +242,8 @@ describe('dead-letter queue', () => {
 
   it('a record with a known id but an invalid request: the message is failed with the reason, the record dead-lettered', async () => {
     const id = await submit({ from: 'alice@example.com', to: ['someone@example.org'], text: 'x' });
-    await discardQueued(id);
-    const body = JSON.stringify({ v: 1, id, request: { from: 'not an address', to: [] } });
+    const { record } = await discardQueued(id);
+    const body = JSON.stringify({ v: 1, id, record, request: { from: 'not an address', to: [] } });
     await enqueueRaw(body);
     await untilDeadLettered((b) => b === body);
     expectFastRedrive((b) => b === body, /^invalid send request: /);
@@ -237,8 +256,8 @@ describe('dead-letter queue', () => {
 
   it('a claim-check pointer whose payload is gone: failed with the reason, dead-lettered', async () => {
     const id = await submit({ from: 'alice@example.com', to: ['lost@example.org'], text: 'x' });
-    await discardQueued(id);
-    const body = JSON.stringify({ v: 1, id, payloadKey: `payloads/${id}.json` });
+    const { record } = await discardQueued(id);
+    const body = JSON.stringify({ v: 1, id, record, payloadKey: `payloads/${id}.json` });
     await enqueueRaw(body);
     await untilDeadLettered((b) => b === body);
     expectFastRedrive((b) => b === body, /^claim-check payload .* is missing$/);
@@ -255,16 +274,49 @@ describe('dead-letter queue', () => {
     expectFastRedrive((b) => b === body, /^body is not a queue message: /);
   }, 60_000);
 
-  it('a well-formed record for a message with no status record is dead-lettered the same way', async () => {
-    const id = 'never-submitted-0001';
-    const body = JSON.stringify({
-      v: 1,
-      id,
-      request: { from: 'alice@example.com', to: ['ghost@example.org'], text: 'x' },
-    });
+  it('a well-formed record whose ledger entry was never written is delivered once, not dead-lettered', async () => {
+    // What the API leaves when it dies between its two steps: the message on the queue (first), no status
+    // record (second). The worker writes the record from the queue message and delivers it.
+    const id = newMessageId();
+    const request = { from: 'alice@example.com', to: ['ghost@example.org'], subject: 'orphan', text: 'x' };
+    const validated = validateSendRequest(request);
+    if (!validated.ok) throw new Error('test request is invalid');
+    const { record } = newRecord(validated.value, id, new Date(), { messageIdDomain: 'smtpq.test' });
+    const body = toSqsBody({ v: 1, id, record, request });
+    const notFound = await api(apiEvent({ path: `/v1/messages/${id}` }));
+    expect(notFound.statusCode).toBe(404);
     await enqueueRaw(body);
-    await untilDeadLettered((b) => b === body);
-    expectFastRedrive((b) => b === body, new RegExp(`^no status record for message ${id}$`));
-    expect(smtp.messages.filter((m) => m.rcptTo.includes('ghost@example.org'))).toEqual([]);
+
+    poller.start();
+    let status: Awaited<ReturnType<typeof getStatus>> | undefined;
+    try {
+      for (let i = 0; i < 60; i++) {
+        const found = await api(apiEvent({ path: `/v1/messages/${id}` }));
+        if (found.statusCode === 200) {
+          status = JSON.parse(found.body!);
+          if (status!.state === 'sent' && recordsMatching((b) => b === body).length > 0) break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    } finally {
+      await poller.stop();
+    }
+    expect(status).toMatchObject({
+      id,
+      state: 'sent',
+      attempts: 1,
+      createdAt: record.createdAt,
+      messageId: record.messageId,
+      subject: 'orphan',
+    });
+    expect(status!.recipients).toMatchObject([{ address: 'ghost@example.org', state: 'delivered' }]);
+    expect(smtp.messages.filter((m) => m.rcptTo.includes('ghost@example.org'))).toHaveLength(1);
+    // Handled once, deleted, never reported: nothing goes to the DLQ.
+    expect(handled((b) => b === body)).toEqual({ received: 1, reportedFailed: 0 });
+    const { Messages = [] } = await resources.clients.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: resources.dlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
+    );
+    deadLetters.push(...Messages.map((m) => m.Body!));
+    expect(deadLetters.filter((b) => b.includes(id))).toEqual([]);
   }, 60_000);
 });

@@ -1,11 +1,15 @@
 // The whole pipeline on the local stack: the API handler (API Gateway v2 events) → SQS (moto) → the
-// event-source poller → the worker handler → an in-process SMTP server (STARTTLS + AUTH), with status and
-// transcripts in S3. Both handlers are the real Lambda entry points, configured from the environment.
+// event-source poller → the worker handler → an in-process SMTP server (STARTTLS + AUTH), with the status in
+// the DynamoDB ledger and the transcripts in S3 (one object per SMTP connection, each message's part served by
+// GET /v1/messages/{id}/transcript). Both handlers are the real Lambda entry points, configured from the
+// environment.
 import { createHash, randomBytes } from 'node:crypto';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { SQSEvent } from 'aws-lambda';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { StatusView } from '../../functions/api/status.ts';
+import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { type BatchReport, createSqsPoller, type SqsPoller } from '../../scripts/local/sqs-poller.ts';
 import { apiEvent } from '../integration/api-harness.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
@@ -164,6 +168,24 @@ describe('pipeline', () => {
     expect(transcript).toMatch(/C: AUTH (PLAIN|LOGIN)/);
     expect(transcript).not.toContain(TEST_USER.pass);
     expect(transcript).toMatch(/S: 250 2\.0\.0 Ok: queued as/);
+
+    // The ledger item (DynamoDB) points at the connection's transcript object, which is in S3; nothing of
+    // the message's own is in the bucket (no status object, no per-message transcript).
+    const stored = await new DynamoLedger(resources.clients.documents, resources.table, 30).get(id);
+    expect(stored?.value).toMatchObject({ id, state: 'sent', attempts: 1, messageId: status.messageId });
+    expect(stored!.value.lease).toBeUndefined();
+    expect(stored!.value.transcripts).toEqual([
+      {
+        attempt: 1,
+        key: expect.stringMatching(/^transcripts\/\d{4}-\d{2}-\d{2}\/[^/]+-\d+\.log$/),
+        lines: expect.any(Array),
+      },
+    ]);
+    const keys = (
+      await resources.clients.s3.send(new ListObjectsV2Command({ Bucket: resources.bucket }))
+    ).Contents!.map((o) => o.Key!);
+    expect(keys).toContain(stored!.value.transcripts[0]!.key);
+    expect(keys.filter((k) => k.includes(id))).toEqual([]);
   });
 
   it('4xx then 2xx: deferred, delivered on the next attempt, two transcripts', async () => {
@@ -231,7 +253,17 @@ describe('pipeline', () => {
     });
     const status = await settled(id);
     expect(status.state).toBe('sent');
-    expect(receivesOf(id)[0]!.body).toEqual({ v: 1, id, payloadKey: `payloads/${id}.json` });
+    // The queue message carries the initial status record (queue first, ledger second) and only the key of
+    // the request: the attachment itself is in S3.
+    const { body } = receivesOf(id)[0]!;
+    expect(body).toEqual({ v: 1, id, payloadKey: `payloads/${id}.json`, record: expect.any(Object) });
+    expect(body.record).toMatchObject({
+      id,
+      state: 'queued',
+      attempts: 0,
+      recipients: [{ address: 'big@example.org', state: 'queued' }],
+    });
+    expect(JSON.stringify(body).length).toBeLessThan(4096);
     const mail = await simpleParser(receivedBy('big@example.org')[0]!.raw);
     expect(Buffer.compare(mail.attachments[0]!.content, big)).toBe(0);
   });
