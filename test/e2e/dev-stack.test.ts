@@ -1,6 +1,7 @@
 // The whole local loop of `npm run dev`, in process: submit over HTTP → API handler → SQS (moto) → poller →
-// worker → dev SMTP server over STARTTLS with AUTH → captured on disk; status and transcript through the API;
-// the dev inbox's JSON API joins them.
+// worker → dev SMTP server over STARTTLS with AUTH → captured on disk; status (the DynamoDB ledger) and
+// transcript through the API; the dev inbox's JSON API joins the ledger, listed through its state index, with
+// the captured mail and the relay's shared state.
 
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
@@ -8,7 +9,11 @@ import path from 'node:path';
 import { GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newMessageId } from '../../functions/api/ids.ts';
+import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
+import { newRecord } from '../../lib/delivery/ledger.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import { validateSendRequest } from '../../lib/message/schema.ts';
 import type { DevStack } from '../../scripts/local/dev.ts';
 import { startDev } from '../../scripts/local/dev.ts';
 import { startTestDev, submit, waitFor } from './dev-harness.ts';
@@ -149,6 +154,75 @@ describe('npm run dev, in process', () => {
     const html = await fetch(`${dev.apiUrl}/_inbox/api/mail/${detail.mails[0]!.id}/html`);
     expect(html.headers.get('content-security-policy')).toMatch(/^sandbox;.*default-src 'none'/);
     expect(await html.text()).toContain('<p>hi</p>');
+  });
+
+  it('lists the inbox from the ledger (its state index), newest first across states, with the relay state', async () => {
+    // A record that only the ledger knows: written straight into the table, never submitted, never mailed.
+    const ledger = new DynamoLedger(dev.clients.documents, dev.resources.table, 30);
+    const sent = await submit(dev.apiUrl, {
+      from: 'alice@example.com',
+      to: ['listed@example.com'],
+      subject: 'listed from the ledger',
+      text: 'x',
+    });
+    const failed = await submit(dev.apiUrl, {
+      from: 'alice@example.com',
+      to: ['gone+reject@example.com'],
+      subject: 'failed, listed too',
+      text: 'x',
+    });
+    const onlyInLedger = newMessageId();
+    const validated = validateSendRequest({
+      from: 'alice@example.com',
+      to: ['nobody-mailed@example.com'],
+      subject: 'only in the ledger',
+      text: 'x',
+    });
+    if (!validated.ok) throw new Error('test request is invalid');
+    await ledger.create(
+      newRecord(validated.value, onlyInLedger, new Date(), { messageIdDomain: 'smtpq.test' }).record,
+    );
+
+    type Listed = { id: string; state: string; subject?: string; received: number; recipients: unknown[] };
+    const list = await waitFor('all three listed in their states', async () => {
+      const body = (await (await fetch(`${dev.apiUrl}/_inbox/api/messages`)).json()) as {
+        messages: Listed[];
+        capturing: boolean;
+        relay?: { pausedUntil?: string; pauseLevel: number; reason?: string };
+      };
+      const state = (id: string) => body.messages.find((m) => m.id === id)?.state;
+      return state(sent) === 'sent' && state(failed) === 'failed' && state(onlyInLedger) === 'queued'
+        ? body
+        : undefined;
+    });
+    expect(list.capturing).toBe(true);
+    // The relay's shared state rides along: nothing here throttled, so no pause.
+    expect(list.relay).toEqual({ pauseLevel: 0 });
+    // Newest first (ids are ULIDs), whatever their state: the three just made lead the list, newest on top.
+    const ids = list.messages.map((m) => m.id);
+    expect(ids).toEqual([...ids].sort().reverse());
+    expect(ids.slice(0, 3)).toEqual([onlyInLedger, failed, sent]);
+    const byId = new Map(list.messages.map((m) => [m.id, m]));
+    expect(byId.get(onlyInLedger)).toMatchObject({
+      subject: 'only in the ledger',
+      received: 0,
+      recipients: [{ address: 'nobody-mailed@example.com', kind: 'to', state: 'queued' }],
+    });
+    expect(byId.get(sent)).toMatchObject({ subject: 'listed from the ledger', received: 1 });
+    expect(byId.get(failed)).toMatchObject({
+      received: 0,
+      recipients: [{ address: 'gone+reject@example.com', kind: 'to', state: 'failed' }],
+    });
+    // Every listed message is a ledger item with the state shown.
+    const records = await ledger.getMany(ids);
+    expect(records.size).toBe(ids.length);
+    for (const m of list.messages) expect(records.get(m.id)!.value.state).toBe(m.state);
+    // The detail reads the ledger too.
+    const detail = (await (await fetch(`${dev.apiUrl}/_inbox/api/messages/${onlyInLedger}`)).json()) as {
+      status: { id: string; state: string };
+      mails: unknown[];
+    };
+    expect(detail).toMatchObject({ status: { id: onlyInLedger, state: 'queued' }, mails: [] });
   });
 
   it('answers unknown routes like API Gateway and never serves files outside the inbox', async () => {

@@ -70,6 +70,8 @@ describe('dev inbox in headless Chromium', () => {
       });
       const row = page.locator(`#messages tr[data-message-id="${id}"]`);
       await row.locator('[data-state="sent"]').waitFor({ timeout: 60_000 });
+      // The relay line shows only while the relay is paused (a throttling reply); nothing throttled here.
+      expect(await page.locator('#relay').isHidden()).toBe(true);
       expect(await row.locator('.subject').textContent()).toBe('Seen in the browser');
       expect(await row.locator('.recipients').textContent()).toContain('bob@example.com (delivered)');
 

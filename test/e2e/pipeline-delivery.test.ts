@@ -4,12 +4,17 @@
 // GET /v1/messages/{id}/transcript). Both handlers are the real Lambda entry points, configured from the
 // environment.
 import { createHash, randomBytes } from 'node:crypto';
+import { Logger } from '@aws-lambda-powertools/logger';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSEvent } from 'aws-lambda';
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createApiHandler } from '../../functions/api/app.ts';
+import { createAwsDeps } from '../../functions/api/aws-deps.ts';
 import type { StatusView } from '../../functions/api/status.ts';
 import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
+import { loadApiConfig } from '../../lib/config.ts';
 import { type BatchReport, createSqsPoller, type SqsPoller } from '../../scripts/local/sqs-poller.ts';
 import { apiEvent } from '../integration/api-harness.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
@@ -298,5 +303,40 @@ describe('pipeline', () => {
     } finally {
       poller.start();
     }
+  });
+
+  it('a message SQS refuses: 503, nothing stored anywhere, and the Idempotency-Key free for the retry', async () => {
+    // The same API against a queue that does not exist: the enqueue (the first step) fails.
+    const broken = createApiHandler(
+      createAwsDeps(
+        loadApiConfig({ ...process.env, QUEUE_URL: `${resources.queueUrl}-gone` }),
+        new Logger({ logLevel: 'CRITICAL' }),
+      ),
+    );
+    const subject = `never queued ${randomBytes(4).toString('hex')}`;
+    const request = { from: 'alice@example.com', to: ['unqueued@example.org'], subject, text: 'x' };
+    const headers = { 'idempotency-key': `enqueue-failure-${subject}` };
+    const refused = await broken(apiEvent({ method: 'POST', path: '/v1/messages', body: request, headers }));
+    expect(refused.statusCode).toBe(503);
+    expect(JSON.parse(refused.body!)).toMatchObject({ error: 'service_unavailable' });
+
+    // No status record at all (no `failed` one either: the ledger is written only after the enqueue).
+    const { Items = [] } = await resources.clients.documents.send(
+      new ScanCommand({
+        TableName: resources.table,
+        FilterExpression: '#s = :s',
+        ExpressionAttributeNames: { '#s': 'subject' },
+        ExpressionAttributeValues: { ':s': subject },
+      }),
+    );
+    expect(Items).toEqual([]);
+
+    // The key was given back: the client's retry with it is a fresh submit, delivered once.
+    const retried = await api(apiEvent({ method: 'POST', path: '/v1/messages', body: request, headers }));
+    expect(retried.statusCode).toBe(202);
+    expect(retried.headers?.['idempotent-replayed']).toBeUndefined();
+    const id = (JSON.parse(retried.body!) as { id: string }).id;
+    expect((await settled(id)).state).toBe('sent');
+    expect(receivedBy('unqueued@example.org')).toHaveLength(1);
   });
 });

@@ -9,7 +9,7 @@ import type { TestResources } from '../support/moto.ts';
 
 export type ApiEntry = (
   event: ReturnType<typeof apiEvent>,
-) => Promise<{ statusCode?: number; body?: string }>;
+) => Promise<{ statusCode?: number; body?: string; headers?: Record<string, string | number | boolean> }>;
 export type WorkerEntry = (event: SQSEvent) => Promise<{ batchItemFailures: { itemIdentifier: string }[] }>;
 
 /** POST /v1/messages with `request`; expects 202 and returns the message id. */
