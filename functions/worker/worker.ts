@@ -207,6 +207,7 @@ async function malformed(
 ): Promise<void> {
   deps.logger.error('malformed queue record: left for the dead-letter queue', {
     sqsMessageId: record.messageId,
+    receiveCount: receiveCountOf(record),
     id,
     reason,
   });

@@ -74,7 +74,7 @@ const ERROR_PAUSE_MS = 1000;
 
 export function createSqsPoller(options: SqsPollerOptions): SqsPoller {
   const region = options.region ?? 'us-east-1';
-  const batchSize = Math.min(MAX_BATCH, Math.max(1, options.batchSize ?? MAX_BATCH));
+  const batchSize = Math.min(MAX_BATCH, Math.max(1, options.batchSize ?? PER_CALL));
   const waitTimeSeconds = Math.min(20, Math.max(0, options.waitTimeSeconds ?? 2));
   const windowMs = Math.max(0, options.batchingWindowSeconds ?? 0) * 1000;
   const onError = options.onError ?? ((error: unknown) => console.error('[sqs-poller]', error));
@@ -271,14 +271,12 @@ function toMessageAttributes(attributes: Record<string, MessageAttributeValue>):
 
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
   });
 }
