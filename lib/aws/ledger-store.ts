@@ -7,7 +7,6 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
-  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { MessageState, StatusRecord, StatusStore, Versioned } from '../delivery/ports.ts';
 import { VersionConflictError } from '../delivery/ports.ts';
@@ -29,9 +28,6 @@ const UNPROCESSED_ROUNDS = 5;
 /** The item attributes that are not StatusRecord fields. */
 const ITEM_ONLY = new Set([KEY, 'v', STATE_INDEX_HASH, STATE_INDEX_RANGE, TTL_ATTRIBUTE]);
 
-/** StatusRecord fields that a later version may drop (REMOVEd when undefined). */
-const DROPPABLE: readonly (keyof StatusRecord)[] = ['nextAttemptAt', 'lease', 'error'];
-
 /**
  * The index partition a state lists under. A claim ('sending') keeps the message where it was, so that the
  * claim, the most frequent write, changes no index key and writes nothing to the index.
@@ -49,19 +45,12 @@ export class DynamoLedger implements StatusStore {
   ) {}
 
   async create(record: StatusRecord): Promise<Versioned<StatusRecord>> {
-    const expires = Math.floor(Date.parse(record.createdAt) / 1000) + this.retentionDays * 86_400;
+    const listState = listedState(record.state) ?? 'queued';
     try {
       await this.documents.send(
         new PutCommand({
           TableName: this.table,
-          Item: {
-            ...record,
-            [KEY]: messageKey(record.id),
-            v: 1,
-            [STATE_INDEX_HASH]: listedState(record.state) ?? 'queued',
-            [STATE_INDEX_RANGE]: `${record.createdAt}#${record.id}`,
-            [TTL_ATTRIBUTE]: expires,
-          },
+          Item: this.item(record, 1, listState),
           ConditionExpression: 'attribute_not_exists(#pk)',
           ExpressionAttributeNames: { '#pk': KEY },
         }),
@@ -71,7 +60,7 @@ export class DynamoLedger implements StatusStore {
         throw new VersionConflictError(`status record ${record.id} already exists`);
       throw error;
     }
-    return { value: record, version: '1' };
+    return { value: record, version: versionToken(1, listState) };
   }
 
   async get(id: string): Promise<Versioned<StatusRecord> | undefined> {
@@ -116,49 +105,45 @@ export class DynamoLedger implements StatusStore {
     return found;
   }
 
+  /**
+   * The whole item replaced, on the condition that it is still at the version read: a PutItem rather than an
+   * UpdateItem that SETs every field, because the record changes as a whole (recipients, transcripts, lease)
+   * and a put costs the same write units; fields the new version lacks (lease, nextAttemptAt, error) are gone.
+   */
   async update(record: StatusRecord, version: string): Promise<Versioned<StatusRecord>> {
-    const names: Record<string, string> = { '#v': 'v' };
-    const values: Record<string, unknown> = { ':expected': Number(version), ':one': 1 };
-    const sets: string[] = ['#v = #v + :one'];
-    const removes: string[] = [];
-    let n = 0;
-    for (const [field, value] of Object.entries(record)) {
-      if (field === 'id' || ITEM_ONLY.has(field) || value === undefined) continue;
-      names[`#f${n}`] = field;
-      values[`:f${n}`] = value;
-      sets.push(`#f${n} = :f${n}`);
-      n++;
-    }
-    for (const field of DROPPABLE) {
-      if (record[field] !== undefined) continue;
-      names[`#f${n}`] = field;
-      removes.push(`#f${n}`);
-      n++;
-    }
-    const listed = listedState(record.state);
-    if (listed) {
-      names['#ls'] = STATE_INDEX_HASH;
-      values[':ls'] = listed;
-      sets.push('#ls = :ls');
-    }
+    const seen = parseVersionToken(version);
+    const next = seen.v + 1;
+    // A claim ('sending') stays listed where the message was: the index entry is untouched.
+    const listState = listedState(record.state) ?? seen.listState;
     try {
       await this.documents.send(
-        new UpdateCommand({
+        new PutCommand({
           TableName: this.table,
-          Key: { [KEY]: messageKey(record.id) },
-          UpdateExpression: `SET ${sets.join(', ')}${removes.length ? ` REMOVE ${removes.join(', ')}` : ''}`,
+          Item: this.item(record, next, listState),
           ConditionExpression: '#v = :expected',
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
+          ExpressionAttributeNames: { '#v': 'v' },
+          ExpressionAttributeValues: { ':expected': seen.v },
         }),
       );
     } catch (error) {
       // A record that no longer exists fails the condition too (#v is missing): a lost race as well.
       if (isConditionFailure(error))
-        throw new VersionConflictError(`status record ${record.id} changed since version ${version}`);
+        throw new VersionConflictError(`status record ${record.id} changed since version ${seen.v}`);
       throw error;
     }
-    return { value: record, version: String(Number(version) + 1) };
+    return { value: record, version: versionToken(next, listState) };
+  }
+
+  private item(record: StatusRecord, v: number, listState: MessageState): Record<string, unknown> {
+    const item: Record<string, unknown> = {
+      [KEY]: messageKey(record.id),
+      v,
+      [STATE_INDEX_HASH]: listState,
+      [STATE_INDEX_RANGE]: `${record.createdAt}#${record.id}`,
+      [TTL_ATTRIBUTE]: Math.floor(Date.parse(record.createdAt) / 1000) + this.retentionDays * 86_400,
+    };
+    for (const [field, value] of Object.entries(record)) if (value !== undefined) item[field] = value;
+    return item;
   }
 
   /**
@@ -204,7 +189,24 @@ export const LISTED_STATES: readonly MessageState[] = [
 function toVersioned(item: Record<string, unknown>): Versioned<StatusRecord> {
   const value: Record<string, unknown> = {};
   for (const [field, v] of Object.entries(item)) if (!ITEM_ONLY.has(field)) value[field] = v;
-  return { value: value as unknown as StatusRecord, version: String(item.v) };
+  const listState = typeof item[STATE_INDEX_HASH] === 'string' ? item[STATE_INDEX_HASH] : 'queued';
+  return {
+    value: value as unknown as StatusRecord,
+    version: versionToken(Number(item.v), listState as MessageState),
+  };
+}
+
+/**
+ * The version a writer read, as the token it hands back to update(): the item's version number and the
+ * index partition it was listed under (which a claim keeps, and which the record itself does not say).
+ */
+const versionToken = (v: number, listState: MessageState): string => `${v}.${listState}`;
+
+function parseVersionToken(token: string): { v: number; listState: MessageState } {
+  const match = /^(\d+)\.([a-z_]+)$/.exec(token);
+  if (!match || !(LISTED_STATES as readonly string[]).includes(match[2]!))
+    throw new Error(`not a version this ledger handed out: ${JSON.stringify(token)}`);
+  return { v: Number(match[1]), listState: match[2] as MessageState };
 }
 
 function isConditionFailure(error: unknown): boolean {

@@ -46,7 +46,7 @@ describe('POST /v1/messages', () => {
 
     // the ledger
     const stored = await api.ledger.get(id);
-    expect(stored?.version).toBe('1');
+    expect(stored?.version).toBe('1.queued');
     const record = stored!.value;
     expect(record).toMatchObject({
       id,

@@ -56,8 +56,8 @@ describe('DynamoLedger create and get', () => {
     const created = await ledger.create(written);
     const read = await ledger.get(written.id);
 
-    expect(created).toEqual({ value: written, version: '1' });
-    expect(read).toEqual({ value: written, version: '1' });
+    expect(created).toEqual({ value: written, version: '1.queued' });
+    expect(read).toEqual({ value: written, version: '1.queued' });
     expect(await rawItem(written.id)).toMatchObject({
       pk: `msg#${written.id}`,
       v: 1,
@@ -116,14 +116,14 @@ describe('DynamoLedger update', () => {
 
     const updated = await ledger.update({ ...created.value, state: 'sending', attempts: 1 }, created.version);
 
-    expect(updated.version).toBe('2');
+    expect(updated.version).toBe('2.queued'); // the claim stays listed as queued
     expect(await ledger.get(created.value.id)).toEqual(updated);
     await expect(
       ledger.update({ ...created.value, state: 'failed' }, created.version),
     ).rejects.toBeInstanceOf(VersionConflictError);
     expect((await ledger.get(created.value.id))?.value.state).toBe('sending');
     const next = await ledger.update({ ...updated.value, state: 'sent' }, updated.version);
-    expect(next.version).toBe('3');
+    expect(next.version).toBe('3.sent');
   });
 
   it('lets exactly one of two workers racing from the same version win; the other gets VersionConflictError', async () => {
@@ -148,7 +148,7 @@ describe('DynamoLedger update', () => {
       expect(losers[0]).toBeInstanceOf(VersionConflictError);
       const stored = await ledger.get(created.value.id);
       expect(stored).toEqual(winners[0]);
-      expect(stored?.version).toBe('2');
+      expect(stored?.version).toBe('2.queued');
     }
   });
 
@@ -175,7 +175,7 @@ describe('DynamoLedger update', () => {
   it('treats an update of a record that does not exist as a lost race, and creates nothing', async () => {
     const gone = record();
 
-    await expect(ledger.update(gone, '1')).rejects.toBeInstanceOf(VersionConflictError);
+    await expect(ledger.update(gone, '1.queued')).rejects.toBeInstanceOf(VersionConflictError);
 
     expect(await rawItem(gone.id)).toBeUndefined();
   });
@@ -237,7 +237,7 @@ describe('DynamoLedger getMany', () => {
 
     // Assess
     expect(found.size).toBe(250);
-    for (const r of stored) expect(found.get(r.id)).toEqual({ value: r, version: '1' });
+    for (const r of stored) expect(found.get(r.id)).toEqual({ value: r, version: '1.queued' });
     for (const id of missing) expect(found.has(id)).toBe(false);
     expect(keysPerCall.sort((a, b) => b - a)).toEqual([100, 100, 53]);
   });
