@@ -8,7 +8,6 @@ import time
 
 import moto.backends
 import moto.sqs.models
-from moto.core.utils import unix_time
 from moto.dynamodb.models import DynamoDBBackend
 from moto.sqs.models import SQSBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -40,13 +39,11 @@ def read_retention_period_directly() -> None:
 
     def is_message_valid_based_on_retention_period(self, queue_name, message):  # type: ignore[no-untyped-def]
         retention_period = int(self.get_queue(queue_name).message_retention_period)
-        return retention_period + message.sent_timestamp / 1000 > unix_time()
+        return retention_period + message.sent_timestamp / 1000 > time.time()
 
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
 
 
-# One access-log line per request on stderr is measurable CPU at pipeline rates; errors are still logged.
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
 def fast_sqs_clock() -> None:
     """moto's SQS asks for the time once per message per visibility/delay check — several times per queued
     message on every send and receive — through datetime arithmetic that costs ~20x time.time(). Same
@@ -67,6 +64,8 @@ def list_moto_modules_once() -> None:
     moto.backends.list_of_moto_modules = lambda: modules
 
 
+# One access-log line per request on stderr is measurable CPU at pipeline rates; errors are still logged.
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
 serialize_dynamodb_writes()
 list_moto_modules_once()
 read_retention_period_directly()
