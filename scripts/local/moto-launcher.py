@@ -7,11 +7,11 @@ import threading
 import time
 
 import moto.backends
+import waitress
 import moto.sqs.models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.sqs.models import SQSBackend
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-from werkzeug.serving import make_server
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 
 def serialize_dynamodb_writes() -> None:
@@ -64,16 +64,20 @@ def list_moto_modules_once() -> None:
     moto.backends.list_of_moto_modules = lambda: modules
 
 
-# One access-log line per request on stderr is measurable CPU at pipeline rates; errors are still logged.
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
 serialize_dynamodb_writes()
 list_moto_modules_once()
 read_retention_period_directly()
 fast_sqs_clock()
 
 app = DomainDispatcherApplication(create_backend_app)
-server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-port = server.server_port
+# Served by waitress rather than moto's own werkzeug development server, which closes the connection after
+# every response (`Connection: close`) and starts a thread per connection: a TCP handshake and a new thread
+# for each AWS call, about half of the emulator's CPU per call. waitress keeps connections alive and runs
+# requests on a pool of threads; 64 of them, since every SQS long poll holds one for up to 20 s.
+server = waitress.create_server(
+    app, host="127.0.0.1", port=0, threads=64, connection_limit=2000, backlog=2048, channel_timeout=300
+)
+port = server.effective_port
 # moto builds some URLs (e.g. Lambda's endpoint) from MOTO_PORT.
 os.environ["MOTO_PORT"] = str(port)
 
@@ -86,4 +90,4 @@ def exit_when_parent_goes() -> None:
 
 threading.Thread(target=exit_when_parent_goes, daemon=True).start()
 print(f"PORT {port}", flush=True)
-server.serve_forever()
+server.run()

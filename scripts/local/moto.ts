@@ -13,6 +13,9 @@ const venvPython = join(venvDir, 'bin', 'python');
 const launcher = fileURLToPath(new URL('./moto-launcher.py', import.meta.url));
 /** Pinned so every machine runs the emulator the tests were written against. */
 export const MOTO_REQUIREMENT = 'moto[server]==5.2.5';
+/** The HTTP server moto-launcher.py serves moto with (keep-alive, a thread pool; see there). */
+export const WAITRESS_REQUIREMENT = 'waitress==3.0.2';
+const IMPORTS = 'import moto.server, waitress';
 const startTimeoutMs = 60_000;
 
 export class MotoError extends Error {
@@ -49,14 +52,14 @@ function run(command: string, args: string[]): Promise<void> {
 
 async function motoInstalled(): Promise<boolean> {
   if (!existsSync(venvPython)) return false;
-  return run(venvPython, ['-c', 'import moto.server, werkzeug']).then(
+  return run(venvPython, ['-c', IMPORTS]).then(
     () => true,
     () => false,
   );
 }
 
 /**
- * Makes sure .venv exists with moto[server]; returns the venv's python. Idempotent and quiet.
+ * Makes sure .venv exists with moto[server] and waitress; returns the venv's python. Idempotent and quiet.
  * Concurrent callers (a dev server and a test run) serialise on `flock .venv/.install.lock`.
  */
 export async function ensureMoto(): Promise<string> {
@@ -65,8 +68,8 @@ export async function ensureMoto(): Promise<string> {
   const lock = join(venvDir, '.install.lock');
   const install = [
     `[ -x "${venvPython}" ] || python3 -m venv "${venvDir}"`,
-    `"${venvPython}" -c 'import moto.server' 2>/dev/null ||` +
-      ` "${venvPython}" -m pip install --quiet --disable-pip-version-check '${MOTO_REQUIREMENT}'`,
+    `"${venvPython}" -c '${IMPORTS}' 2>/dev/null ||` +
+      ` "${venvPython}" -m pip install --quiet --disable-pip-version-check '${MOTO_REQUIREMENT}' '${WAITRESS_REQUIREMENT}'`,
   ].join(' && ');
   try {
     await run('flock', [lock, 'sh', '-c', install]);

@@ -58,12 +58,22 @@ describe('DynamoLedger create and get', () => {
 
     expect(created).toEqual({ value: written, version: '1.queued' });
     expect(read).toEqual({ value: written, version: '1.queued' });
-    expect(await rawItem(written.id)).toMatchObject({
+    const item = await rawItem(written.id);
+    expect(item).toMatchObject({
       pk: `msg#${written.id}`,
       v: 1,
       listState: 'queued',
       listAt: `${written.createdAt}#${written.id}`,
+      state: 'queued',
+      subject: 'Hi',
     });
+    // The lists and maps are one JSON string attribute; the scalars stay attributes of their own.
+    expect(JSON.parse(String(item?.nested))).toEqual({
+      recipients: written.recipients,
+      transcripts: written.transcripts,
+      tags: { campaign: 'spring' },
+    });
+    expect(item).not.toHaveProperty('recipients');
   });
 
   it('sets expiresAt to createdAt + RETENTION_DAYS (epoch seconds) on the item', async () => {
