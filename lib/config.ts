@@ -65,6 +65,11 @@ const workerSchema = awsSchema.extend({
   RETRY_MAX_SECONDS: int(0).max(42_000).default(14_400),
   RETRY_MAX_AGE_SECONDS: int(60).default(172_800),
   RETRY_MAX_ATTEMPTS: int(1).default(30),
+  /**
+   * How long a queue message's missing status record is left to the API before the worker writes it
+   * itself: longer than the API can still be writing it (its function timeout, 15 s, and retries).
+   */
+  RECORD_WRITE_GRACE_SECONDS: int(0).default(60),
 });
 
 export interface AwsConfig {
@@ -98,6 +103,8 @@ export interface WorkerConfig {
     timeouts: { connect: number; greeting: number; command: number; data: number; dataEnd: number };
   };
   retry: { baseSeconds: number; maxSeconds: number; maxAgeSeconds: number; maxAttempts: number };
+  /** RECORD_WRITE_GRACE_SECONDS, in milliseconds. */
+  recordWriteGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -161,5 +168,6 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       maxAgeSeconds: e.RETRY_MAX_AGE_SECONDS,
       maxAttempts: e.RETRY_MAX_ATTEMPTS,
     },
+    recordWriteGraceMs: e.RECORD_WRITE_GRACE_SECONDS * 1000,
   };
 }

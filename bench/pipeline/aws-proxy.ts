@@ -192,6 +192,7 @@ export async function startAwsProxy(options: { upstream: string; region: string 
               }
             } else if (record.service === 'DynamoDB' && model.isRead(record.operation))
               units = model.readCall(record.operation, body, status, answer);
+            else if (record.label === 'DynamoDB.CreateTable' && status < 300) model.tableCreated(body);
             record.status = status;
             record.responseBytes = answer.length;
             describeBodies(record, body, answer);

@@ -133,6 +133,11 @@ export class DynamoModel {
   /** The same, once described (every table a write names is, before the write is forwarded). */
   private readonly described = new Map<string, TableInfo>();
   private readonly images = new Map<string, Promise<WireItem | undefined>>();
+  /**
+   * Tables created through the proxy: every write to them has been seen, so a key with no image is known
+   * absent and needs no read (a batch's fresh records cost moto a GetItem each otherwise).
+   */
+  private readonly seenFromCreation = new Set<string>();
   /** Reads from moto the model made itself (not counted as the pipeline's calls). */
   ownReads = 0;
   /** Calls whose units could not be estimated, with why. */
@@ -147,6 +152,13 @@ export class DynamoModel {
   forget(): void {
     this.tables.clear();
     this.images.clear();
+    this.seenFromCreation.clear();
+  }
+
+  /** A CreateTable went through: the table starts empty, and every write to it passes here. */
+  tableCreated(body: Buffer): void {
+    const name = parse(body).TableName;
+    if (typeof name === 'string') this.seenFromCreation.add(name);
   }
 
   isWrite(operation: string): boolean {
@@ -175,7 +187,8 @@ export class DynamoModel {
       if (before === undefined) {
         // A create guarded by attribute_not_exists: no old image (if one exists the write fails, and the
         // existing item, read then, is what the failure costs).
-        assumedNew = /attribute_not_exists/.test(source.ConditionExpression ?? '');
+        assumedNew =
+          this.seenFromCreation.has(table) || /attribute_not_exists/.test(source.ConditionExpression ?? '');
         before = assumedNew ? Promise.resolve(undefined) : this.fetch(table, keyAttributes);
         this.images.set(key, before);
       }

@@ -7,8 +7,8 @@
 //       too big; could not be stored; SQS refused it even after the producer's retries — nothing is queued,
 //       the item may be sent again.
 // Nothing is dropped silently. Idempotency-Key is refused here (400): one key cannot stand for 100 messages.
-// As in submit.ts, the queue comes first and the status records after (written in parallel): an item on
-// the queue always gets its record, from here or from the worker.
+// As in submit.ts, the queue comes first and the status records after (BatchWriteItem, 25 per call): an
+// item on the queue always gets its record, from here or from the worker.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { SendResult } from '../../lib/aws/queue-producer.ts';
 import { type Accepted, newRecord } from '../../lib/delivery/ledger.ts';
@@ -21,8 +21,8 @@ import { type ApiResponse, type Issue, json, problem } from './responses.ts';
 import { rawBodyLimit } from './submit.ts';
 
 export const MAX_BATCH_SIZE = 100;
-/** Ledger writes (and claim-check uploads) at once: the whole batch in one round of parallel calls. */
-const WRITE_CONCURRENCY = MAX_BATCH_SIZE;
+/** Claim-check uploads at once: the whole batch in one round of parallel calls. */
+const UPLOAD_CONCURRENCY = MAX_BATCH_SIZE;
 
 export type BatchItemResult =
   | { id: string; status: 'queued' }
@@ -70,7 +70,7 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
   });
 
   // The queue messages (a large request goes to S3 first: claim check), then the queue, then the ledger.
-  await forEachLimit(candidates, WRITE_CONCURRENCY, async (item) => {
+  await forEachLimit(candidates, UPLOAD_CONCURRENCY, async (item) => {
     const { id, record, stored } = item.accepted;
     try {
       item.message = await toQueueMessage(id, record, stored, deps.payloads);
@@ -98,17 +98,13 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
       error: { code: 'enqueue_failed', message: `the item could not be queued (${reason}); retry it` },
     };
   }
-  await forEachLimit(queued, WRITE_CONCURRENCY, async (item) => {
-    try {
-      await deps.status.create(item.accepted.record);
-    } catch (error) {
-      // On the queue all the same: the worker writes the record from the queue message.
-      logger.error('status record not written; the worker will write it', {
-        messageId: item.accepted.id,
-        error,
-      });
-    }
-  });
+  // Fresh ids, so 25 records per call without a condition; one the store could not write is on the queue
+  // all the same, and the worker writes it from the queue message once the grace period is over.
+  const unwritten = await deps.status
+    .createMany(queued.map((item) => item.accepted.record))
+    .catch((error: unknown) => queued.map((item) => ({ id: item.accepted.id, error })));
+  for (const { id, error } of unwritten)
+    logger.error('status record not written; the worker will write it', { messageId: id, error });
 
   logger.info('batch processed', { items: results.length, queued: queued.length });
   return json(202, { results, queued: queued.length, rejected: results.length - queued.length });

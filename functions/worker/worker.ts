@@ -78,6 +78,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
             key: record.messageId,
             id,
             receiveCount: receiveCountOf(record),
+            enqueuedAt: enqueuedAtOf(record),
             initial,
             prepare: (ledger) => prepareMessage(request, ledger),
           };
@@ -119,6 +120,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
               transcriptKey: (n) => `transcripts/${day}/${invocation}-${n}.log`,
               owner: invocation,
               leaseMs,
+              recordWriteGraceMs: deps.config.recordWriteGraceMs,
               timeLeft: () => remaining() - RECORDING_TIME_MS,
               now: deps.now,
               random: deps.random,
@@ -237,6 +239,12 @@ async function applyVisibility(
       error: f.error,
     });
   }
+}
+
+/** SQS SentTimestamp (epoch ms); a record without one counts as just sent, which leaves it the longest grace. */
+function enqueuedAtOf(record: SQSRecord): Date {
+  const sent = Number(record.attributes?.SentTimestamp);
+  return new Date(Number.isFinite(sent) && sent > 0 ? sent : Date.now());
 }
 
 function receiveCountOf(record: SQSRecord): number {

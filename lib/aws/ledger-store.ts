@@ -3,6 +3,7 @@
 // condition and the write atomically, in moto as in AWS). Item shapes and access patterns: lib/aws/README.md.
 import {
   BatchGetCommand,
+  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -22,6 +23,8 @@ import {
 
 /** BatchGetItem takes at most 100 keys per call. */
 const BATCH_GET_LIMIT = 100;
+/** BatchWriteItem takes at most 25 puts per call. */
+const BATCH_WRITE_LIMIT = 25;
 /** Rounds of re-asking for the keys DynamoDB left unprocessed (throttling) before giving up. */
 const UNPROCESSED_ROUNDS = 5;
 
@@ -69,6 +72,42 @@ export class DynamoLedger implements StatusStore {
       throw error;
     }
     return { value: record, version: versionToken(1, listState) };
+  }
+
+  /**
+   * BatchWriteItem, 25 records per call, the calls in parallel: no condition (BatchWriteItem has none), so a
+   * record that exists is replaced. The API uses it for a batch's fresh ids, which nobody else writes while
+   * the grace period of lib/delivery/batch.ts lasts; at 25 puts per request instead of one, it costs the
+   * same write units in a twenty-fifth of the requests.
+   */
+  async createMany(records: readonly StatusRecord[]): Promise<{ id: string; error: unknown }[]> {
+    const failed: { id: string; error: unknown }[] = [];
+    const chunks: StatusRecord[][] = [];
+    for (let i = 0; i < records.length; i += BATCH_WRITE_LIMIT)
+      chunks.push(records.slice(i, i + BATCH_WRITE_LIMIT));
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        let puts = chunk.map((record) => ({
+          PutRequest: { Item: this.item(record, 1, listedState(record.state) ?? 'queued') },
+        }));
+        try {
+          for (let round = 0; puts.length > 0; round++) {
+            if (round === UNPROCESSED_ROUNDS)
+              throw new Error(`DynamoDB left ${puts.length} writes unprocessed after ${round} rounds`);
+            if (round > 0) await pause(50 * 2 ** round);
+            const out = await this.documents.send(
+              new BatchWriteCommand({ RequestItems: { [this.table]: puts } }),
+            );
+            puts = (out.UnprocessedItems?.[this.table] as typeof puts | undefined) ?? [];
+          }
+        } catch (error) {
+          const left = new Set(puts.map((p) => p.PutRequest.Item[KEY]));
+          for (const record of chunk)
+            if (left.has(messageKey(record.id))) failed.push({ id: record.id, error });
+        }
+      }),
+    );
+    return failed;
   }
 
   async get(id: string): Promise<Versioned<StatusRecord> | undefined> {

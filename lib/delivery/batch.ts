@@ -45,6 +45,8 @@ export interface BatchRecord {
   id: string;
   /** The queue's delivery count (SQS ApproximateReceiveCount): drives the back-off and the attempt limit. */
   receiveCount: number;
+  /** When the API put it on the queue (SQS SentTimestamp): its record is the API's to write until the grace ends. */
+  enqueuedAt: Date;
   /** The initial status record the queue message carries: written when the ledger has none yet. */
   initial: StatusRecord;
   /** Builds the message (Message-ID and date fixed at submit, so every attempt sends the same bytes). */
@@ -72,6 +74,8 @@ export interface BatchDeps {
   owner: string;
   /** How long a lease holds: longer than this invocation can possibly run. */
   leaseMs: number;
+  /** How long after the enqueue a missing status record is left to the API (RECORD_WRITE_GRACE_SECONDS). */
+  recordWriteGraceMs: number;
   /** Milliseconds left in which new SMTP work may start (the invocation's end, less time to record). */
   timeLeft(): number;
   now?: () => Date;
@@ -93,7 +97,15 @@ export type RecordOutcome =
       kind: 'retry';
       id: string;
       delaySeconds?: number;
-      why: 'deferred' | 'leased' | 'conflict' | 'paused' | 'rate_limited' | 'out_of_time' | 'error';
+      why:
+        | 'deferred'
+        | 'leased'
+        | 'conflict'
+        | 'paused'
+        | 'rate_limited'
+        | 'out_of_time'
+        | 'not_written'
+        | 'error';
       error?: unknown;
     } & AttemptFacts)
   /** No retry can fix it: the message (if it exists) is failed with the reason; the record goes to the DLQ. */
@@ -115,6 +127,10 @@ const MAX_PERMIT_WAIT_MS = 2_000;
 const MIN_PERMIT_WAIT_MS = 250;
 /** Outcome writes that lose a race are re-read and merged this many times. */
 const OUTCOME_WRITE_TRIES = 3;
+/** A record the API is still writing is read once more after this pause (its write trails its enqueue). */
+const RECORD_REREAD_MS = 200;
+/** A message this young whose record is still missing comes back this soon; an older one at the grace's end. */
+const NOT_WRITTEN_SOON = { ageMs: 5_000, delaySeconds: 2 };
 
 interface Candidate {
   record: BatchRecord;
@@ -156,18 +172,32 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
     return report;
   }
   const entries = entriesRead.value;
-  // No record yet: the API enqueues before it writes the record, and died in between or is still writing it.
+  const started = now();
+  // No record yet: the API enqueues before it writes the record, and is still writing it or died in between.
+  // Within the grace period it may still be writing, with a write that has no condition and would replace a
+  // record written here: read once more shortly (the usual case, its write a round trip behind its enqueue)
+  // and otherwise leave it to the API. After the grace the API is gone; the queue message's record is written.
   const missing = records.filter(
     (r, i) => !entries.has(r.id) && records.findIndex((o) => o.id === r.id) === i,
   );
-  await Promise.all(
-    missing.map(async (r) => {
-      const written = await writeInitial(deps, r).catch(() => undefined);
-      if (written) entries.set(r.id, written);
-    }),
-  );
+  const inGrace = (r: BatchRecord) => started.getTime() - r.enqueuedAt.getTime() < deps.recordWriteGraceMs;
+  const young = missing.filter(inGrace);
+  await Promise.all([
+    young.length > 0 &&
+      sleep(RECORD_REREAD_MS)
+        .then(() => deps.status.getMany(young.map((r) => r.id)))
+        .then((found) => {
+          for (const [id, entry] of found) entries.set(id, entry);
+        })
+        .catch(() => {}),
+    ...missing
+      .filter((r) => !inGrace(r))
+      .map(async (r) => {
+        const written = await writeInitial(deps, r).catch(() => undefined);
+        if (written) entries.set(r.id, written);
+      }),
+  ]);
 
-  const started = now();
   const candidates: Candidate[] = [];
   const seen = new Set<string>();
   for (const record of records) {
@@ -183,6 +213,15 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       continue;
     }
     seen.add(record.id);
+    if (!entry && inGrace(record)) {
+      const ageMs = started.getTime() - record.enqueuedAt.getTime();
+      const delaySeconds =
+        ageMs < NOT_WRITTEN_SOON.ageMs
+          ? NOT_WRITTEN_SOON.delaySeconds
+          : Math.max(1, Math.ceil((deps.recordWriteGraceMs - ageMs) / 1000));
+      outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'not_written', delaySeconds });
+      continue;
+    }
     if (!entry) {
       outcomes.set(record.key, {
         kind: 'retry',

@@ -69,6 +69,11 @@ export class VersionConflictError extends Error {
 export interface StatusStore {
   /** Creates the record; fails with VersionConflictError if it exists. */
   create(record: StatusRecord): Promise<Versioned<StatusRecord>>;
+  /**
+   * Writes new records many per call and without a condition; returns the ones it could not write. Only for
+   * ids no other writer can hold: fresh ones, which the worker leaves to their writer for its grace period.
+   */
+  createMany(records: readonly StatusRecord[]): Promise<{ id: string; error: unknown }[]>;
   get(id: string): Promise<Versioned<StatusRecord> | undefined>;
   /** Many records in one read (the worker's batch); ids not found are absent from the map. */
   getMany(ids: readonly string[]): Promise<Map<string, Versioned<StatusRecord>>>;

@@ -78,6 +78,8 @@ beforeAll(async () => {
     RETRY_MAX_SECONDS: '1',
     // More attempts than the queue allows receives: the redrive, not the retry policy, ends these records.
     RETRY_MAX_ATTEMPTS: '30',
+    // A missing status record is the API's to write for 1 s here (60 s by default), then the worker's.
+    RECORD_WRITE_GRACE_SECONDS: '1',
   });
   api = (await import('../../functions/api/index.ts')).handler;
   const producer = new SqsQueueProducer(resources.clients.sqs, resources.queueUrl);
@@ -276,7 +278,8 @@ describe('dead-letter queue', () => {
 
   it('a well-formed record whose ledger entry was never written is delivered once, not dead-lettered', async () => {
     // What the API leaves when it dies between its two steps: the message on the queue (first), no status
-    // record (second). The worker writes the record from the queue message and delivers it.
+    // record (second). Once the grace is over, the worker writes the record from the queue message and
+    // delivers it; before, it leaves the record to the API (one receive, returned for 2 s).
     const id = newMessageId();
     const request = { from: 'alice@example.com', to: ['ghost@example.org'], subject: 'orphan', text: 'x' };
     const validated = validateSendRequest(request);
@@ -311,8 +314,9 @@ describe('dead-letter queue', () => {
     });
     expect(status!.recipients).toMatchObject([{ address: 'ghost@example.org', state: 'delivered' }]);
     expect(smtp.messages.filter((m) => m.rcptTo.includes('ghost@example.org'))).toHaveLength(1);
-    // Handled once, deleted, never reported: nothing goes to the DLQ.
-    expect(handled((b) => b === body)).toEqual({ received: 1, reportedFailed: 0 });
+    // Returned once within the grace (the API might still have been writing the record), then delivered and
+    // deleted: nothing goes to the DLQ.
+    expect(handled((b) => b === body)).toEqual({ received: 2, reportedFailed: 1 });
     const { Messages = [] } = await resources.clients.sqs.send(
       new ReceiveMessageCommand({ QueueUrl: resources.dlqUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1 }),
     );

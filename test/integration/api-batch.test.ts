@@ -101,22 +101,22 @@ describe('POST /v1/messages/batch', () => {
     expect(((await drainQueue(api.resources)) as QueueMessage[]).map((m) => m.id)).toEqual(handed);
   });
 
-  it('enqueues 25 messages (three SendMessageBatch calls) with 25 status records', async () => {
-    const messages = Array.from({ length: 25 }, (_, n) => ({ ...validRequest, subject: `message ${n}` }));
+  it('enqueues 60 messages with 60 status records (several SendMessageBatch and BatchWriteItem calls)', async () => {
+    const messages = Array.from({ length: 60 }, (_, n) => ({ ...validRequest, subject: `message ${n}` }));
 
     const response = await batch({ messages });
 
     expect(response.statusCode).toBe(202);
     const body = parseBody(response) as unknown as Results;
-    expect(body.queued).toBe(25);
+    expect(body.queued).toBe(60);
     const ids = body.results.map((r) => r.id!);
-    expect(new Set(ids).size).toBe(25);
+    expect(new Set(ids).size).toBe(60);
     const queued = (await drainQueue(api.resources)) as QueueMessage[];
     expect(queued.map((m) => m.id).sort()).toEqual([...ids].sort());
     const records = await Promise.all(ids.map(statusRecord));
     expect(records.map((r) => r.subject)).toEqual(messages.map((m) => m.subject));
     const read = await api.ledger.getMany(ids);
-    expect(read.size).toBe(25);
+    expect(read.size).toBe(60);
   });
 
   it.each([

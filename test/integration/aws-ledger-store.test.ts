@@ -8,7 +8,7 @@
 // so two racing writers can both succeed there. moto 5.2.5's DynamoDB has the same gap on its own; the
 // launcher (scripts/local/moto-launcher.py) serialises its DynamoDB writes so that it behaves as the service
 // does, and the racing tests below hold against it as they do against AWS.
-import { BatchGetCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoLedger, ensureLedgerTable, InvalidCursorError, LISTED_STATES } from '../../lib/aws/index.ts';
 import { messageKey } from '../../lib/aws/ledger-table.ts';
@@ -217,6 +217,48 @@ describe('DynamoLedger update', () => {
     expect((await rawItem(created.value.id))?.expiresAt).toBe(
       Math.floor(Date.parse(created.value.createdAt) / 1000) + RETENTION_DAYS * 86_400,
     );
+  });
+});
+
+describe('DynamoLedger createMany', () => {
+  it('writes 60 records in BatchWriteItem calls of at most 25, each then readable at version 1', async () => {
+    const documents = resources.clients.documents;
+    const putsPerCall: number[] = [];
+    const counting = new DynamoLedger(
+      {
+        send: (command: unknown) => {
+          if (command instanceof BatchWriteCommand)
+            putsPerCall.push(command.input.RequestItems![resources.table]!.length);
+          return documents.send(command as never);
+        },
+      } as typeof documents,
+      resources.table,
+      RETENTION_DAYS,
+    );
+    const written = Array.from({ length: 60 }, (_, n) => record({ subject: `bulk ${n}` }));
+
+    const failed = await counting.createMany(written);
+
+    expect(failed).toEqual([]);
+    expect(putsPerCall.sort((a, b) => b - a)).toEqual([25, 25, 10]);
+    const found = await ledger.getMany(written.map((r) => r.id));
+    for (const r of written) expect(found.get(r.id)).toEqual({ value: r, version: '1.queued' });
+    // The same item as create() writes: index keys and expiry included.
+    expect(await rawItem(written[0]!.id)).toMatchObject({
+      v: 1,
+      listState: 'queued',
+      listAt: `${written[0]!.createdAt}#${written[0]!.id}`,
+    });
+  });
+
+  it('reports every record it could not write, with the error, instead of throwing', async () => {
+    const missingTable = new DynamoLedger(resources.clients.documents, 'no-such-table', RETENTION_DAYS);
+    const written = [record(), record()];
+
+    const failed = await missingTable.createMany(written);
+
+    expect(failed.map((f) => f.id)).toEqual(written.map((r) => r.id));
+    expect(failed[0]!.error).toMatchObject({ name: 'ResourceNotFoundException' });
   });
 });
 

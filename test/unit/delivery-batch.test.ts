@@ -50,6 +50,10 @@ class MemoryStatusStore implements StatusStore {
     if (this.records.has(record.id)) throw new VersionConflictError('exists');
     return this.put(record);
   }
+  async createMany(records: readonly StatusRecord[]) {
+    for (const record of records) this.put(record);
+    return [];
+  }
   async get(id: string) {
     this.calls.get.push(id);
     const v = this.records.get(id);
@@ -266,6 +270,8 @@ function queued(
   options: {
     key?: string;
     receiveCount?: number;
+    /** Default: past the grace (an API that may still be writing the record is the exception here). */
+    enqueuedAt?: Date;
     addresses?: string[];
     prepare?: BatchRecord['prepare'];
   } = {},
@@ -274,12 +280,14 @@ function queued(
     key: options.key ?? `sqs-${id}`,
     id,
     receiveCount: options.receiveCount ?? 1,
+    enqueuedAt: options.enqueuedAt ?? new Date(T0.getTime() - GRACE_MS - 1),
     initial: initialRecord(id, options.addresses ?? ['b@x.test']),
     prepare: options.prepare ?? sendable,
   };
 }
 
 const retry = { baseSeconds: 60, maxSeconds: 3600, maxAgeSeconds: 86_400, maxAttempts: 5 };
+const GRACE_MS = 60_000;
 
 function setup(codes: Record<string, number> = {}, now = T0) {
   const status = new MemoryStatusStore();
@@ -303,6 +311,7 @@ function setup(codes: Record<string, number> = {}, now = T0) {
       transcriptKey: (n) => `transcripts/2026-11-28/${owner}-${n}.log`,
       owner,
       leaseMs: 60_000,
+      recordWriteGraceMs: GRACE_MS,
       timeLeft: () => 600_000,
       now: () => now,
       random: () => 1,
@@ -651,6 +660,44 @@ describe('deliverBatch: the ledger of a batch', () => {
     expect(status.calls.create).toEqual(['m1']);
     expect(sentTo()).toEqual(['b@x.test', 'c@x.test']);
     expect(status.value('m1')).toMatchObject({ state: 'sent', attempts: 1, messageId: '<m1@smtpq.test>' });
+  });
+
+  it("leaves a young message's missing record to the API: read again shortly, used once the API wrote it", async () => {
+    const { status, run, seed, sleeps, sentTo } = setup();
+    // The API enqueued a second ago and its ledger write is a moment behind the worker's read.
+    status.afterGetMany = () => seed('m1', ['b@x.test'], { tags: { campaign: 'c1' } });
+
+    const report = await run([queued('m1', { enqueuedAt: new Date(T0.getTime() - 1000) })]);
+
+    expect(status.calls.create).toEqual([]);
+    expect(status.calls.getMany).toEqual([['m1'], ['m1']]);
+    expect(sleeps[0]).toBe(200);
+    expect(report.outcomes.get('sqs-m1')).toMatchObject({ kind: 'done', state: 'sent' });
+    expect(sentTo()).toEqual(['b@x.test']);
+    expect(status.value('m1')).toMatchObject({ state: 'sent', tags: { campaign: 'c1' } });
+  });
+
+  it("writes nothing for a young message whose record is still missing: back soon, then at the grace's end", async () => {
+    const { status, run, sentTo } = setup();
+
+    const report = await run([
+      queued('m1', { enqueuedAt: new Date(T0.getTime() - 1000) }),
+      queued('m2', { enqueuedAt: new Date(T0.getTime() - 20_000) }),
+    ]);
+
+    // Written by nobody here: the API's unconditional batch write could still replace it.
+    expect(status.calls.create).toEqual([]);
+    expect(sentTo()).toEqual([]);
+    expect(report.outcomes.get('sqs-m1')).toMatchObject({
+      kind: 'retry',
+      why: 'not_written',
+      delaySeconds: 2,
+    });
+    expect(report.outcomes.get('sqs-m2')).toMatchObject({
+      kind: 'retry',
+      why: 'not_written',
+      delaySeconds: 40,
+    });
   });
 
   it('uses the record the API wrote in the meantime rather than its own copy', async () => {
