@@ -1,17 +1,17 @@
 // What the API handler needs from the outside world, as the narrowest slice of each lib/aws adapter, so
 // the handler core is built once from real adapters (index.ts) and can be exercised route by route.
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { DynamoIdempotencyStore } from '../../lib/aws/idempotency-store.ts';
 import type { S3PayloadStore } from '../../lib/aws/payload-store.ts';
 import type { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import type { ApiConfig } from '../../lib/config.ts';
+import type { IdempotencyStore } from '../../lib/delivery/idempotency.ts';
 import type { StatusStore, TranscriptStore } from '../../lib/delivery/ports.ts';
 
 export interface ApiDeps {
   config: ApiConfig;
   status: StatusStore;
   transcripts: Pick<TranscriptStore, 'part'>;
-  idempotency: Pick<DynamoIdempotencyStore, 'claim' | 'release' | 'markEnqueued'>;
+  idempotency: IdempotencyStore;
   payloads: Pick<S3PayloadStore, 'put'>;
   queue: Pick<SqsQueueProducer, 'send' | 'sendBatch'>;
   logger: Logger;

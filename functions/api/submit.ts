@@ -4,19 +4,13 @@
 // ledger write fails) after the enqueue, the worker writes the record itself and delivers the message — a
 // message is never left `queued` with nothing on the queue (the gap of writing the ledger first).
 //
-// Idempotency (IETF draft-ietf-httpapi-idempotency-key-header, Stripe's behaviour): the first request with a
-// key claims it with a conditional DynamoDB write; a retry within 24 h, or the loser of a race, gets the same id
-// and nothing is enqueued again. The same key with a different body is refused with 422 (the draft's code:
-// the request is well-formed but conflicts with the key's original request). The comparison uses the
-// fingerprint stored in the claim itself, so it holds for the loser of a race too, before the winner has
-// written its status record; claims made before the claim carried it fall back to the status record's.
-// An id is handed out only once its status record exists: a loser waits briefly for the winner's record
-// and otherwise answers 409 (retry), never an id that a failed claimant may leave without a message.
-// A claim left by a request that died before enqueueing is taken over after ABANDONED_CLAIM_MS.
+// Idempotency: the protocol is lib/delivery/idempotency.ts; here its verdicts become answers — a replay is
+// 202 with the original id (Idempotent-Replayed: true), a key held by a request without a record yet is 409
+// (retry), the same key with a different body 422 (the draft's code: well-formed, but in conflict with the
+// key's original request).
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { IdempotencyContentionError } from '../../lib/aws/idempotency-store.ts';
+import { claimKey } from '../../lib/delivery/idempotency.ts';
 import { newRecord } from '../../lib/delivery/ledger.ts';
-import type { StatusRecord, Versioned } from '../../lib/delivery/ports.ts';
 import { toQueueMessage } from '../../lib/delivery/queue-message.ts';
 import { decodedSize, validateSendRequest } from '../../lib/message/schema.ts';
 import type { ApiDeps } from './deps.ts';
@@ -58,8 +52,8 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
   const key = keyResult.key;
   const fingerprint = key === undefined ? undefined : requestFingerprint(body.value);
   if (key !== undefined) {
-    const replay = await claimKey(deps, key, id, fingerprint!, now);
-    if (replay) return replay;
+    const answer = await answerForKey(deps, key, id, fingerprint!, now);
+    if (answer) return answer;
   }
 
   const accepted = newRecord(validation.value, id, now, {
@@ -111,74 +105,34 @@ async function releaseKey(deps: ApiDeps, key: string | undefined, id: string): P
     .catch((error: unknown) => deps.logger.warn('key not released', { error }));
 }
 
-/**
- * A claim whose status record still does not exist this long after it was made belongs to a request that
- * died between the claim and the record (15 minutes: the longest a Lambda can run, so the claimant is gone).
- */
-export const ABANDONED_CLAIM_MS = 15 * 60 * 1000;
-
-/**
- * Pauses before each further look for the status record of a claim that has none yet (3 s in all). The
- * claimant writes it right after its claim, so a racing request normally finds it at the first or second
- * look; one that never appears belongs to a claimant that failed or died, and its id must not be handed out.
- */
-export const RECORD_WAIT_MS = [50, 100, 200, 400, 800, 1500];
-
-/** Claims the key for `id`; undefined when this request won, else the response for a replay or a conflict. */
-async function claimKey(
+/** The key's claim as an answer: undefined when this request holds it and goes on to submit. */
+async function answerForKey(
   deps: ApiDeps,
   key: string,
   id: string,
   fingerprint: string,
   now: Date,
-  takeOver = true,
 ): Promise<ApiResponse | undefined> {
-  let result: Awaited<ReturnType<ApiDeps['idempotency']['claim']>>;
-  try {
-    result = await deps.idempotency.claim(key, id, now, fingerprint);
-  } catch (error) {
-    if (error instanceof IdempotencyContentionError) return keyInUse();
-    throw error;
+  const claim = await claimKey(deps, key, id, fingerprint, now);
+  switch (claim.kind) {
+    case 'claimed':
+      if (claim.tookOver)
+        deps.logger.warn('took over an Idempotency-Key whose request was never enqueued', {
+          messageId: claim.tookOver,
+        });
+      return undefined;
+    case 'replay':
+      deps.logger.info('idempotent replay', { messageId: claim.id });
+      return json(202, { id: claim.id, status: 'queued' }, { 'idempotent-replayed': 'true' });
+    case 'in_use':
+      return problem(
+        'idempotency_key_in_use',
+        'another request with this Idempotency-Key is in progress; retry',
+      );
+    case 'reused':
+      return problem(
+        'idempotency_key_reused',
+        'this Idempotency-Key was already used with a different request body',
+      );
   }
-  if (result.claimed) return undefined;
-  const original = await deps.status.get(result.id);
-  // The key is free again when its request died before enqueueing (no record long after the claim; one that
-  // was enqueued gets its record from the worker): replaying that id would lose the request.
-  const abandoned =
-    !original && !result.enqueued && now.getTime() - Date.parse(result.createdAt) >= ABANDONED_CLAIM_MS;
-  if (takeOver && abandoned) {
-    // release() deletes only the claim that still names result.id (If-Match), so of two requests taking
-    // over at once, one re-claims and the other replays its id.
-    deps.logger.warn('taking over an Idempotency-Key whose request was never enqueued', {
-      messageId: result.id,
-    });
-    await deps.idempotency.release(key, result.id);
-    return claimKey(deps, key, id, fingerprint, now, false);
-  }
-  // The claim names its request's fingerprint: a different body is refused whether or not the claimant has
-  // written its status record yet (claims from before the claim carried it are compared below).
-  if (result.fingerprint !== undefined && result.fingerprint !== fingerprint) return keyReused();
-  const record = original ?? (await awaitRecord(deps, result.id));
-  // No record yet: the claimant is slow, or failed and could not give the key back. Its id may never
-  // exist, so it is not handed out; the client retries (and takes over the key once it is abandoned).
-  if (!record) return keyInUse();
-  const originalFingerprint = result.fingerprint ?? record.value.requestFingerprint;
-  if (originalFingerprint !== undefined && originalFingerprint !== fingerprint) return keyReused();
-  deps.logger.info('idempotent replay', { messageId: result.id });
-  return json(202, { id: result.id, status: 'queued' }, { 'idempotent-replayed': 'true' });
 }
-
-async function awaitRecord(deps: ApiDeps, id: string): Promise<Versioned<StatusRecord> | undefined> {
-  for (const pause of RECORD_WAIT_MS) {
-    await new Promise((resolve) => setTimeout(resolve, pause));
-    const record = await deps.status.get(id);
-    if (record) return record;
-  }
-  return undefined;
-}
-
-const keyInUse = (): ApiResponse =>
-  problem('idempotency_key_in_use', 'another request with this Idempotency-Key is in progress; retry');
-
-const keyReused = (): ApiResponse =>
-  problem('idempotency_key_reused', 'this Idempotency-Key was already used with a different request body');

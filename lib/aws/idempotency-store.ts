@@ -11,6 +11,11 @@ import {
   PutCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import {
+  type ClaimResult,
+  IdempotencyContentionError,
+  type IdempotencyStore,
+} from '../delivery/idempotency.ts';
 import { idempotencyItemKey, KEY, TTL_ATTRIBUTE } from './ledger-table.ts';
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
@@ -26,16 +31,7 @@ export interface IdempotencyRecord {
   enqueued?: boolean;
 }
 
-export type ClaimResult =
-  | { claimed: true }
-  | { claimed: false; id: string; createdAt: string; fingerprint?: string; enqueued?: boolean };
-
-/** The key kept changing under us for maxRounds rounds; the caller should answer 409 and let the client retry. */
-export class IdempotencyContentionError extends Error {
-  readonly code = 'IDEMPOTENCY_CONTENTION';
-}
-
-export class DynamoIdempotencyStore {
+export class DynamoIdempotencyStore implements IdempotencyStore {
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly table: string,

@@ -1,10 +1,8 @@
 // lib/aws: the adapters between lib/delivery's ports and AWS (the only place that imports @aws-sdk).
 export { type AwsClients, createAwsClients } from './clients.ts';
 export {
-  type ClaimResult,
   DynamoIdempotencyStore,
   IDEMPOTENCY_TTL_MS,
-  IdempotencyContentionError,
   type IdempotencyRecord,
 } from './idempotency-store.ts';
 export { InvalidKeyError, isValidId } from './keys.ts';

@@ -8,7 +8,11 @@ import {
   DescribeTableCommand,
   type DynamoDBClient,
   UpdateTimeToLiveCommand,
+  waitUntilTableExists,
 } from '@aws-sdk/client-dynamodb';
+
+/** How long ensureLedgerTable waits for a new table to become ACTIVE (AWS: usually seconds). */
+const TABLE_ACTIVE_WAIT_SECONDS = 120;
 
 /** The partition key of every item: `msg#<id>`, `idem#<sha256>`, `relay#<name>`. */
 export const KEY = 'pk';
@@ -56,6 +60,11 @@ export function ledgerTableDefinition(tableName: string): CreateTableCommandInpu
 export async function ensureLedgerTable(dynamodb: DynamoDBClient, tableName: string): Promise<string> {
   try {
     const described = await dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
+    if (described.Table?.TableStatus === 'CREATING')
+      await waitUntilTableExists(
+        { client: dynamodb, maxWaitTime: TABLE_ACTIVE_WAIT_SECONDS },
+        { TableName: tableName },
+      );
     return described.Table?.LatestStreamArn ?? '';
   } catch (error) {
     if ((error as { name?: string }).name !== 'ResourceNotFoundException') throw error;
@@ -66,6 +75,11 @@ export async function ensureLedgerTable(dynamodb: DynamoDBClient, tableName: str
     // Created by a concurrent starter in between: use theirs.
     if ((error as { name?: string }).name !== 'ResourceInUseException') throw error;
   }
+  // DynamoDB (LocalStack too) creates a table asynchronously: TTL and writes need it ACTIVE. moto's is at once.
+  await waitUntilTableExists(
+    { client: dynamodb, maxWaitTime: TABLE_ACTIVE_WAIT_SECONDS },
+    { TableName: tableName },
+  );
   try {
     await dynamodb.send(
       new UpdateTimeToLiveCommand({

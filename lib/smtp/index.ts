@@ -9,5 +9,6 @@ export { furtherTransaction, statusOf } from './outcomes.ts';
 export { MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, replyClass, replyLines } from './reply.ts';
 export { isRetryable, type SendWithRetryArgs, sendWithRetry, withDeadline } from './retry.ts';
 export { chooseMechanism, login, plain, type SaslMechanism, xoauth2 } from './sasl.ts';
+export { type SplitRound, sendSplitting } from './split.ts';
 export { createTranscript, describeMessage, formatEntries, REDACTED, redactCommand } from './transcript.ts';
 export type * from './types.ts';

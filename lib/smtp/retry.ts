@@ -1,11 +1,12 @@
 // Short, in-invocation retries of transient outcomes (4xx, 421, timeout, connection loss; never 5xx) with
 // exponential back-off and full jitter, within a deadline it never runs past. Only recipients not accepted
 // yet are sent again. Recipients refused with 452 (too many recipients) while the server settled others go in
-// a further transaction at once (furtherTransaction): that is not a failure, and it does not use up an attempt.
+// a further transaction at once (sendSplitting, split.ts): that is not a failure, and it does not use up an
+// attempt.
 import { SmtpConnection } from './connection.ts';
 import { SmtpError } from './errors.ts';
 import { DEFAULT_TIMEOUTS } from './options.ts';
-import { furtherTransaction } from './outcomes.ts';
+import { sendSplitting } from './split.ts';
 import type {
   Envelope,
   MessageBody,
@@ -79,25 +80,28 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
     attempts++;
     transcript?.add('*', `attempt ${attempts} of ${maxAttempts}: ${remaining.length} recipient(s)`);
     lastError = undefined;
-    // Deferred in this attempt's transactions and not split off after a 452: tried again in the next attempt.
-    const later: string[] = [];
-    try {
-      while (remaining.length > 0) {
+    const round = await sendSplitting(
+      remaining,
+      async (to) => {
         connection ??= await SmtpConnection.connect(
           policy.deadline === undefined ? options : withDeadline(options, policy.deadline),
         );
         connection.deadline = policy.deadline;
-        const result = await connection.send({ ...envelope, to: remaining }, args.body());
-        for (const outcome of result.recipients) final.set(outcome.address, outcome);
-        const further = furtherTransaction(result);
-        const split = new Set(further);
-        for (const r of result.recipients)
-          if (r.status === 'deferred' && !split.has(r.address)) later.push(r.address);
-        remaining = further;
-        if (further.length > 0)
-          transcript?.add('*', `452: ${further.length} recipient(s) go in a further transaction`);
-      }
-    } catch (error) {
+        return connection.send({ ...envelope, to }, args.body());
+      },
+      {
+        onSplit: (further) =>
+          transcript?.add('*', `452: ${further.length} recipient(s) go in a further transaction`),
+      },
+    );
+    for (const [address, outcome] of round.outcomes) final.set(address, outcome);
+    // Deferred in this attempt (not split off after a 452, which the round sent at once): the next attempt's.
+    const later = [...round.outcomes.values()]
+      .filter((o) => o.status === 'deferred' && !round.unsent.includes(o.address))
+      .map((o) => o.address);
+    remaining = round.unsent;
+    if (round.error !== undefined) {
+      const error = round.error;
       if (!(error instanceof SmtpError)) throw error;
       lastError = error;
       if (connection && !connection.usable) connection = undefined;

@@ -6,9 +6,9 @@
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import type { SendMessageBatchCommandInput, SendMessageBatchCommandOutput } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { ABANDONED_CLAIM_MS } from '../../functions/api/submit.ts';
 import { createAwsClients } from '../../lib/aws/clients.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
+import { ABANDONED_CLAIM_MS } from '../../lib/delivery/idempotency.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import {
   apiEvent,

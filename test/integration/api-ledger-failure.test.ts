@@ -4,7 +4,7 @@
 // status store) points at a DynamoDB table that does not exist, and moto answers ResourceNotFoundException.
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { ABANDONED_CLAIM_MS } from '../../functions/api/submit.ts';
+import { ABANDONED_CLAIM_MS } from '../../lib/delivery/idempotency.ts';
 import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import {
   apiEvent,
