@@ -10,7 +10,7 @@ import moto.backends
 import waitress
 import moto.sqs.models
 from moto.dynamodb.models import DynamoDBBackend
-from moto.sqs.models import SQSBackend
+from moto.sqs.models import Queue, SQSBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 
@@ -28,6 +28,20 @@ def serialize_dynamodb_writes() -> None:
                 return __original(*args, **kwargs)
 
         setattr(DynamoDBBackend, name, locked)
+
+
+def lock_sqs_deletes() -> None:
+    """moto (5.2.5) deletes a message by rebuilding the queue's message list from a copy, with no lock: two
+    deletes at once (parallel DeleteMessageBatch calls) can each write back a list that still holds the other's
+    message, which then stays in flight until its visibility timeout ends and is delivered again (and an
+    enqueue in between is lost the same way). A deletion takes the lock the queue's enqueue already holds."""
+    original = Queue.delete_message
+
+    def delete_message(self, receipt_handle):  # type: ignore[no-untyped-def]
+        with self._messages_lock:
+            return original(self, receipt_handle)
+
+    Queue.delete_message = delete_message
 
 
 def read_retention_period_directly() -> None:
@@ -65,6 +79,7 @@ def list_moto_modules_once() -> None:
 
 
 serialize_dynamodb_writes()
+lock_sqs_deletes()
 list_moto_modules_once()
 read_retention_period_directly()
 fast_sqs_clock()
