@@ -85,11 +85,13 @@ export interface DevStack {
 const DEV_RETRY_MAX_ATTEMPTS = 4;
 
 /**
- * The dev queue's MaxReceiveCount is RETRY_MAX_ATTEMPTS plus this: above it, as infra/README.md requires, so
- * the worker — not the redrive policy — gives up on a deferred message and records 'failed' (in the DLQ its
- * ledger would stay 'deferred'); one more spare receive covers a last attempt lost to a crash.
+ * The dev queue's MaxReceiveCount is RETRY_MAX_ATTEMPTS plus this: well above it, as infra/README.md requires,
+ * so the worker — not the redrive policy — gives up on a deferred message and records 'failed' (in the DLQ its
+ * ledger would stay 'deferred'). Every return that sent nothing is a receive too (a relay pause, the rate
+ * limit, a lease held elsewhere, a record the API is still writing): a margin of a few would send a
+ * rate-limited backlog to the DLQ.
  */
-const DEV_RECEIVE_MARGIN = 2;
+const DEV_RECEIVE_MARGIN = 30;
 
 /** SQS allows a MaxReceiveCount of at most 1000. */
 const MAX_RECEIVE_COUNT = 1000;
