@@ -394,7 +394,8 @@ function howMeasured(report: PipelineReport): string[] {
       `secondary index entry put or deleted (none when the index keys and projected attributes stay as they were); the old ` +
       `image is the last one the proxy saw: a PutItem's item, or an UpdateItem's new image, which the proxy asks moto for ` +
       `in the same call (ReturnValues ALL_NEW added when the caller asked for none, and taken out of the answer again, so ` +
-      `moto gets no extra request); an item the proxy has not seen is read from moto before the write (the run notes how ` +
+      `moto gets no extra request); an item the proxy has not seen does not exist if its table was created through the ` +
+      `proxy (every write to it passed the proxy), and is otherwise read from moto before the write (the run notes how ` +
       `many). RRU = started 4 KiB per item (×½ eventually consistent; GSI queries always; ` +
       `Query/Scan sum the items first; an item not found the minimum; a projection still pays for the whole item).`,
     '',
