@@ -35,6 +35,15 @@ export function register(program: Command): void {
       // would sit in the middle of the banner.
       process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
       const { startDev } = await import('../local/dev.ts');
+      // Ctrl-C while starting (the first run may be installing moto): the children go with this process
+      // (moto exits when its parent does; pip gets the same SIGINT), so say so and what to do next.
+      const interruptedStart = () => {
+        console.error(
+          '\nsmtpq dev: interrupted while starting; nothing is left running. Run `npm run dev` again: it picks up where this one stopped (a half-done moto install included).',
+        );
+        process.exit(130);
+      };
+      process.once('SIGINT', interruptedStart);
       let stack: Awaited<ReturnType<typeof startDev>>;
       try {
         stack = await startDev({
@@ -47,6 +56,7 @@ export function register(program: Command): void {
         console.error(`smtpq dev: ${(error as Error).message}`);
         process.exit(1);
       }
+      process.off('SIGINT', interruptedStart);
       let stopping = false;
       const shutdown = (signal: NodeJS.Signals) => {
         if (stopping) {
