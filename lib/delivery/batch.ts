@@ -181,21 +181,20 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
     (r, i) => !entries.has(r.id) && records.findIndex((o) => o.id === r.id) === i,
   );
   const inGrace = (r: BatchRecord) => started.getTime() - r.enqueuedAt.getTime() < deps.recordWriteGraceMs;
-  const young = missing.filter(inGrace);
+  const rereadYoung = async (young: BatchRecord[]) => {
+    if (young.length === 0) return;
+    await sleep(RECORD_REREAD_MS);
+    // Not read again: those records come back from the queue shortly (below), which is all a retry could do.
+    const found = await deps.status.getMany(young.map((r) => r.id)).catch(() => new Map());
+    for (const [id, entry] of found) entries.set(id, entry);
+  };
+  const writeOld = async (r: BatchRecord) => {
+    const written = await writeInitial(deps, r).catch(() => undefined);
+    if (written) entries.set(r.id, written);
+  };
   await Promise.all([
-    young.length > 0 &&
-      sleep(RECORD_REREAD_MS)
-        .then(() => deps.status.getMany(young.map((r) => r.id)))
-        .then((found) => {
-          for (const [id, entry] of found) entries.set(id, entry);
-        })
-        .catch(() => {}),
-    ...missing
-      .filter((r) => !inGrace(r))
-      .map(async (r) => {
-        const written = await writeInitial(deps, r).catch(() => undefined);
-        if (written) entries.set(r.id, written);
-      }),
+    rereadYoung(missing.filter(inGrace)),
+    ...missing.filter((r) => !inGrace(r)).map(writeOld),
   ]);
 
   const candidates: Candidate[] = [];
