@@ -56,12 +56,11 @@ export class DynamoLedger implements StatusStore {
   ) {}
 
   async create(record: StatusRecord): Promise<Versioned<StatusRecord>> {
-    const listState = listedState(record.state) ?? 'queued';
     try {
       await this.documents.send(
         new PutCommand({
           TableName: this.table,
-          Item: this.item(record, 1, listState),
+          Item: this.newItem(record),
           ConditionExpression: 'attribute_not_exists(#pk)',
           ExpressionAttributeNames: { '#pk': KEY },
         }),
@@ -71,7 +70,7 @@ export class DynamoLedger implements StatusStore {
         throw new VersionConflictError(`status record ${record.id} already exists`);
       throw error;
     }
-    return { value: record, version: versionToken(1, listState) };
+    return { value: record, version: versionToken(1, listedState(record.state) ?? 'queued') };
   }
 
   /**
@@ -82,28 +81,23 @@ export class DynamoLedger implements StatusStore {
    */
   async createMany(records: readonly StatusRecord[]): Promise<{ id: string; error: unknown }[]> {
     const failed: { id: string; error: unknown }[] = [];
-    const chunks: StatusRecord[][] = [];
-    for (let i = 0; i < records.length; i += BATCH_WRITE_LIMIT)
-      chunks.push(records.slice(i, i + BATCH_WRITE_LIMIT));
     await Promise.all(
-      chunks.map(async (chunk) => {
-        let puts = chunk.map((record) => ({
-          PutRequest: { Item: this.item(record, 1, listedState(record.state) ?? 'queued') },
-        }));
+      chunked(records, BATCH_WRITE_LIMIT).map(async (chunk) => {
+        type Put = { PutRequest: { Item: Record<string, unknown> } };
+        let left: Put[] = chunk.map((record) => ({ PutRequest: { Item: this.newItem(record) } }));
         try {
-          for (let round = 0; puts.length > 0; round++) {
-            if (round === UNPROCESSED_ROUNDS)
-              throw new Error(`DynamoDB left ${puts.length} writes unprocessed after ${round} rounds`);
-            if (round > 0) await pause(50 * 2 ** round);
+          await inRounds(left, 'writes', async (puts) => {
+            left = puts;
             const out = await this.documents.send(
               new BatchWriteCommand({ RequestItems: { [this.table]: puts } }),
             );
-            puts = (out.UnprocessedItems?.[this.table] as typeof puts | undefined) ?? [];
-          }
+            left = (out.UnprocessedItems?.[this.table] as Put[] | undefined) ?? [];
+            return left;
+          });
         } catch (error) {
-          const left = new Set(puts.map((p) => p.PutRequest.Item[KEY]));
+          const unwritten = new Set(left.map((p) => p.PutRequest.Item[KEY]));
           for (const record of chunk)
-            if (left.has(messageKey(record.id))) failed.push({ id: record.id, error });
+            if (unwritten.has(messageKey(record.id))) failed.push({ id: record.id, error });
         }
       }),
     );
@@ -126,28 +120,25 @@ export class DynamoLedger implements StatusStore {
   async getMany(ids: readonly string[]): Promise<Map<string, Versioned<StatusRecord>>> {
     const found = new Map<string, Versioned<StatusRecord>>();
     const unique = [...new Set(ids.filter(isValidId))];
-    const chunks: string[][] = [];
-    for (let i = 0; i < unique.length; i += BATCH_GET_LIMIT)
-      chunks.push(unique.slice(i, i + BATCH_GET_LIMIT));
     await Promise.all(
-      chunks.map(async (chunk) => {
-        let keys: Record<string, unknown>[] = chunk.map((id) => ({ [KEY]: messageKey(id) }));
-        for (let round = 0; keys.length > 0; round++) {
-          if (round === UNPROCESSED_ROUNDS)
-            throw new Error(`DynamoDB left ${keys.length} keys unprocessed after ${round} rounds`);
-          if (round > 0) await pause(50 * 2 ** round);
-          const out = await this.documents.send(
-            new BatchGetCommand({
-              RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } },
-            }),
-          );
-          for (const item of out.Responses?.[this.table] ?? []) {
-            const entry = toVersioned(item);
-            found.set(entry.value.id, entry);
-          }
-          keys = (out.UnprocessedKeys?.[this.table]?.Keys as Record<string, unknown>[] | undefined) ?? [];
-        }
-      }),
+      chunked(unique, BATCH_GET_LIMIT).map((chunk) =>
+        inRounds(
+          chunk.map((id): Record<string, unknown> => ({ [KEY]: messageKey(id) })),
+          'keys',
+          async (keys) => {
+            const out = await this.documents.send(
+              new BatchGetCommand({
+                RequestItems: { [this.table]: { Keys: keys, ConsistentRead: true } },
+              }),
+            );
+            for (const item of out.Responses?.[this.table] ?? []) {
+              const entry = toVersioned(item);
+              found.set(entry.value.id, entry);
+            }
+            return (out.UnprocessedKeys?.[this.table]?.Keys as Record<string, unknown>[] | undefined) ?? [];
+          },
+        ),
+      ),
     );
     return found;
   }
@@ -179,6 +170,11 @@ export class DynamoLedger implements StatusStore {
       throw error;
     }
     return { value: record, version: versionToken(next, listState) };
+  }
+
+  /** A record's first version, listed under its state ('queued' for a claim). */
+  private newItem(record: StatusRecord): Record<string, unknown> {
+    return this.item(record, 1, listedState(record.state) ?? 'queued');
   }
 
   private item(record: StatusRecord, v: number, listState: MessageState): Record<string, unknown> {
@@ -295,3 +291,24 @@ export class InvalidCursorError extends Error {
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** `items` in slices of at most `size` (a batch call's limit). */
+function chunked<T>(items: readonly T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}
+
+/**
+ * A batch call made again for what DynamoDB left unprocessed (throttling), with a growing pause, until
+ * nothing is left; gives up after UNPROCESSED_ROUNDS rounds.
+ */
+async function inRounds<T>(items: T[], what: string, call: (pending: T[]) => Promise<T[]>): Promise<void> {
+  let pending = items;
+  for (let round = 0; pending.length > 0; round++) {
+    if (round === UNPROCESSED_ROUNDS)
+      throw new Error(`DynamoDB left ${pending.length} ${what} unprocessed after ${round} rounds`);
+    if (round > 0) await pause(50 * 2 ** round);
+    pending = await call(pending);
+  }
+}

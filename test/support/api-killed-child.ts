@@ -6,6 +6,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { createApiHandler } from '../../functions/api/app.ts';
 import { createAwsDeps } from '../../functions/api/aws-deps.ts';
 import { loadApiConfig } from '../../lib/config.ts';
+import { apiEvent } from './api-event.ts';
 
 const [, , mode, body] = process.argv;
 const deps = createAwsDeps(loadApiConfig(), new Logger({ logLevel: 'CRITICAL' }));
@@ -24,25 +25,7 @@ deps.queue = {
   },
 };
 const path = mode === 'batch' ? '/v1/messages/batch' : '/v1/messages';
-await createApiHandler(deps)({
-  version: '2.0',
-  routeKey: '$default',
-  rawPath: path,
-  rawQueryString: '',
-  headers: { 'content-type': 'application/json' },
-  body,
-  isBase64Encoded: false,
-  requestContext: {
-    accountId: '000000000000',
-    apiId: 'killed',
-    domainName: 'localhost',
-    domainPrefix: 'localhost',
-    http: { method: 'POST', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'child' },
-    requestId: 'killed',
-    routeKey: '$default',
-    stage: '$default',
-    time: new Date().toUTCString(),
-    timeEpoch: Date.now(),
-  },
-});
+await createApiHandler(deps)(
+  apiEvent({ method: 'POST', path, rawBody: body!, headers: { 'content-type': 'application/json' } }),
+);
 process.stdout.write('ANSWERED\n');
