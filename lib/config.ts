@@ -72,6 +72,27 @@ const workerSchema = awsSchema.extend({
   RECORD_WRITE_GRACE_SECONDS: int(0).default(60),
 });
 
+/** The events function: only the bus (its records come from the ledger's stream, not from a client). */
+const eventsSchema = z.object({
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  AWS_ENDPOINT_URL: z.url().optional(),
+  EVENT_BUS_NAME: z.string().min(1),
+});
+
+const webhookSchema = z.object({
+  AWS_REGION: z.string().min(1).default('us-east-1'),
+  AWS_ENDPOINT_URL: z.url().optional(),
+  /** Where every event is POSTed, signed (Standard Webhooks). */
+  WEBHOOK_URL: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  /** Secrets Manager secret whose string is the signing secret (`whsec_…`); or the secret itself (local). */
+  WEBHOOK_SECRET_ARN: z.string().min(1).optional(),
+  WEBHOOK_SECRET: z.string().startsWith('whsec_', 'must start with whsec_').optional(),
+  /** The webhook queue: a failed POST comes back from it after its back-off (visibility). */
+  WEBHOOK_QUEUE_URL: z.url(),
+  /** How long one POST may take before it counts as failed. */
+  WEBHOOK_TIMEOUT_MS: int(1).default(10_000),
+});
+
 export interface AwsConfig {
   region: string;
   endpoint?: string;
@@ -105,6 +126,19 @@ export interface WorkerConfig {
   retry: { baseSeconds: number; maxSeconds: number; maxAgeSeconds: number; maxAttempts: number };
   /** RECORD_WRITE_GRACE_SECONDS, in milliseconds. */
   recordWriteGraceMs: number;
+}
+
+export interface EventsConfig {
+  aws: Pick<AwsConfig, 'region' | 'endpoint'>;
+  busName: string;
+}
+
+export interface WebhookConfig {
+  aws: Pick<AwsConfig, 'region' | 'endpoint'>;
+  url: string;
+  secret: { arn: string } | { value: string };
+  queueUrl: string;
+  timeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -169,5 +203,23 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       maxAttempts: e.RETRY_MAX_ATTEMPTS,
     },
     recordWriteGraceMs: e.RECORD_WRITE_GRACE_SECONDS * 1000,
+  };
+}
+
+export function loadEventsConfig(env: NodeJS.ProcessEnv = process.env): EventsConfig {
+  const e = parse(eventsSchema, env);
+  return { aws: { region: e.AWS_REGION, endpoint: e.AWS_ENDPOINT_URL }, busName: e.EVENT_BUS_NAME };
+}
+
+export function loadWebhookConfig(env: NodeJS.ProcessEnv = process.env): WebhookConfig {
+  const e = parse(webhookSchema, env);
+  if ((e.WEBHOOK_SECRET_ARN === undefined) === (e.WEBHOOK_SECRET === undefined))
+    throw new ConfigError('invalid configuration: set one of WEBHOOK_SECRET_ARN and WEBHOOK_SECRET');
+  return {
+    aws: { region: e.AWS_REGION, endpoint: e.AWS_ENDPOINT_URL },
+    url: e.WEBHOOK_URL,
+    secret: e.WEBHOOK_SECRET_ARN ? { arn: e.WEBHOOK_SECRET_ARN } : { value: e.WEBHOOK_SECRET! },
+    queueUrl: e.WEBHOOK_QUEUE_URL,
+    timeoutMs: e.WEBHOOK_TIMEOUT_MS,
   };
 }

@@ -2,7 +2,9 @@
 // request id. Built from its dependencies, so index.ts wires AWS once per cold start.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { handleBatch } from './batch.ts';
+import { handleCancel } from './cancel.ts';
 import type { ApiDeps } from './deps.ts';
+import { handleList } from './list.ts';
 import { type ApiResponse, problem } from './responses.ts';
 import { matchRoute, normalizePath, type Route } from './routes.ts';
 import { handleStatus } from './status.ts';
@@ -44,8 +46,12 @@ function run(route: Route, event: APIGatewayProxyEventV2, deps: ApiDeps): Promis
   switch (route.name) {
     case 'submit':
       return handleSubmit(event, deps);
+    case 'list':
+      return handleList(event.queryStringParameters ?? {}, deps);
     case 'batch':
       return handleBatch(event, deps);
+    case 'cancel':
+      return handleCancel(route.id, deps);
     case 'status':
       return handleStatus(route.id, deps);
     case 'transcript':

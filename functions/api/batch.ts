@@ -1,7 +1,7 @@
 // POST /v1/messages/batch: up to 100 send requests, each validated and accepted on its own.
 // The answer is 202 whenever the envelope is valid, with one result per item in request order (the
 // per-item semantics of a 207 Multi-Status, without WebDAV's XML):
-//   { id, status: 'queued' }                                   accepted and on the queue
+//   { id, status: 'queued' | 'scheduled' }                     accepted and on the queue
 //   { error: { code: 'validation_failed', issues } }           rejected, nothing stored
 //   { error: { code: 'payload_too_large' | 'internal_error' | 'enqueue_failed', message } }
 //       too big; could not be stored; SQS refused it even after the producer's retries — nothing is queued,
@@ -13,7 +13,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { SendResult } from '../../lib/aws/queue-producer.ts';
 import { type Accepted, newRecord } from '../../lib/delivery/ledger.ts';
 import { type QueueMessage, toQueueMessage } from '../../lib/delivery/queue-message.ts';
-import { decodedSize, validateSendRequest } from '../../lib/message/schema.ts';
+import { decodedSize, sendAtProblem, validateSendRequest } from '../../lib/message/schema.ts';
 import type { ApiDeps } from './deps.ts';
 import { newMessageId } from './ids.ts';
 import { header, readJsonBody } from './request-body.ts';
@@ -25,7 +25,7 @@ export const MAX_BATCH_SIZE = 100;
 const UPLOAD_CONCURRENCY = MAX_BATCH_SIZE;
 
 export type BatchItemResult =
-  | { id: string; status: 'queued' }
+  | { id: string; status: 'queued' | 'scheduled' }
   | { error: { code: 'validation_failed'; issues: Issue[] } }
   | { error: { code: 'payload_too_large' | 'internal_error' | 'enqueue_failed'; message: string } };
 
@@ -54,6 +54,12 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
     const validation = validateSendRequest(input);
     if (!validation.ok) {
       results[index] = { error: { code: 'validation_failed', issues: validation.issues } };
+      return;
+    }
+    const scheduleProblem = sendAtProblem(validation.value.sendAt, now);
+    if (scheduleProblem) {
+      const issues = [{ path: 'sendAt', message: scheduleProblem }];
+      results[index] = { error: { code: 'validation_failed', issues } };
       return;
     }
     const size = decodedSize(validation.value);
@@ -88,7 +94,10 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
   for (const [n, item] of ready.entries()) {
     const outcome = sent[n];
     if (outcome?.ok) {
-      results[item.index] = { id: item.accepted.id, status: 'queued' };
+      results[item.index] = {
+        id: item.accepted.id,
+        status: item.accepted.record.state as 'queued' | 'scheduled',
+      };
       queued.push(item);
       continue;
     }

@@ -5,11 +5,11 @@ import type { S3PayloadStore } from '../../lib/aws/payload-store.ts';
 import type { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import type { ApiConfig } from '../../lib/config.ts';
 import type { IdempotencyStore } from '../../lib/delivery/idempotency.ts';
-import type { StatusStore, TranscriptStore } from '../../lib/delivery/ports.ts';
+import type { StatusIndex, StatusStore, TranscriptStore } from '../../lib/delivery/ports.ts';
 
 export interface ApiDeps {
   config: ApiConfig;
-  status: StatusStore;
+  status: StatusStore & StatusIndex;
   transcripts: Pick<TranscriptStore, 'part'>;
   idempotency: IdempotencyStore;
   payloads: Pick<S3PayloadStore, 'put'>;

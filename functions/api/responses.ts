@@ -13,6 +13,7 @@ export const ERROR_STATUS = {
   not_found: 404,
   method_not_allowed: 405,
   idempotency_key_in_use: 409,
+  not_cancellable: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   idempotency_key_reused: 422,
@@ -39,6 +40,8 @@ export function text(statusCode: number, body: string): ApiResponse {
 
 export interface ErrorExtras {
   issues?: Issue[];
+  /** The message's state, when it is why the request was refused (not_cancellable). */
+  state?: string;
   requestId?: string;
   headers?: Record<string, string>;
 }

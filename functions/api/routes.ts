@@ -1,7 +1,9 @@
 // Maps (method, path) to a route. Pure: no I/O, so unknown paths (404) and wrong methods (405) are unit-tested.
 export type Route =
   | { name: 'submit' }
+  | { name: 'list' }
   | { name: 'batch' }
+  | { name: 'cancel'; id: string }
   | { name: 'status'; id: string }
   | { name: 'transcript'; id: string };
 
@@ -19,7 +21,13 @@ interface RouteDef {
 // `[^/]+` accepts any segment; the handler validates the id format itself so a malformed id is a 400, not a 404.
 const ROUTES: RouteDef[] = [
   { pattern: /^\/v1\/messages$/, method: 'POST', build: () => ({ name: 'submit' }) },
+  { pattern: /^\/v1\/messages$/, method: 'GET', build: () => ({ name: 'list' }) },
   { pattern: /^\/v1\/messages\/batch$/, method: 'POST', build: () => ({ name: 'batch' }) },
+  {
+    pattern: /^\/v1\/messages\/([^/]+)\/cancel$/,
+    method: 'POST',
+    build: ([id]) => ({ name: 'cancel', id: id! }),
+  },
   {
     pattern: /^\/v1\/messages\/([^/]+)\/transcript$/,
     method: 'GET',
@@ -41,14 +49,16 @@ export function normalizePath(rawPath: string, stage?: string): string {
 
 export function matchRoute(method: string, path: string): RouteMatch {
   const allow: string[] = [];
+  let literal = false;
   for (const def of ROUTES) {
     const m = def.pattern.exec(path);
     if (!m) continue;
+    // A literal path is never also a parameter value: `GET /v1/messages/batch` is a 405, not a status look-up.
+    if (literal && m.length > 1) continue;
     if (def.method === method.toUpperCase())
       return { kind: 'route', route: def.build(m.slice(1).map(decode)) };
     allow.push(def.method);
-    // A literal path is never also a parameter value: `GET /v1/messages/batch` is a 405, not a status look-up.
-    if (m.length === 1) break;
+    if (m.length === 1) literal = true;
   }
   if (allow.length === 0) return { kind: 'not_found' };
   return { kind: 'method_not_allowed', allow: [...new Set(allow)] };

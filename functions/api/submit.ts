@@ -12,7 +12,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { claimKey } from '../../lib/delivery/idempotency.ts';
 import { newRecord } from '../../lib/delivery/ledger.ts';
 import { toQueueMessage } from '../../lib/delivery/queue-message.ts';
-import { decodedSize, validateSendRequest } from '../../lib/message/schema.ts';
+import { decodedSize, sendAtProblem, validateSendRequest } from '../../lib/message/schema.ts';
 import type { ApiDeps } from './deps.ts';
 import { requestFingerprint } from './fingerprint.ts';
 import { readIdempotencyKey } from './idempotency-key.ts';
@@ -39,6 +39,12 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
   if (!validation.ok) {
     return problem('validation_failed', 'the request has invalid fields', { issues: validation.issues });
   }
+  const now = deps.now?.() ?? new Date();
+  const scheduleProblem = sendAtProblem(validation.value.sendAt, now);
+  if (scheduleProblem)
+    return problem('validation_failed', 'the request has invalid fields', {
+      issues: [{ path: 'sendAt', message: scheduleProblem }],
+    });
   const size = decodedSize(validation.value);
   if (size > config.maxMessageBytes) {
     return problem(
@@ -47,7 +53,6 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
     );
   }
 
-  const now = deps.now?.() ?? new Date();
   const id = deps.newId?.() ?? newMessageId(now.getTime());
   const key = keyResult.key;
   const fingerprint = key === undefined ? undefined : requestFingerprint(body.value);
@@ -91,7 +96,7 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
     recipients: accepted.record.recipients.length,
     bytes: size,
   });
-  return json(202, { id, status: 'queued' });
+  return json(202, { id, status: accepted.record.state });
 }
 
 /**

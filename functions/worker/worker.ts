@@ -16,6 +16,8 @@ import type { StatusStore, TranscriptStore } from '../../lib/delivery/ports.ts';
 import {
   MalformedRecordError,
   type PayloadReader,
+  type QueueMessage,
+  queueDelaySeconds,
   readQueueMessage,
 } from '../../lib/delivery/queue-message.ts';
 import type { RelayGate } from '../../lib/delivery/relay-limit.ts';
@@ -23,10 +25,12 @@ import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
 import { resolveOptions, type SmtpClientOptions } from '../../lib/smtp/index.ts';
 import { prepareMessage } from './prepare.ts';
 
-export interface VisibilityPort {
+export interface QueuePort {
   changeVisibilityBatch(
     changes: readonly { receiptHandle: string; seconds: number }[],
   ): Promise<{ receiptHandle: string; error: string }[]>;
+  /** Puts messages back on the queue (a scheduled message's next stretch of delay). */
+  sendBatch(messages: readonly QueueMessage[]): Promise<({ ok: true } | { ok: false; error: string })[]>;
 }
 
 export interface WorkerDeps {
@@ -34,7 +38,7 @@ export interface WorkerDeps {
   status: StatusStore;
   transcripts: TranscriptStore;
   payloads: PayloadReader;
-  queue: VisibilityPort;
+  queue: QueuePort;
   /** The relay's shared rate limit and throttling pause. */
   gate: RelayGate;
   /** Opens an SMTP connection (lib/smtp's SmtpConnection.connect), credentials already filled in. */
@@ -68,12 +72,17 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
     const failures: SQSBatchItemFailure[] = [];
     const visibility: { receiptHandle: string; seconds: number; record: SQSRecord; what: string }[] = [];
     const byKey = new Map<string, SQSRecord>();
+    const notDue: SQSRecord[] = [];
     // Bodies are read in parallel (a claim-check payload is an S3 read).
     const read = await Promise.all(
       event.Records.map(async (record): Promise<BatchRecord | undefined> => {
         byKey.set(record.messageId, record);
         try {
           const { id, request, record: initial } = await readQueueMessage(record.body, deps.payloads);
+          if (queueDelaySeconds(initial, now()) > 0) {
+            notDue.push(record);
+            return undefined;
+          }
           return {
             key: record.messageId,
             id,
@@ -106,6 +115,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
     const toDeliver = read.filter((r): r is BatchRecord => r !== undefined);
 
     try {
+      await putBack(deps, notDue, failures);
       if (toDeliver.length > 0) {
         const leaseMs = Number.isFinite(remaining()) ? remaining() + LEASE_MARGIN_MS : DEFAULT_LEASE_MS;
         let report: BatchReport;
@@ -138,6 +148,37 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
     }
     return { batchItemFailures: failures };
   };
+}
+
+/**
+ * Scheduled messages not due yet (SQS delays stop at 15 minutes) go back on the queue for the next stretch,
+ * as they are: the ledger is not read, a cancel is seen when they are due. A new message rather than a
+ * longer visibility, so that waiting does not count receives against the queue's MaxReceiveCount. One that
+ * cannot be put back is kept (reported) and comes back after the queue's visibility timeout.
+ */
+async function putBack(
+  deps: WorkerDeps,
+  records: SQSRecord[],
+  failures: SQSBatchItemFailure[],
+): Promise<void> {
+  if (records.length === 0) return;
+  const results = await deps.queue
+    .sendBatch(records.map((r) => JSON.parse(r.body) as QueueMessage))
+    .catch((error: unknown) => records.map(() => ({ ok: false as const, error: String(error) })));
+  results.forEach((result, i) => {
+    const record = records[i]!;
+    if (result.ok) {
+      deps.logger.debug('scheduled message not due: put back on the queue', {
+        sqsMessageId: record.messageId,
+      });
+      return;
+    }
+    deps.logger.warn('scheduled message not put back; it comes back after the visibility timeout', {
+      sqsMessageId: record.messageId,
+      error: result.error,
+    });
+    failures.push({ itemIdentifier: record.messageId });
+  });
 }
 
 /** Each record's outcome → delete it (not reported), or keep it (reported) hidden for its back-off. */

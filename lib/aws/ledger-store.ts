@@ -9,7 +9,14 @@ import {
   PutCommand,
   QueryCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { MessageState, StatusRecord, StatusStore, Versioned } from '../delivery/ports.ts';
+import type {
+  ListQuery,
+  MessageState,
+  StatusIndex,
+  StatusRecord,
+  StatusStore,
+  Versioned,
+} from '../delivery/ports.ts';
 import { VersionConflictError } from '../delivery/ports.ts';
 import { isValidId } from './keys.ts';
 import {
@@ -47,7 +54,7 @@ function listedState(state: MessageState): MessageState | undefined {
   return state === 'sending' ? undefined : state;
 }
 
-export class DynamoLedger implements StatusStore {
+export class DynamoLedger implements StatusStore, StatusIndex {
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly table: string,
@@ -196,44 +203,70 @@ export class DynamoLedger implements StatusStore {
   }
 
   /**
-   * Message ids in `state`, newest first, from the state index (keys only); `cursor` continues a page.
-   * The records themselves come from getMany.
+   * Message ids listed under any of `states`, newest first by creation time, from the state index (keys only;
+   * the records themselves come from getMany). Each state is its own index partition: every partition gives
+   * its newest `limit` + 1 keys below the cursor, and the merge of those is exact for the page. The cursor is
+   * the index range key of the page's last entry. A message that changes state while a caller pages may be
+   * seen twice or not at all (it moves to another partition), as with any index read while writes go on.
    */
-  async listIds(
-    state: MessageState,
-    options: { limit: number; cursor?: string } = { limit: 50 },
-  ): Promise<{ ids: string[]; cursor?: string }> {
-    const out = await this.documents.send(
-      new QueryCommand({
-        TableName: this.table,
-        IndexName: STATE_INDEX,
-        KeyConditionExpression: '#s = :s',
-        ExpressionAttributeNames: { '#s': STATE_INDEX_HASH },
-        ExpressionAttributeValues: { ':s': state },
-        ScanIndexForward: false,
-        Limit: options.limit,
-        ...(options.cursor ? { ExclusiveStartKey: decodeCursor(options.cursor) } : {}),
+  async listIds(query: ListQuery): Promise<{ ids: string[]; cursor?: string }> {
+    const upper = query.cursor !== undefined ? decodeCursor(query.cursor) : rangeEnd(query.until);
+    const lower = query.since ?? ' ';
+    const pages = await Promise.all(
+      [...new Set(query.states)].map(async (state) => {
+        const out = await this.documents.send(
+          new QueryCommand({
+            TableName: this.table,
+            IndexName: STATE_INDEX,
+            KeyConditionExpression: '#s = :s AND #at BETWEEN :lo AND :hi',
+            ExpressionAttributeNames: { '#s': STATE_INDEX_HASH, '#at': STATE_INDEX_RANGE },
+            ExpressionAttributeValues: { ':s': state, ':lo': lower, ':hi': upper },
+            ScanIndexForward: false,
+            // One more than a page: the cursor's own entry (BETWEEN is inclusive) is skipped.
+            Limit: query.limit + 1,
+          }),
+        );
+        return { items: out.Items ?? [], more: out.LastEvaluatedKey !== undefined };
       }),
     );
-    const ids = (out.Items ?? []).flatMap((item) => {
-      const key = item[KEY];
-      return typeof key === 'string' && key.startsWith('msg#') ? [key.slice(4)] : [];
-    });
+    const entries = pages
+      .flatMap((page) => page.items)
+      .map((item) => ({ at: String(item[STATE_INDEX_RANGE]), key: String(item[KEY]) }))
+      .filter((e) => e.key.startsWith('msg#') && (query.cursor === undefined || e.at < upper))
+      .sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+    const page = entries.slice(0, query.limit);
+    const more = entries.length > query.limit || pages.some((p) => p.more);
+    const last = page.at(-1);
     return {
-      ids,
-      ...(out.LastEvaluatedKey ? { cursor: encodeCursor(out.LastEvaluatedKey) } : {}),
+      ids: page.map((e) => e.key.slice(4)),
+      ...(more && last ? { cursor: encodeCursor(last.at) } : {}),
     };
   }
 }
 
+/** The highest range key of a record created at or before `until` (ids are A-Z a-z 0-9 _ -, all below "~"). */
+const rangeEnd = (until: string | undefined): string => `${until ?? '9999'}#~`;
+
 /** The states a message can be listed under (the index partitions). */
 export const LISTED_STATES: readonly MessageState[] = [
   'queued',
+  'scheduled',
   'deferred',
   'sent',
   'partially_sent',
   'failed',
+  'cancelled',
 ];
+
+/** A ledger item (as DynamoDB holds it, e.g. a stream image) → its status record and version number;
+ *  undefined for the table's other items (idempotency keys, relay state). */
+export function statusRecordOfItem(
+  item: Record<string, unknown>,
+): { record: StatusRecord; version: number } | undefined {
+  const key = item[KEY];
+  if (typeof key !== 'string' || !key.startsWith('msg#')) return undefined;
+  return { record: toVersioned(item).value, version: Number(item.v) };
+}
 
 function toVersioned(item: Record<string, unknown>): Versioned<StatusRecord> {
   const value: Record<string, unknown> = {};
@@ -264,24 +297,16 @@ function isConditionFailure(error: unknown): boolean {
   return name === 'ConditionalCheckFailedException';
 }
 
-const encodeCursor = (key: Record<string, unknown>): string =>
-  Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+const CURSOR_PREFIX = 'c1.';
 
-function decodeCursor(cursor: string): Record<string, unknown> {
-  try {
-    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    // Exactly the index's key attributes, as strings: anything else is not a cursor this API made.
-    const fields = [KEY, STATE_INDEX_HASH, STATE_INDEX_RANGE];
-    if (
-      key &&
-      typeof key === 'object' &&
-      !Array.isArray(key) &&
-      Object.keys(key).length === fields.length &&
-      fields.every((f) => typeof (key as Record<string, unknown>)[f] === 'string')
-    )
-      return key as Record<string, unknown>;
-  } catch {
-    // falls through
+/** The cursor is opaque to callers: a versioned, base64url wrapping of an index range key. */
+const encodeCursor = (at: string): string => CURSOR_PREFIX + Buffer.from(at, 'utf8').toString('base64url');
+
+function decodeCursor(cursor: string): string {
+  if (cursor.startsWith(CURSOR_PREFIX)) {
+    const at = Buffer.from(cursor.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8');
+    // `<createdAt>#<id>`, exactly as the ledger writes it: anything else is not a cursor this API made.
+    if (/^\d{4}-\d\d-\d\dT[\d:.]+Z#[A-Za-z0-9_-]{1,128}$/.test(at)) return at;
   }
   throw new InvalidCursorError('cursor is not one this API returned');
 }

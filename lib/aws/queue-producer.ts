@@ -11,7 +11,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { MAX_VISIBILITY_SECONDS } from '../delivery/backoff.ts';
-import { type QueueMessage, toSqsBody } from '../delivery/queue-message.ts';
+import { type QueueMessage, queueDelaySeconds, toSqsBody } from '../delivery/queue-message.ts';
 
 /** SQS limits: 10 entries per SendMessageBatch, 1 MiB for the whole batch (visibility: lib/delivery/backoff.ts). */
 const maxEntriesPerBatch = 10;
@@ -46,6 +46,8 @@ interface PendingEntry {
   index: number;
   body: string;
   bytes: number;
+  /** SQS DelaySeconds: a scheduled message waits on the queue until it is due (or for 15 minutes). */
+  delaySeconds: number;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -73,7 +75,11 @@ export class SqsQueueProducer {
   async send(message: QueueMessage): Promise<string> {
     const result = await this.call((options) =>
       this.sqs.send(
-        new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: toSqsBody(message) }),
+        new SendMessageCommand({
+          QueueUrl: this.queueUrl,
+          MessageBody: toSqsBody(message),
+          DelaySeconds: queueDelaySeconds(message.record, new Date()),
+        }),
         options,
       ),
     );
@@ -88,7 +94,8 @@ export class SqsQueueProducer {
     const results = new Array<SendResult | undefined>(messages.length);
     let pending: PendingEntry[] = messages.map((message, index) => {
       const body = toSqsBody(message);
-      return { index, body, bytes: Buffer.byteLength(body, 'utf8') };
+      const delaySeconds = queueDelaySeconds(message.record, new Date());
+      return { index, body, bytes: Buffer.byteLength(body, 'utf8'), delaySeconds };
     });
     for (let attempt = 0; pending.length > 0; attempt++) {
       if (attempt > 0) await sleep(Math.random() * this.baseDelayMs * 2 ** (attempt - 1));
@@ -201,6 +208,7 @@ export class SqsQueueProducer {
     const entries: SendMessageBatchRequestEntry[] = chunk.map((entry) => ({
       Id: String(entry.index),
       MessageBody: entry.body,
+      DelaySeconds: entry.delaySeconds,
     }));
     let response: SendMessageBatchCommandOutput;
     try {

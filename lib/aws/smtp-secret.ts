@@ -1,4 +1,4 @@
-// SMTP credentials from Secrets Manager: a JSON secret {"username": "...", "password": "..."}, read once and
+// Secrets from Secrets Manager. SMTP credentials: a JSON secret {"username": "...", "password": "..."}, read once and
 // kept for a TTL, so warm invocations do not call Secrets Manager and a rotated secret is picked up in time.
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 
@@ -14,19 +14,21 @@ export class SecretFormatError extends Error {
   readonly code = 'SECRET_INVALID';
 }
 
-export class SmtpSecretReader {
-  private cached?: { value: SmtpCredentials; until: number };
-  private inFlight?: Promise<SmtpCredentials>;
+/** A secret's value, parsed by `parse`, read once and kept for the TTL. */
+export class CachedSecret<T> {
+  private cached?: { value: T; until: number };
+  private inFlight?: Promise<T>;
 
   constructor(
     private readonly secrets: SecretsManagerClient,
     private readonly secretId: string,
+    private readonly parse: (text: string | undefined, secretId: string) => T,
     private readonly ttlMs: number = SECRET_TTL_MS,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The credentials, from the cache while fresh; concurrent callers share one read. Failures are not cached. */
-  async get(): Promise<SmtpCredentials> {
+  /** The value, from the cache while fresh; concurrent callers share one read. Failures are not cached. */
+  async get(): Promise<T> {
     if (this.cached && this.now() < this.cached.until) return this.cached.value;
     this.inFlight ??= this.read().finally(() => {
       this.inFlight = undefined;
@@ -34,12 +36,31 @@ export class SmtpSecretReader {
     return this.inFlight;
   }
 
-  private async read(): Promise<SmtpCredentials> {
+  private async read(): Promise<T> {
     const result = await this.secrets.send(new GetSecretValueCommand({ SecretId: this.secretId }));
-    const value = parseCredentials(result.SecretString, this.secretId);
+    const value = this.parse(result.SecretString, this.secretId);
     this.cached = { value, until: this.now() + this.ttlMs };
     return value;
   }
+}
+
+export class SmtpSecretReader extends CachedSecret<SmtpCredentials> {
+  constructor(
+    secrets: SecretsManagerClient,
+    secretId: string,
+    ttlMs: number = SECRET_TTL_MS,
+    now: () => number = Date.now,
+  ) {
+    super(secrets, secretId, parseCredentials, ttlMs, now);
+  }
+}
+
+/** A webhook signing secret: the SecretString itself, `whsec_` + base64 key bytes. */
+export function parseWebhookSecret(text: string | undefined, secretId: string): string {
+  const value = text?.trim();
+  if (!value || !/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(value))
+    throw new SecretFormatError(`secret ${secretId} must be a string whsec_<base64 key bytes>`);
+  return value;
 }
 
 function parseCredentials(text: string | undefined, secretId: string): SmtpCredentials {

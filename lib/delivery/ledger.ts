@@ -40,7 +40,7 @@ export function newRecord(request: SendRequest, id: string, now: Date, options: 
   );
   const record: StatusRecord = {
     id,
-    state: 'queued',
+    state: request.sendAt === undefined ? 'queued' : 'scheduled',
     createdAt: at,
     updatedAt: at,
     messageId: stored.messageId!,
@@ -49,6 +49,7 @@ export function newRecord(request: SendRequest, id: string, now: Date, options: 
     recipients,
     attempts: 0,
     transcripts: [],
+    ...(request.sendAt !== undefined ? { sendAt: request.sendAt } : {}),
     ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
     ...(options.requestFingerprint !== undefined ? { requestFingerprint: options.requestFingerprint } : {}),
     ...(Object.keys(request.tags).length > 0 ? { tags: request.tags } : {}),
@@ -56,7 +57,14 @@ export function newRecord(request: SendRequest, id: string, now: Date, options: 
   return { id, stored, record };
 }
 
-const FINAL_MESSAGE_STATES: ReadonlySet<MessageState> = new Set(['sent', 'partially_sent', 'failed']);
+const FINAL_MESSAGE_STATES: ReadonlySet<MessageState> = new Set([
+  'sent',
+  'partially_sent',
+  'failed',
+  'cancelled',
+]);
+/** The states POST /v1/messages/{id}/cancel accepts: nothing is being sent, and something is left to send. */
+const CANCELLABLE_STATES: ReadonlySet<MessageState> = new Set(['queued', 'scheduled', 'deferred']);
 const OPEN_RECIPIENT_STATES: ReadonlySet<RecipientState> = new Set(['queued', 'deferred']);
 
 export function isFinal(record: StatusRecord): boolean {
@@ -65,6 +73,35 @@ export function isFinal(record: StatusRecord): boolean {
 
 function isOpen(recipient: RecipientRecord): boolean {
   return OPEN_RECIPIENT_STATES.has(recipient.state);
+}
+
+/** A scheduled message not due yet: the milliseconds until its `sendAt`, else 0. */
+export function msUntilDue(record: Pick<StatusRecord, 'sendAt'>, now: Date): number {
+  return record.sendAt === undefined ? 0 : Math.max(0, Date.parse(record.sendAt) - now.getTime());
+}
+
+/**
+ * Whether the message can be cancelled now: queued, scheduled or deferred, and not held by a live lease (a
+ * worker may be sending it: its outcome write would lose to the cancel, but the relay has the message).
+ */
+export function isCancellable(record: StatusRecord, now: Date): boolean {
+  const leased = record.lease !== undefined && Date.parse(record.lease.until) > now.getTime();
+  return CANCELLABLE_STATES.has(record.state) && !leased;
+}
+
+/** The record after a cancel: every recipient not yet settled is cancelled, and so is the message. */
+export function cancel(record: StatusRecord, now: Date): StatusRecord {
+  const at = now.toISOString();
+  return {
+    ...record,
+    state: 'cancelled',
+    recipients: record.recipients.map((r) =>
+      isOpen(r) ? { ...r, state: 'cancelled' as const, updatedAt: at } : r,
+    ),
+    nextAttemptAt: undefined,
+    lease: undefined,
+    updatedAt: at,
+  };
 }
 
 /** The addresses still to be tried, each once (an address may appear as to and cc). */

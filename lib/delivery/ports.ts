@@ -2,11 +2,22 @@
 // tests of the domain may use in-memory implementations.
 import type { Reply } from '../smtp/types.ts';
 
-/** Lifecycle of one message. partially_sent: final, some recipients delivered and some failed. */
-export type MessageState = 'queued' | 'sending' | 'deferred' | 'sent' | 'partially_sent' | 'failed';
+/**
+ * Lifecycle of one message. scheduled: queued with a `sendAt` still ahead. partially_sent: final, some
+ * recipients delivered and some failed. cancelled: final, by POST /v1/messages/{id}/cancel.
+ */
+export type MessageState =
+  | 'queued'
+  | 'scheduled'
+  | 'sending'
+  | 'deferred'
+  | 'sent'
+  | 'partially_sent'
+  | 'failed'
+  | 'cancelled';
 
 /** Lifecycle of one recipient. Only 'queued' and 'deferred' recipients are ever addressed again. */
-export type RecipientState = 'queued' | 'delivered' | 'deferred' | 'failed';
+export type RecipientState = 'queued' | 'delivered' | 'deferred' | 'failed' | 'cancelled';
 
 export interface RecipientRecord {
   address: string;
@@ -43,6 +54,8 @@ export interface StatusRecord {
   attempts: number;
   /** When a deferred message is due again (ISO). */
   nextAttemptAt?: string;
+  /** When a scheduled message is due (ISO, UTC): the request's `sendAt`. */
+  sendAt?: string;
   /** An in-flight delivery: who holds it and until when. Another worker that sees a live lease backs off. */
   lease?: { owner: string; until: string };
   /** The transcripts of the attempts, in order. */
@@ -79,6 +92,24 @@ export interface StatusStore {
   getMany(ids: readonly string[]): Promise<Map<string, Versioned<StatusRecord>>>;
   /** Replaces the record only if it is still at `version`; VersionConflictError otherwise. */
   update(record: StatusRecord, version: string): Promise<Versioned<StatusRecord>>;
+}
+
+/** The ledger's listing (the API's GET /v1/messages and the dev inbox; the worker never lists). */
+export interface StatusIndex {
+  /** Ids of the messages listed under `states`, newest first, a page at a time. */
+  listIds(query: ListQuery): Promise<{ ids: string[]; cursor?: string }>;
+}
+
+export interface ListQuery {
+  /** Index partitions: a message being sent ('sending') stays listed under the state it had. */
+  states: readonly MessageState[];
+  limit: number;
+  /** Created at or after (ISO). */
+  since?: string;
+  /** Created at or before (ISO). */
+  until?: string;
+  /** From a previous page: continue below its last entry. */
+  cursor?: string;
 }
 
 export interface TranscriptStore {

@@ -20,6 +20,20 @@ export type QueueMessage =
  */
 export const SQS_INLINE_LIMIT_BYTES = 1024 * 1024 - 64 * 1024;
 
+/** SQS delays a message by at most 15 minutes (DelaySeconds). */
+export const MAX_QUEUE_DELAY_SECONDS = 900;
+
+/**
+ * How long a message waits on the queue before a worker sees it: a scheduled one until its `sendAt`, or for
+ * SQS's longest delay, after which the worker puts it back for the next stretch (chained delays; see
+ * functions/worker/README.md for why not EventBridge Scheduler).
+ */
+export function queueDelaySeconds(record: Pick<StatusRecord, 'sendAt'>, now: Date): number {
+  if (record.sendAt === undefined) return 0;
+  const seconds = Math.ceil((Date.parse(record.sendAt) - now.getTime()) / 1000);
+  return Math.min(MAX_QUEUE_DELAY_SECONDS, Math.max(0, seconds));
+}
+
 /** Stores a claim-check payload; returns its key. */
 export interface PayloadWriter {
   put(id: string, request: unknown): Promise<string>;
@@ -71,7 +85,7 @@ const idSchema = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/, 'id must be 1-128 of
 const recordSchema = z
   .object({
     id: idSchema,
-    state: z.literal('queued'),
+    state: z.enum(['queued', 'scheduled']),
     createdAt: z.iso.datetime(),
     updatedAt: z.iso.datetime(),
     messageId: z.string().min(1),
@@ -91,6 +105,7 @@ const recordSchema = z
     attempts: z.literal(0),
     transcripts: z.array(z.never()),
     subject: z.string().optional(),
+    sendAt: z.iso.datetime().optional(),
     idempotencyKey: z.string().optional(),
     requestFingerprint: z.string().optional(),
     tags: z.record(z.string(), z.string()).optional(),

@@ -53,6 +53,8 @@ export interface SendRequest {
   messageId?: string;
   /** ISO 8601 date-time with an offset. */
   date?: string;
+  /** When to send (RFC 3339, normalised to UTC): the message waits, `scheduled`, until then. */
+  sendAt?: string;
 }
 
 export type ValidationResult = { ok: true; value: SendRequest } | { ok: false; issues: ValidationIssue[] };
@@ -191,6 +193,14 @@ const sendRequestSchema = z
     date: z.iso
       .datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2026-11-28T10:00:00Z' })
       .optional(),
+    // Whether the time is ahead, and not too far, depends on the clock: the API checks it (sendAtProblem).
+    sendAt: z.iso
+      .datetime({
+        offset: true,
+        error: 'must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T10:00:00Z',
+      })
+      .transform((value) => new Date(value).toISOString())
+      .optional(),
   })
   .superRefine((request, ctx) => {
     const recipients = request.to.length + request.cc.length + request.bcc.length;
@@ -279,6 +289,19 @@ export function validateSendRequest(input: unknown): ValidationResult {
     }
   }
   return { ok: false, issues };
+}
+
+/** How far ahead a message may be scheduled. */
+export const MAX_SCHEDULE_DAYS = 30;
+
+/** What is wrong with a (valid) `sendAt` at `now`: in the past, or more than MAX_SCHEDULE_DAYS ahead. */
+export function sendAtProblem(sendAt: string | undefined, now: Date): string | undefined {
+  if (sendAt === undefined) return undefined;
+  const at = Date.parse(sendAt);
+  if (at < now.getTime()) return `is in the past (now is ${now.toISOString()})`;
+  if (at > now.getTime() + MAX_SCHEDULE_DAYS * 86_400_000)
+    return `is more than ${MAX_SCHEDULE_DAYS} days ahead (at most ${new Date(now.getTime() + MAX_SCHEDULE_DAYS * 86_400_000).toISOString()})`;
+  return undefined;
 }
 
 /** Octets of a valid base64 string once decoded, computed without decoding it. */

@@ -29,6 +29,9 @@ export interface DevResources {
   /** Undefined for an existing queue without a redrive policy. */
   dlqUrl?: string;
   secretArn: string;
+  /** The ledger's stream (the events' source); undefined for existing resources, whose stack has its own
+   *  events function. */
+  streamArn?: string;
 }
 
 export interface DevResourceOptions {
@@ -145,12 +148,12 @@ export async function ensureDevResources(
     return { table, bucket, queueUrl, dlqUrl: await deadLetterQueueOf(clients, queueUrl), secretArn };
   }
   const table = `${options.prefix}-ledger`;
-  await ensureLedgerTable(clients.dynamodb, table);
+  const streamArn = await ensureLedgerTable(clients.dynamodb, table);
   const queues = await ensureQueues(clients, options);
   const account = (await queueArn(clients, queues.url)).split(':')[4];
   const bucket = options.globalBucketName
     ? `${options.prefix}-${account}-${options.region}`
     : `${options.prefix}-bucket`;
   await ensureBucket(clients, bucket, options.region);
-  return { table, bucket, queueUrl: queues.url, dlqUrl: queues.dlq, secretArn };
+  return { table, bucket, queueUrl: queues.url, dlqUrl: queues.dlq, secretArn, streamArn };
 }

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { type AwsClients, createAwsClients } from '../../lib/aws/clients.ts';
 import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { loadOrCreateLocalCa } from './certs.ts';
+import { type DevEvents, startDevEvents } from './dev-events.ts';
 import { type DevResources, ensureDevResources, type SmtpSecretValue } from './dev-resources.ts';
 import { type DevSmtpServer, type MailStore, startDevSmtp } from './dev-smtp.ts';
 import {
@@ -55,8 +56,12 @@ export interface DevOptions {
   realAws?: boolean;
   /** A real relay instead of the dev SMTP server (SMTP_URL). */
   smtpUrl?: string;
-  /** Name prefix of the queue, DLQ, bucket and secret. Default smtpq-dev. */
+  /** Name prefix of the queue, DLQ, bucket, secret and event bus. Default smtpq-dev. */
   resourcePrefix?: string;
+  /** Where every event is POSTed, signed (WEBHOOK_URL); unset: no webhook. */
+  webhookUrl?: string;
+  /** The webhook signing secret, `whsec_…` (WEBHOOK_SECRET); unset: generated once into the data dir. */
+  webhookSecret?: string;
   /** Print the banner and progress lines. Default true. */
   log?: (line: string) => void;
 }
@@ -75,6 +80,8 @@ export interface DevStack {
   smtpCredentials?: SmtpSecretValue;
   mail?: MailStore;
   clients: AwsClients;
+  /** The event bus and the webhook; undefined on existing resources (their stack publishes its own). */
+  events?: DevEvents;
   stop(): Promise<void>;
 }
 
@@ -282,6 +289,29 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       }
     }
 
+    // Before the handlers exist: the stream is read from its latest change, and no change may come before.
+    const webhookUrl = options.webhookUrl ?? (env.WEBHOOK_URL || undefined);
+    const webhookSecret = options.webhookSecret ?? (env.WEBHOOK_SECRET || undefined);
+    if (webhookSecret !== undefined && !webhookSecret.startsWith('whsec_'))
+      throw new Error('WEBHOOK_SECRET must be a Standard Webhooks secret: whsec_ followed by base64');
+    let events: DevEvents | undefined;
+    if (resources.streamArn) {
+      events = await startDevEvents({
+        clients,
+        region,
+        endpoint: awsEndpoint,
+        prefix,
+        dataDir,
+        streamArn: resources.streamArn,
+        webhookUrl,
+        webhookSecret,
+        onChange: () => inbox?.notify(),
+      });
+      cleanups.push(() => events!.stop());
+    } else if (webhookUrl) {
+      log('WEBHOOK_URL is ignored with existing resources: their stack posts its own webhooks');
+    }
+
     let smtp: DevSmtpServer | undefined;
     if (ca && smtpCredentials) {
       smtp = await startDevSmtp({
@@ -339,6 +369,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       ledger: new DynamoLedger(clients.documents, table, Number(env.RETENTION_DAYS ?? 30)),
       relay: relayView,
       mail: smtp?.store,
+      timeline: events ? (id) => events.log.timeline(id) : undefined,
+      stack: { region, awsEndpoint, busName: events?.busName },
     });
     cleanups.push(async () => inbox?.close());
 
@@ -415,6 +447,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       smtpCredentials,
       mail: smtp?.store,
       clients,
+      events,
       stop: stopAll,
     };
     log(banner(stack, { ownMoto, relay }));
@@ -440,7 +473,7 @@ function banner(stack: DevStack, info: { ownMoto: boolean; relay?: SmtpRelay }):
   const rows: Array<[string, string]> = [
     [
       'API',
-      `${stack.apiUrl}   (POST /v1/messages, POST /v1/messages/batch, GET /v1/messages/{id}[/transcript])`,
+      `${stack.apiUrl}   (POST /v1/messages[/batch], GET /v1/messages[/{id}[/transcript]], POST /v1/messages/{id}/cancel)`,
     ],
     ['Dev inbox', stack.inboxUrl],
     [
@@ -454,6 +487,16 @@ function banner(stack: DevStack, info: { ownMoto: boolean; relay?: SmtpRelay }):
     ['Bucket', stack.resources.bucket],
     ['Ledger', `${stack.resources.table}   (DynamoDB)`],
   ];
+  if (stack.events) {
+    rows.push(['Events', `${stack.events.busName}   (EventBridge bus; smtpq events --follow)`]);
+    const hook = stack.events.webhook;
+    rows.push([
+      'Webhook',
+      hook
+        ? `${hook.url}   (signed with ${hook.secret}; DLQ ${hook.dlqUrl})`
+        : '(none: set WEBHOOK_URL to receive every event, signed)',
+    ]);
+  }
   if (info.relay) {
     rows.push([
       'SMTP relay',

@@ -88,6 +88,7 @@ beforeAll(async () => {
       clients: resources.clients,
       logger: new Logger({ logLevel: 'ERROR', logFormatter: new CapturingFormatter() }),
       queue: {
+        sendBatch: (messages) => producer.sendBatch(messages),
         async changeVisibilityBatch(changes) {
           let failed: { receiptHandle: string; error: string }[];
           try {

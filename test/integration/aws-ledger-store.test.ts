@@ -326,7 +326,7 @@ describe('DynamoLedger state index', () => {
     let cursor: string | undefined;
     let pages = 0;
     do {
-      const page = await index.listIds(state, { limit, ...(cursor ? { cursor } : {}) });
+      const page = await index.listIds({ states: [state], limit, ...(cursor ? { cursor } : {}) });
       expect(page.ids.length).toBeLessThanOrEqual(limit);
       ids.push(...page.ids);
       cursor = page.cursor;
@@ -345,7 +345,7 @@ describe('DynamoLedger state index', () => {
     const records = aged(7, 'list');
     for (const r of records) await index.create(r);
 
-    const first = await index.listIds('queued', { limit: 3 });
+    const first = await index.listIds({ states: ['queued'], limit: 3 });
     const all = await listAll('queued', 3);
 
     const newestFirst = records.map((r) => r.id).reverse();
@@ -392,10 +392,46 @@ describe('DynamoLedger state index', () => {
     expect((await listAll('failed', 2)).ids).toEqual(records.map((r) => r.id).reverse());
   });
 
-  it('answers an empty page for a state nothing is in, and refuses a cursor it did not hand out', async () => {
-    expect(await index.listIds('partially_sent', { limit: 10 })).toEqual({ ids: [] });
-    await expect(index.listIds('queued', { limit: 10, cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(
-      InvalidCursorError,
+  it('merges several states newest first across pages, and bounds a page by creation time', async () => {
+    // Prepare: five records a second apart, alternately queued and failed.
+    const records = aged(5, 'merge');
+    const created = await Promise.all(records.map((r) => index.create(r)));
+    await Promise.all(
+      created
+        .filter((_, i) => i % 2 === 1)
+        .map((c) => index.update({ ...c.value, state: 'failed', error: 'x' }, c.version)),
     );
+    const newestFirst = records.map((r) => r.id).reverse();
+    const mine = (ids: string[]) => ids.filter((id) => id.startsWith('merge-'));
+
+    // Act: pages of two over both states, and a window of the middle three.
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await index.listIds({
+        states: ['queued', 'failed'],
+        limit: 2,
+        ...(cursor ? { cursor } : {}),
+      });
+      ids.push(...page.ids);
+      cursor = page.cursor;
+    } while (cursor);
+    const window = await index.listIds({
+      states: ['queued', 'failed'],
+      limit: 50,
+      since: records[1]!.createdAt,
+      until: records[3]!.createdAt,
+    });
+
+    // Assess
+    expect(mine(ids)).toEqual(newestFirst);
+    expect(mine(window.ids)).toEqual([records[3]!.id, records[2]!.id, records[1]!.id]);
+  });
+
+  it('answers an empty page for a state nothing is in, and refuses a cursor it did not hand out', async () => {
+    expect(await index.listIds({ states: ['partially_sent'], limit: 10 })).toEqual({ ids: [] });
+    await expect(
+      index.listIds({ states: ['queued'], limit: 10, cursor: 'not-a-cursor' }),
+    ).rejects.toBeInstanceOf(InvalidCursorError);
   });
 });

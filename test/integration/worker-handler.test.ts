@@ -17,6 +17,7 @@ import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
 import { MAX_DEFERRAL_SECONDS } from '../../lib/delivery/backoff.ts';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
+import type { QueueMessage } from '../../lib/delivery/queue-message.ts';
 import { type BatchReport, createSqsPoller } from '../../scripts/local/sqs-poller.ts';
 import { createTestResources, type TestResources } from '../support/moto.ts';
 import {
@@ -384,6 +385,7 @@ describe('worker handler', () => {
     const changes: { seconds: number; accepted: boolean }[] = [];
     const producer = new SqsQueueProducer(resources.clients.sqs, resources.queueUrl);
     const queue = {
+      sendBatch: (messages: readonly QueueMessage[]) => producer.sendBatch(messages),
       async changeVisibilityBatch(entries: readonly { receiptHandle: string; seconds: number }[]) {
         const failed = await producer.changeVisibilityBatch(entries);
         // SQS refuses a visibility past 12 h after the receive (moto: after the send).

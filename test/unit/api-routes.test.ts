@@ -20,7 +20,9 @@ const ID = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
 describe('matchRoute', () => {
   it.each([
     ['POST', '/v1/messages', { name: 'submit' }],
+    ['GET', '/v1/messages', { name: 'list' }],
     ['POST', '/v1/messages/batch', { name: 'batch' }],
+    ['POST', `/v1/messages/${ID}/cancel`, { name: 'cancel', id: ID }],
     ['GET', `/v1/messages/${ID}`, { name: 'status', id: ID }],
     ['GET', `/v1/messages/${ID}/transcript`, { name: 'transcript', id: ID }],
     ['get', `/v1/messages/${ID}`, { name: 'status', id: ID }],
@@ -29,8 +31,9 @@ describe('matchRoute', () => {
   });
 
   it.each([
-    ['GET', '/v1/messages', ['POST']],
+    ['DELETE', '/v1/messages', ['POST', 'GET']],
     ['GET', '/v1/messages/batch', ['POST']],
+    ['GET', `/v1/messages/${ID}/cancel`, ['POST']],
     ['DELETE', `/v1/messages/${ID}`, ['GET']],
     ['POST', `/v1/messages/${ID}/transcript`, ['GET']],
   ])('%s %s is 405 allowing %o', (method, path, allow) => {

@@ -9,6 +9,7 @@ import { type DynamoLedger, LISTED_STATES } from '../../../lib/aws/ledger-store.
 import type { StatusRecord } from '../../../lib/delivery/ports.ts';
 import type { RelayStatus } from '../../../lib/delivery/relay-limit.ts';
 import { bareMessageId, type MailStore } from '../dev-smtp.ts';
+import type { Timeline } from '../event-log.ts';
 
 export interface InboxOptions {
   ledger: Pick<DynamoLedger, 'get' | 'getMany' | 'listIds'>;
@@ -16,6 +17,10 @@ export interface InboxOptions {
   relay?: () => Promise<RelayStatus>;
   /** Absent when the worker delivers to a real relay (SMTP_URL): then there is no captured mail. */
   mail?: MailStore;
+  /** A message's events and webhook tries (absent on existing resources). */
+  timeline?: (id: string) => Timeline;
+  /** Where the stack's AWS side is, for `smtpq events --follow` against the dev stack. */
+  stack?: { region: string; awsEndpoint?: string; busName?: string };
 }
 
 export interface Inbox {
@@ -117,7 +122,16 @@ export function createInbox(options: InboxOptions): Inbox {
     if (message) {
       const record = (await options.ledger.get(message[1]!))?.value;
       if (!record) sendJson(res, 404, { error: 'not_found', message: `no message ${message[1]}` });
-      else sendJson(res, 200, { status: record, mails: options.mail?.byMessageId(record.messageId) ?? [] });
+      else
+        sendJson(res, 200, {
+          status: record,
+          mails: options.mail?.byMessageId(record.messageId) ?? [],
+          timeline: options.timeline?.(record.id),
+        });
+      return true;
+    }
+    if (path === '/_inbox/api/stack') {
+      sendJson(res, 200, options.stack ?? {});
       return true;
     }
     const mail = /^\/_inbox\/api\/mail\/([0-9]+-[0-9a-f]{8})(\/html|\/raw|\/attachments\/([0-9]+))?$/.exec(
@@ -244,9 +258,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
  * time), merged; the records then come in one batch read.
  */
 async function newestRecords(ledger: InboxOptions['ledger'], limit: number): Promise<StatusRecord[]> {
-  const pages = await Promise.all(LISTED_STATES.map((state) => ledger.listIds(state, { limit })));
-  // Ids are ULIDs: their order is their creation order.
-  const ids = [...new Set(pages.flatMap((page) => page.ids))].sort().reverse().slice(0, limit);
+  const { ids } = await ledger.listIds({ states: LISTED_STATES, limit });
   const found = await ledger.getMany(ids);
   return ids.flatMap((id) => {
     const entry = found.get(id);
