@@ -1,10 +1,10 @@
-// npm run build: bundles the two Lambda handlers with esbuild, the same way SAM's esbuild build method does
-// for a deploy (infra/template.yaml), into dist/api/index.mjs and dist/worker/index.mjs, and prints sizes.
+// npm run build: bundles the Lambda handlers with esbuild, the same way SAM's esbuild build method does for a
+// deploy (infra/template.yaml), into dist/<name>/index.mjs for each of FUNCTIONS, and prints sizes.
 //
 // The AWS SDK is bundled, not left to the runtime's copy (nodejs24.x ships SDK v3 too). The ledger and the
-// idempotency keys depend on S3 conditional writes (IfNoneMatch / IfMatch): an SDK older than the one the
-// tests ran against would drop the unknown parameter and write unconditionally. Bundling pins the tested
-// version; bench/RESULTS.md measures what that costs in size and cold import time.
+// idempotency keys depend on DynamoDB conditional writes: bundling pins the SDK version the tests ran against
+// (a runtime's SDK changes under the function without notice); bench/RESULTS.md measures what that costs in
+// size and cold import time.
 import { readFile, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -13,7 +13,9 @@ import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-export const FUNCTIONS = ['api', 'worker'];
+/** functions/<name>/index.ts for each function of infra/template.yaml (events and webhook: the ledger's stream
+ *  to the bus, and the bus to the webhook URL). */
+export const FUNCTIONS = ['api', 'worker', 'events', 'webhook'];
 
 /** esbuild options shared by every handler bundle. */
 export function bundleOptions({ externalSdk = false } = {}) {

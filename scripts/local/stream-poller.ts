@@ -127,7 +127,7 @@ export async function startStreamPoller(options: StreamPollerOptions): Promise<S
   };
 }
 
-function toLambdaRecord(record: StreamRecord, streamArn: string, region: string): DynamoDBRecord {
+export function toLambdaRecord(record: StreamRecord, streamArn: string, region: string): DynamoDBRecord {
   return {
     eventID: record.eventID,
     eventName: record.eventName as DynamoDBRecord['eventName'],

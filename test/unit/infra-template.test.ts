@@ -1,17 +1,30 @@
 // Invariants of infra/template.yaml that a reviewer would otherwise check by eye: the queue outlives a worker
 // invocation, redrive and partial batch responses are wired, the API is IAM-protected, the environment
 // matches lib/config.ts, the ledger table has the shape of lib/aws/ledger-table.ts, the API can enqueue (the
-// queue comes first: no pipe, no outbox), and every function gets only the actions it uses, on this stack's
-// resources.
+// queue comes first: no pipe, no outbox), the ledger's stream reaches the event bus in order, the webhook
+// retries and dead-letters, everything of the webhook exists only with a WebhookUrl, and every function gets
+// only the actions it uses, on this stack's resources.
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type CollectionTag, parse, type ScalarTag, type YAMLSeq } from 'yaml';
 import { matchRoute } from '../../functions/api/routes.ts';
-import { KEY, ledgerTableDefinition, STATE_INDEX, TTL_ATTRIBUTE } from '../../lib/aws/ledger-table.ts';
-import { loadApiConfig, loadWorkerConfig } from '../../lib/config.ts';
+import { WEBHOOK_MAX_TRIES, WEBHOOK_RETRY_SECONDS } from '../../functions/webhook/handler.ts';
+import { EVENT_SOURCE } from '../../lib/aws/event-publisher.ts';
+import {
+  idempotencyItemKey,
+  KEY,
+  ledgerTableDefinition,
+  messageKey,
+  relayKey,
+  STATE_INDEX,
+  TTL_ATTRIBUTE,
+} from '../../lib/aws/ledger-table.ts';
+import { loadApiConfig, loadEventsConfig, loadWebhookConfig, loadWorkerConfig } from '../../lib/config.ts';
 import { SQS_INLINE_LIMIT_BYTES } from '../../lib/delivery/queue-message.ts';
 import { resolveOptions } from '../../lib/smtp/index.ts';
+// @ts-expect-error: scripts/build.mjs is plain JavaScript without type declarations.
+import { FUNCTIONS } from '../../scripts/build.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -41,8 +54,22 @@ const resources = template.Resources as Node;
 const globals = template.Globals.Function as Node;
 const worker = resources.WorkerFunction as Node;
 const api = resources.ApiFunction as Node;
+const events = resources.EventsFunction as Node;
+const webhook = resources.WebhookFunction as Node;
+const functions = [api, worker, events, webhook];
 const queue = resources.Queue.Properties as Node;
 const queueEvent = Object.values(worker.Properties.Events as Node).find((e) => e.Type === 'SQS') as Node;
+const streamEvent = Object.values(events.Properties.Events as Node).find(
+  (e) => e.Type === 'DynamoDB',
+) as Node;
+const webhookEvent = Object.values(webhook.Properties.Events as Node).find((e) => e.Type === 'SQS') as Node;
+const webhookQueue = resources.WebhookQueue.Properties as Node;
+
+/** A webhook that CloudFormation would accept (the Rules: a URL needs a secret). */
+const webhookParameters = {
+  WebhookUrl: 'https://hooks.example.com/smtpq',
+  WebhookSecretArn: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtpq/webhook-AbCdEf',
+};
 
 /**
  * A function's environment as CloudFormation would resolve it for the given parameter values (defaults for
@@ -60,6 +87,9 @@ function resolveEnv(env: Node, parameters: Record<string, string> = {}): NodeJS.
     if (n.Ref === 'Bucket') return 'smtpq-bucket';
     if (n.Ref === 'LedgerTable') return 'smtpq-LedgerTable-1A2B3C4D5E6F';
     if (n.Ref === 'SmtpSecret') return 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtpq-AbCdEf';
+    if (n.Ref === 'EventBus') return 'smtpq-events';
+    if (n.Ref === 'WebhookQueue')
+      return 'https://sqs.eu-west-1.amazonaws.com/123456789012/smtpq-WebhookQueue';
     if (n.Ref !== undefined) return parameter(n.Ref);
     if (n['Fn::Equals']) return value(n['Fn::Equals'][0]) === value(n['Fn::Equals'][1]);
     if (n['Fn::Not']) return !value(n['Fn::Not'][0]);
@@ -82,6 +112,12 @@ const apiEnvOf = (parameters: Record<string, string> = {}) =>
 
 const workerEnvOf = (parameters: Record<string, string> = {}) =>
   resolveEnv({ ...globals.Environment.Variables, ...worker.Properties.Environment.Variables }, parameters);
+
+const eventsEnvOf = (parameters: Record<string, string> = {}) =>
+  resolveEnv({ ...globals.Environment.Variables, ...events.Properties.Environment.Variables }, parameters);
+
+const webhookEnvOf = (parameters: Record<string, string> = webhookParameters) =>
+  resolveEnv({ ...globals.Environment.Variables, ...webhook.Properties.Environment.Variables }, parameters);
 
 const ref = (name: string) => ({ Ref: name });
 const getAtt = (resource: string, attribute: string) => ({ 'Fn::GetAtt': [resource, attribute] });
@@ -188,27 +224,49 @@ describe('infra/template.yaml: queue and worker', () => {
     }
   });
 
-  it('has exactly two queues, the delivery queue and its DLQ, encrypted and keeping messages 14 days', () => {
+  it('has exactly its five queues, encrypted, each keeping messages as long as its job needs', () => {
     const queues = Object.keys(resources).filter((name) => resources[name].Type === 'AWS::SQS::Queue');
-    expect(queues.sort()).toEqual(['DeadLetterQueue', 'Queue']);
+    const days = (n: number) => n * 86_400;
+    // The webhook queue only needs to outlast its ~27.5 h of retries; the others keep 14 days, SQS's maximum.
+    const retention: Record<string, number> = {
+      Queue: days(14),
+      DeadLetterQueue: days(14),
+      EventsFailureQueue: days(14),
+      WebhookQueue: days(4),
+      WebhookDLQ: days(14),
+    };
+    expect(queues.sort()).toEqual(Object.keys(retention).sort());
     for (const name of queues) {
-      expect(resources[name].Properties).toMatchObject({
+      expect(resources[name].Properties, name).toMatchObject({
         SqsManagedSseEnabled: true,
-        MessageRetentionPeriod: 1209600,
+        MessageRetentionPeriod: retention[name],
       });
     }
   });
 
-  it('denies any request to the queues that does not use TLS', () => {
-    const policy = resources.QueuesTlsOnlyPolicy.Properties as Node;
-    const names = ['Queue', 'DeadLetterQueue'];
-    expect(policy.Queues).toEqual(names.map(ref));
-    expect(policy.PolicyDocument.Statement).toContainEqual(
-      expect.objectContaining({
-        Effect: 'Deny',
-        Resource: names.map((name) => getAtt(name, 'Arn')),
-        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-      }),
+  it('denies any request to the queues that does not use TLS, every queue under one policy', () => {
+    // A queue has one policy (the last one set wins): each queue is in exactly one QueuePolicy, and that
+    // policy denies insecure transport for it.
+    const policies = Object.values(resources).filter(
+      (r: Node) => r.Type === 'AWS::SQS::QueuePolicy',
+    ) as Node[];
+    const queues = Object.keys(resources).filter((name) => resources[name].Type === 'AWS::SQS::Queue');
+    const covered = policies.flatMap((policy) => policy.Properties.Queues as Node[]);
+    expect(covered.map((q) => q.Ref).sort()).toEqual(queues.sort());
+    for (const policy of policies) {
+      const names = (policy.Properties.Queues as Node[]).map((q) => q.Ref as string);
+      expect(policy.Properties.PolicyDocument.Statement).toContainEqual(
+        expect.objectContaining({
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 'sqs:*',
+          Resource: names.map((name) => getAtt(name, 'Arn')),
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        }),
+      );
+    }
+    expect(resources.QueuesTlsOnlyPolicy.Properties.Queues).toEqual(
+      ['Queue', 'DeadLetterQueue', 'EventsFailureQueue'].map(ref),
     );
   });
 
@@ -276,18 +334,25 @@ describe('infra/template.yaml: queue and worker', () => {
     expect(worker.Properties.Environment.Variables.RETRY_MAX_AGE_SECONDS).toBeUndefined(); // the default
   });
 
-  it('alarms on messages in the dead-letter queue, its only alarm', () => {
-    const alarms = Object.values(resources).filter(
-      (r: Node) => r.Type === 'AWS::CloudWatch::Alarm',
-    ) as Node[];
-    expect(alarms).toHaveLength(1);
-    expect(alarms[0]?.Properties).toMatchObject({
-      Namespace: 'AWS/SQS',
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Dimensions: [{ Name: 'QueueName', Value: getAtt('DeadLetterQueue', 'QueueName') }],
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-    });
+  it('alarms on any message in a dead-letter or failure queue, one alarm each and no other', () => {
+    const alarmed: Record<string, string> = {
+      DeadLetterQueueAlarm: 'DeadLetterQueue',
+      EventsFailureAlarm: 'EventsFailureQueue',
+      WebhookDLQAlarm: 'WebhookDLQ',
+    };
+    const alarms = Object.keys(resources).filter((name) => resources[name].Type === 'AWS::CloudWatch::Alarm');
+    expect(alarms.sort()).toEqual(Object.keys(alarmed).sort());
+    for (const [alarm, queueName] of Object.entries(alarmed)) {
+      expect(resources[alarm].Properties, alarm).toMatchObject({
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: getAtt(queueName, 'QueueName') }],
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: { 'Fn::If': ['HasAlarmTopic', [ref('AlarmTopicArn')], ref('AWS::NoValue')] },
+      });
+    }
   });
 });
 
@@ -334,16 +399,22 @@ describe('infra/template.yaml: queue first, no outbox', () => {
       : [];
   const streamArn = getAtt('LedgerTable', 'StreamArn');
 
-  it('has no pipe, no role of its own and nothing that reads the ledger’s stream: the API enqueues', () => {
+  it('has no pipe and no role of its own; only the events function reads the ledger’s stream, and not into the queue', () => {
     const types = new Set(Object.values(resources).map((r: Node) => r.Type as string));
     expect([...types].filter((type) => /^AWS::(Pipes|IAM)::/.test(type))).toEqual([]);
     expect(types.has('AWS::Lambda::EventSourceMapping')).toBe(false);
-    // The stream stays on for event consumers (a later issue); in this stack only the output names it.
+    // The stream is for events only: the events function (its event source and its read statement) and the
+    // output name it, nothing else.
     const readers = Object.entries(resources).filter(([, r]) =>
       nodes(r).some((n) => JSON.stringify(n) === JSON.stringify(streamArn)),
     );
-    expect(readers).toEqual([]);
+    expect(readers.map(([name]) => name)).toEqual(['EventsFunction']);
     expect(template.Outputs.LedgerStreamArn.Value).toEqual(streamArn);
+    // The stream does not feed delivery: the events function can touch no delivery queue.
+    expect(nodes(events).some((n) => JSON.stringify(n) === JSON.stringify(ref('Queue')))).toBe(false);
+    expect(nodes(events).some((n) => JSON.stringify(n) === JSON.stringify(getAtt('Queue', 'Arn')))).toBe(
+      false,
+    );
     // The worker's only event source is the queue.
     expect(Object.values(worker.Properties.Events as Node).map((e) => e.Type)).toEqual(['SQS']);
   });
@@ -364,13 +435,38 @@ describe('infra/template.yaml: queue first, no outbox', () => {
     }
     expect(names.length).toBeGreaterThan(0);
     expect(names.filter((name) => !known(name))).toEqual([]);
+    for (const [name, node] of [...Object.entries(resources), ...Object.entries(template.Outputs as Node)]) {
+      if (node.Condition !== undefined) expect(template.Conditions[node.Condition], name).toBeDefined();
+    }
+  });
+
+  it('refers to a conditional resource only from resources and outputs under the same condition', () => {
+    // Otherwise a deploy without the condition fails: the reference points at a resource that is not there.
+    const conditionOf = (name: string): string | undefined => resources[name]?.Condition;
+    const referenced = (node: unknown): string[] =>
+      (nodes(node) as Node[]).flatMap((n) => {
+        if (typeof n.Ref === 'string') return [n.Ref];
+        if (Array.isArray(n['Fn::GetAtt'])) return [n['Fn::GetAtt'][0] as string];
+        if (typeof n['Fn::Sub'] === 'string')
+          return [...n['Fn::Sub'].matchAll(/\$\{([^}!.]+)/g)].map((m) => m[1] as string);
+        return [];
+      });
+    const conditional = Object.keys(resources).filter((name) => conditionOf(name) !== undefined);
+    expect(conditional.length).toBeGreaterThan(0);
+    for (const [name, node] of [...Object.entries(resources), ...Object.entries(template.Outputs as Node)]) {
+      for (const target of referenced(node).filter((t) => conditionOf(t) !== undefined)) {
+        expect(node.Condition, `${name} -> ${target}`).toBe(conditionOf(target));
+      }
+    }
   });
 });
 
 describe('infra/template.yaml: functions', () => {
-  it('runs both functions on nodejs24.x arm64, bundled by SAM esbuild as minified ESM with source maps', () => {
+  it('runs every function on nodejs24.x arm64, bundled by SAM esbuild as minified ESM with source maps', () => {
     expect(globals).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'] });
-    for (const fn of [api, worker]) {
+    const serverless = Object.values(resources).filter((r: Node) => r.Type === 'AWS::Serverless::Function');
+    expect(serverless).toHaveLength(functions.length);
+    for (const fn of functions) {
       expect(fn.Properties.Runtime ?? globals.Runtime).toBe('nodejs24.x');
       expect(fn.Metadata).toMatchObject({
         BuildMethod: 'esbuild',
@@ -380,21 +476,27 @@ describe('infra/template.yaml: functions', () => {
     }
   });
 
-  it('points each build at an entry point that exists', () => {
+  it('points each build at an entry point that exists, the ones npm run build bundles', () => {
     expect(api.Metadata.BuildProperties.EntryPoints).toEqual(['functions/api/index.ts']);
     expect(worker.Metadata.BuildProperties.EntryPoints).toEqual(['functions/worker/index.ts']);
-    for (const fn of [api, worker]) {
+    expect(events.Metadata.BuildProperties.EntryPoints).toEqual(['functions/events/index.ts']);
+    expect(webhook.Metadata.BuildProperties.EntryPoints).toEqual(['functions/webhook/index.ts']);
+    for (const fn of functions) {
       expect(
         existsSync(`${root}infra/${fn.Properties.CodeUri}${fn.Metadata.BuildProperties.EntryPoints[0]}`),
       ).toBe(true);
     }
+    // scripts/build.mjs bundles functions/<name>/index.ts for each name, as SAM does for a deploy.
+    expect(FUNCTIONS.map((name: string) => `functions/${name}/index.ts`).sort()).toEqual(
+      functions.map((fn) => fn.Metadata.BuildProperties.EntryPoints[0]).sort(),
+    );
   });
 
   it('sets exactly the environment variables lib/config.ts reads (plus Powertools and Node options)', () => {
     const configSource = readFileSync(`${root}lib/config.ts`, 'utf8');
     const known = new Set([...configSource.matchAll(/^\s+([A-Z][A-Z0-9_]+): /gm)].map((m) => m[1]));
     const extras = new Set(['POWERTOOLS_METRICS_NAMESPACE', 'NODE_OPTIONS']);
-    for (const fn of [api, worker]) {
+    for (const fn of functions) {
       const names = Object.keys({ ...globals.Environment.Variables, ...fn.Properties.Environment.Variables });
       for (const name of names) expect(known.has(name) || extras.has(name), name).toBe(true);
       // Lambda sets AWS_REGION itself and refuses a function that tries to.
@@ -413,6 +515,12 @@ describe('infra/template.yaml: functions', () => {
       smtp: { host: 'relay.example.com', tls: 'starttls' },
     });
     expect(loadWorkerConfig(workerEnvOf({ RetentionDays: '7' })).aws.retentionDays).toBe(7);
+    expect(loadEventsConfig(eventsEnvOf())).toMatchObject({ busName: 'smtpq-events' });
+    expect(loadWebhookConfig(webhookEnvOf())).toMatchObject({
+      url: webhookParameters.WebhookUrl,
+      secret: { arn: webhookParameters.WebhookSecretArn },
+      queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/smtpq-WebhookQueue',
+    });
   });
 
   it('gives both functions the bucket, the ledger table, the retention and the queue', () => {
@@ -534,15 +642,18 @@ describe('infra/template.yaml: functions', () => {
   });
 
   it('logs each function as JSON to its own log group with a retention', () => {
-    for (const fn of [api, worker]) {
+    const groups = functions.map((fn) => fn.Properties.LoggingConfig.LogGroup.Ref as string);
+    expect(new Set(groups).size).toBe(functions.length);
+    for (const fn of functions) {
       const { LogFormat, LogGroup } = fn.Properties.LoggingConfig;
       expect(LogFormat).toBe('JSON');
       expect(resources[LogGroup.Ref].Type).toBe('AWS::Logs::LogGroup');
       expect(resources[LogGroup.Ref].Properties.RetentionInDays).toEqual(ref('LogRetentionDays'));
+      expect(resources[LogGroup.Ref].Condition).toBe(fn.Condition);
     }
   });
 
-  it('routes the four API paths and a /v1 catch-all to the API function through the IAM-authorised HTTP API', () => {
+  it('routes the six API paths and a /v1 catch-all to the API function through the IAM-authorised HTTP API', () => {
     expect(resources.HttpApi.Properties.Auth).toEqual({
       EnableIamAuthorizer: true,
       DefaultAuthorizer: 'AWS_IAM',
@@ -555,41 +666,68 @@ describe('infra/template.yaml: functions', () => {
     });
     expect(routes.sort()).toEqual([
       'ANY /v1/{proxy+}',
+      'GET /v1/messages',
       'GET /v1/messages/{id}',
       'GET /v1/messages/{id}/transcript',
       'POST /v1/messages',
       'POST /v1/messages/batch',
+      'POST /v1/messages/{id}/cancel',
     ]);
+    // Each explicit route is one the handler serves (the catch-all aside).
+    const id = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
+    for (const route of routes.filter((r) => !r.startsWith('ANY '))) {
+      const [method, path] = route.replace('{id}', id).split(' ') as [string, string];
+      expect(matchRoute(method, path).kind, route).toBe('route');
+    }
   });
 
   it('leaves unknown paths and wrong methods under /v1 to the handler, which answers them 404/405', () => {
     // The paths API Gateway would route through the catch-all only: the handler must not match them.
     expect(matchRoute('GET', '/v1/nothing-here')).toEqual({ kind: 'not_found' });
-    expect(matchRoute('DELETE', '/v1/messages')).toEqual({ kind: 'method_not_allowed', allow: ['POST'] });
+    expect(matchRoute('DELETE', '/v1/messages')).toEqual({
+      kind: 'method_not_allowed',
+      allow: ['POST', 'GET'],
+    });
     expect(matchRoute('PUT', '/v1/messages/01ARZ3NDEKTSV4RRFFQ69G5FAV')).toEqual({
       kind: 'method_not_allowed',
       allow: ['GET'],
     });
   });
 
-  it('uses only SAM policy templates scoped to this stack’s queue and secret', () => {
-    const allowed: Record<string, Node> = {
+  it('uses only SAM policy templates scoped to this stack’s queues and secrets', () => {
+    const queueName = (name: string) => ({ QueueName: getAtt(name, 'QueueName') });
+    // Per function, each template it uses and the one resource it is scoped to.
+    const allowed = new Map<Node, Record<string, Node>>([
       // The API: SendMessage (which also authorises SendMessageBatch) on the queue, nothing that receives.
-      SQSSendMessagePolicy: { QueueName: getAtt('Queue', 'QueueName') },
-      // Receive, delete and ChangeMessageVisibility(Batch) on the queue: the event source and the back-off.
-      SQSPollerPolicy: { QueueName: getAtt('Queue', 'QueueName') },
-      AWSSecretsManagerGetSecretValuePolicy: { SecretArn: ref('SmtpSecret') },
-    };
-    for (const fn of [api, worker]) {
-      for (const policy of (fn.Properties.Policies as Node[]).filter((p) => !p.Statement)) {
-        expect(Object.keys(policy)).toHaveLength(1);
-        const [name, scope] = Object.entries(policy)[0]!;
-        expect(allowed[name], name).toBeDefined();
-        expect(scope).toEqual(allowed[name]);
-      }
+      [api, { SQSSendMessagePolicy: queueName('Queue') }],
+      [
+        worker,
+        {
+          // Receive, delete and ChangeMessageVisibility(Batch) on the queue: the event source and the back-off.
+          SQSPollerPolicy: queueName('Queue'),
+          // Chained delays: a scheduled message goes back on the same queue with up to 900 s of delay.
+          SQSSendMessagePolicy: queueName('Queue'),
+          AWSSecretsManagerGetSecretValuePolicy: { SecretArn: ref('SmtpSecret') },
+        },
+      ],
+      // The events function has inline statements only.
+      [events, {}],
+      [
+        webhook,
+        {
+          // Receive and delete for the event source, ChangeMessageVisibility(Batch) for the retry schedule.
+          SQSPollerPolicy: queueName('WebhookQueue'),
+          AWSSecretsManagerGetSecretValuePolicy: { SecretArn: ref('WebhookSecretArn') },
+        },
+      ],
+    ]);
+    for (const [fn, templates] of allowed) {
+      const used = (fn.Properties.Policies as Node[]).filter((p) => !p.Statement);
+      for (const policy of used) expect(Object.keys(policy)).toHaveLength(1);
+      expect(Object.fromEntries(used.map((policy) => Object.entries(policy)[0]!))).toEqual(templates);
     }
     expect(policyTemplates(api)).toEqual(['SQSSendMessagePolicy']);
-    expect(policyTemplates(worker).sort()).toEqual([
+    expect(policyTemplates(webhook).sort()).toEqual([
       'AWSSecretsManagerGetSecretValuePolicy',
       'SQSPollerPolicy',
     ]);
@@ -659,21 +797,256 @@ describe('infra/template.yaml: functions', () => {
       return [...own, ...Object.values(n).flatMap(allowsIn)];
     };
     const allows = allowsIn(resources);
-    expect(allows).toEqual([...inlineStatements(api), ...inlineStatements(worker)]);
+    // The one resource policy that allows anything: EventBridge, for this stack's webhook rule only.
+    const queuePolicy = resources.WebhookQueuePolicy.Properties.PolicyDocument.Statement as Statement[];
+    const fromRule = queuePolicy.filter((statement) => statement.Effect === 'Allow');
+    expect(fromRule).toHaveLength(1);
+    expect(allows).toEqual([...functions.flatMap(inlineStatements), ...fromRule]);
     for (const statement of allows) {
       expect(Object.keys(statement)).not.toContain('NotAction');
       expect(Object.keys(statement)).not.toContain('NotResource');
       const actions = asList(statement.Action);
       expect(actions.filter((a) => a.includes('*') || a === 'dynamodb:Scan')).toEqual([]);
       for (const resource of asList(statement.Resource)) {
-        // Only object keys under one prefix end in a wildcard; the bucket itself only for ListBucket.
+        // Only object keys under one prefix end in a wildcard, and the table's streams for ListStreams alone;
+        // the bucket itself only for ListBucket.
         const text = JSON.stringify(resource);
         expect(text, text).toMatch(
-          /^\{"Fn::GetAtt":\["(LedgerTable|Bucket)","Arn"\]\}$|^\{"Fn::Sub":"\$\{LedgerTable\.Arn\}\/index\/[A-Za-z]+"\}$|^\{"Fn::Sub":"\$\{Bucket\.Arn\}\/[a-z]+\/\*"\}$/,
+          /^\{"Fn::GetAtt":\["(LedgerTable|Bucket|EventBus|EventsFailureQueue|WebhookQueue)","Arn"\]\}$|^\{"Fn::GetAtt":\["LedgerTable","StreamArn"\]\}$|^\{"Fn::Sub":"\$\{LedgerTable\.Arn\}\/(index\/[A-Za-z]+|stream\/\*)"\}$|^\{"Fn::Sub":"\$\{Bucket\.Arn\}\/[a-z]+\/\*"\}$/,
         );
         if (text === JSON.stringify(bucketArn)) expect(actions).toEqual(['s3:ListBucket']);
+        if (text.includes('/stream/*')) expect(actions).toEqual(['dynamodb:ListStreams']);
       }
     }
+  });
+});
+
+describe('infra/template.yaml: events (the ledger’s stream to the bus)', () => {
+  it('has one bus, named after the stack, and outputs its name and ARN', () => {
+    const buses = Object.keys(resources).filter((name) => resources[name].Type === 'AWS::Events::EventBus');
+    expect(buses).toEqual(['EventBus']);
+    expect(resources.EventBus.Properties).toEqual({ Name: sub(`\${AWS::StackName}-events`) });
+    expect(template.Outputs.EventBusName.Value).toEqual(ref('EventBus'));
+    expect(template.Outputs.EventBusArn.Value).toEqual(getAtt('EventBus', 'Arn'));
+  });
+
+  it('reads the stream in order, retries from the first failed record and sends what it gives up on to its failure queue', () => {
+    expect(streamEvent.Properties).toEqual({
+      Stream: getAtt('LedgerTable', 'StreamArn'),
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 1,
+      // One batch per shard at a time: an item key is in one shard, so a message's events stay in order.
+      ParallelizationFactor: 1,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: 10,
+      FilterCriteria: expect.any(Object),
+      // No Type: SAM would add a grant of its own; the function's RecordFailedBatches statement is that grant.
+      DestinationConfig: { OnFailure: { Destination: getAtt('EventsFailureQueue', 'Arn') } },
+    });
+    expect(Object.values(events.Properties.Events as Node)).toHaveLength(1);
+    // A bounded number of retries (not -1): a poison record must not hold its shard back for a day.
+    expect(streamEvent.Properties.MaximumRecordAgeInSeconds).toBeUndefined();
+  });
+
+  it('invokes the function only for written message items, the only changes that make events', () => {
+    const filters = streamEvent.Properties.FilterCriteria.Filters as Node[];
+    expect(filters).toHaveLength(1);
+    // Idempotency keys and the relay's rate limit make no events; nor does a TTL deletion (REMOVE).
+    expect(JSON.parse(filters[0]!.Pattern)).toEqual({
+      eventName: ['INSERT', 'MODIFY'],
+      dynamodb: { Keys: { [KEY]: { S: [{ prefix: messageKey('') }] } } },
+    });
+    expect(relayKey('relay.example.com:587').startsWith(messageKey(''))).toBe(false);
+    expect(idempotencyItemKey('order-1234').startsWith(messageKey(''))).toBe(false);
+  });
+
+  it('gives the events function exactly PutEvents on the bus, reads of this table’s stream and SendMessage to its failure queue', () => {
+    const statements = inlineStatements(events);
+    expect(policyTemplates(events)).toEqual([]);
+    expect(new Set(statements.flatMap((s) => asList(s.Action)).map((a) => a.split(':')[0]))).toEqual(
+      new Set(['events', 'dynamodb', 'sqs']),
+    );
+    expect(grants(statements, 'events')).toEqual(
+      onResource([[getAtt('EventBus', 'Arn'), ['events:PutEvents']]]),
+    );
+    expect(grants(statements, 'dynamodb')).toEqual(
+      onResource([
+        [
+          getAtt('LedgerTable', 'StreamArn'),
+          ['dynamodb:DescribeStream', 'dynamodb:GetRecords', 'dynamodb:GetShardIterator'],
+        ],
+        [sub(`\${LedgerTable.Arn}/stream/*`), ['dynamodb:ListStreams']],
+      ]),
+    );
+    expect(grants(statements, 'sqs')).toEqual(
+      onResource([[getAtt('EventsFailureQueue', 'Arn'), ['sqs:SendMessage']]]),
+    );
+  });
+
+  it('gives the events function the bus’s name and nothing else of its own', () => {
+    expect(events.Properties.Environment.Variables).toEqual({ EVENT_BUS_NAME: ref('EventBus') });
+    expect(events.Properties.Handler).toBe('index.handler');
+    expect(events.Condition).toBeUndefined(); // events exist with or without a webhook
+  });
+});
+
+describe('infra/template.yaml: webhooks', () => {
+  // The Standard Webhooks schedule: each retry after the previous try failed, by the function setting the
+  // message's visibility; the first try is at once.
+  const retryDelays = WEBHOOK_RETRY_SECONDS;
+  const webhookResources = [
+    'WebhookRule',
+    'WebhookQueue',
+    'WebhookDLQ',
+    'WebhookDLQAlarm',
+    'WebhookQueuePolicy',
+    'WebhookFunction',
+    'WebhookLogGroup',
+  ];
+
+  it('declares WebhookUrl and WebhookSecretArn, empty by default, letting through only https URLs and full secret ARNs', () => {
+    const { WebhookUrl, WebhookSecretArn } = template.Parameters as Node;
+    expect(WebhookUrl).toMatchObject({ Type: 'String', Default: '' });
+    expect(WebhookSecretArn).toMatchObject({ Type: 'String', Default: '' });
+    const url = (value: string) => new RegExp(WebhookUrl.AllowedPattern).test(value);
+    const arn = (value: string) => new RegExp(WebhookSecretArn.AllowedPattern).test(value);
+
+    for (const value of ['', 'https://hooks.example.com', 'https://hooks.example.com/smtpq?team=1'])
+      expect(url(value), value).toBe(true);
+    for (const value of ['http://hooks.example.com', 'https://', 'https:// x', 'hooks.example.com', ' '])
+      expect(url(value), value).toBe(false);
+    for (const value of ['', webhookParameters.WebhookSecretArn]) expect(arn(value), value).toBe(true);
+    for (const value of [
+      'arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtpq/webhook', // no suffix: IAM would not match
+      'arn:aws:s3:::bucket',
+      'smtpq/webhook',
+    ])
+      expect(arn(value), value).toBe(false);
+  });
+
+  it('refuses, in its Rules, a WebhookUrl without a WebhookSecretArn', () => {
+    expect(rulesAccept({ WebhookUrl: webhookParameters.WebhookUrl })).toBe(false);
+    expect(rulesAccept(webhookParameters)).toBe(true);
+    expect(rulesAccept({})).toBe(true); // no webhook at all
+    expect(template.Rules.WebhookNeedsASecret.Assertions[0].AssertDescription).toMatch(
+      /WebhookUrl needs WebhookSecretArn/,
+    );
+  });
+
+  it('creates every webhook resource, and the webhook DLQ’s output, only under HasWebhook (a WebhookUrl)', () => {
+    expect(template.Conditions.HasWebhook).toEqual({
+      'Fn::Not': [{ 'Fn::Equals': [ref('WebhookUrl'), ''] }],
+    });
+    expect(
+      Object.keys(resources)
+        .filter((name) => name.startsWith('Webhook'))
+        .sort(),
+    ).toEqual([...webhookResources].sort());
+    for (const name of webhookResources) expect(resources[name].Condition, name).toBe('HasWebhook');
+    // Only the webhook resources are conditional: mail and events do not depend on a webhook.
+    expect(
+      Object.keys(resources)
+        .filter((name) => resources[name].Condition !== undefined)
+        .sort(),
+    ).toEqual([...webhookResources].sort());
+    expect(template.Outputs.WebhookDLQUrl).toEqual({
+      Condition: 'HasWebhook',
+      Description: expect.any(String),
+      Value: ref('WebhookDLQ'),
+    });
+  });
+
+  it('sends every smtpq event on the bus to the webhook queue', () => {
+    expect(resources.WebhookRule.Properties).toMatchObject({
+      EventBusName: ref('EventBus'),
+      EventPattern: { source: [EVENT_SOURCE] },
+      State: 'ENABLED',
+      Targets: [{ Id: expect.any(String), Arn: getAtt('WebhookQueue', 'Arn') }],
+    });
+    // No RoleArn: EventBridge sends to SQS under the queue's policy.
+    expect(resources.WebhookRule.Properties.Targets[0].RoleArn).toBeUndefined();
+  });
+
+  it('lets only the webhook rule send to the webhook queue', () => {
+    const policy = resources.WebhookQueuePolicy.Properties as Node;
+    expect(policy.Queues).toEqual([ref('WebhookQueue'), ref('WebhookDLQ')]);
+    const allows = (policy.PolicyDocument.Statement as Node[]).filter((s) => s.Effect === 'Allow');
+    expect(allows).toEqual([
+      {
+        Sid: expect.any(String),
+        Effect: 'Allow',
+        Principal: { Service: 'events.amazonaws.com' },
+        Action: 'sqs:SendMessage',
+        Resource: getAtt('WebhookQueue', 'Arn'),
+        Condition: { ArnEquals: { 'aws:SourceArn': getAtt('WebhookRule', 'Arn') } },
+      },
+    ]);
+  });
+
+  it('retries on the queue: 8 receives over ~27.5 h, then the DLQ; visibility and retention fit the schedule', () => {
+    const timeout = webhook.Properties.Timeout;
+    const schedule = retryDelays.reduce((sum, delay) => sum + delay, 0);
+
+    expect(timeout).toBe(30);
+    expect(webhookQueue.VisibilityTimeout).toBe(6 * timeout); // no batching window
+    expect(webhookQueue.RedrivePolicy).toEqual({
+      deadLetterTargetArn: getAtt('WebhookDLQ', 'Arn'),
+      // Each try is one receive: the redrive neither cuts the function's schedule short nor adds a try.
+      maxReceiveCount: WEBHOOK_MAX_TRIES,
+    });
+    expect(webhookQueue.RedrivePolicy.maxReceiveCount).toBe(8);
+    expect(schedule).toBe(99_305);
+    expect(schedule / 3600).toBeCloseTo(27.5, 0);
+    // Each delay is a visibility timeout, at most SQS's 12 h.
+    for (const delay of retryDelays) expect(delay).toBeLessThanOrEqual(43_200);
+    expect(webhookQueue.MessageRetentionPeriod).toBe(4 * 86_400);
+    expect(webhookQueue.MessageRetentionPeriod).toBeGreaterThan(schedule + retryDelays.length * 6 * timeout);
+    // A message keeps its first enqueue time in the DLQ: there it still has 14 days less the schedule.
+    expect(resources.WebhookDLQ.Properties.MessageRetentionPeriod).toBe(14 * 86_400);
+  });
+
+  it('wires the webhook queue to the function with partial batch responses and at most 2 invocations at once', () => {
+    expect(webhookEvent.Properties).toEqual({
+      Queue: getAtt('WebhookQueue', 'Arn'),
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+    expect(Object.values(webhook.Properties.Events as Node)).toHaveLength(1);
+  });
+
+  it('gives the webhook function its queue (receive, delete, visibility) and the webhook secret, nothing else', () => {
+    // SQSPollerPolicy: ChangeMessageVisibility(Batch) for the schedule, receive/delete for the event source.
+    expect(webhook.Properties.Policies).toEqual([
+      { SQSPollerPolicy: { QueueName: getAtt('WebhookQueue', 'QueueName') } },
+      { AWSSecretsManagerGetSecretValuePolicy: { SecretArn: ref('WebhookSecretArn') } },
+    ]);
+    expect(inlineStatements(webhook)).toEqual([]);
+  });
+
+  it('gives the webhook function its URL, its secret and its queue', () => {
+    expect(webhook.Properties.Environment.Variables).toEqual({
+      WEBHOOK_URL: ref('WebhookUrl'),
+      WEBHOOK_SECRET_ARN: ref('WebhookSecretArn'),
+      WEBHOOK_QUEUE_URL: ref('WebhookQueue'),
+    });
+    expect(webhookEnvOf()).toMatchObject({
+      WEBHOOK_URL: webhookParameters.WebhookUrl,
+      WEBHOOK_SECRET_ARN: webhookParameters.WebhookSecretArn,
+    });
+  });
+});
+
+describe('infra/template.yaml: scheduled messages', () => {
+  it('lets the worker send to its own queue, and to no other (chained delays of up to 900 s)', () => {
+    expect(worker.Properties.Policies).toContainEqual({
+      SQSSendMessagePolicy: { QueueName: getAtt('Queue', 'QueueName') },
+    });
+    const sends = (worker.Properties.Policies as Node[]).filter((p) => p.SQSSendMessagePolicy);
+    expect(sends).toHaveLength(1);
+    expect(grants(inlineStatements(worker), 'sqs')).toEqual({});
   });
 });
 
@@ -709,9 +1082,19 @@ describe('infra/template.yaml: bucket', () => {
 });
 
 describe('infra/template.yaml: outputs', () => {
-  it('outputs the API URL, the queue URL, the bucket name, the ledger table and its stream', () => {
+  it('outputs the API URL, the queue URL, the bucket name, the ledger table and its stream, the bus', () => {
     expect(Object.keys(template.Outputs)).toEqual(
-      expect.arrayContaining(['ApiUrl', 'QueueUrl', 'BucketName', 'LedgerTableName', 'LedgerStreamArn']),
+      expect.arrayContaining([
+        'ApiUrl',
+        'QueueUrl',
+        'BucketName',
+        'LedgerTableName',
+        'LedgerStreamArn',
+        'EventBusName',
+        'EventBusArn',
+        'EventsFailureQueueUrl',
+        'WebhookDLQUrl',
+      ]),
     );
     expect(template.Outputs.LedgerTableName.Value).toEqual(ref('LedgerTable'));
     expect(template.Outputs.LedgerStreamArn.Value).toEqual(getAtt('LedgerTable', 'StreamArn'));
