@@ -245,6 +245,26 @@ describe('events of the ledger, on the bus and at the webhook', () => {
     ]);
   });
 
+  it('a scheduled message, then cancelled: message.scheduled with its sendAt, then message.cancelled', async () => {
+    const sendAt = new Date(Date.now() + 3_600_000).toISOString();
+    const id = await submit(dev.apiUrl, {
+      from: 'sender@example.com',
+      to: ['ok5@example.org'],
+      text: 'x',
+      sendAt,
+    });
+    expect((await fetch(`${dev.apiUrl}/v1/messages/${id}/cancel`, { method: 'POST' })).status).toBe(200);
+
+    const events = of(id)(
+      await observer.until((all) => of(id)(all).some((e) => e.type === 'message.cancelled')),
+    );
+
+    expect(summary(events)).toEqual(['message.scheduled', 'message.cancelled']);
+    expect(events[0]!.data).toMatchObject({ state: 'scheduled', sendAt });
+    expect(events[1]!.data).toMatchObject({ state: 'cancelled', sequence: 2 });
+    for (const event of events) expect(validateEvent(event)).toEqual([]);
+  });
+
   it('publishes only the documented types', () => {
     for (const event of observer.events) expect(EVENT_TYPES).toContain(event.type);
   });

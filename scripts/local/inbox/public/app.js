@@ -140,13 +140,46 @@ async function renderTranscripts(record) {
   container.replaceChildren(...blocks);
 }
 
+/** One webhook try, as a short text: "500, retry 10:00:05" or "204". */
+function webhookTry(attempt) {
+  const answer = attempt.status ? String(attempt.status) : (attempt.error ?? 'no answer');
+  return attempt.retryAt ? `${answer}, retry ${when(attempt.retryAt)}` : answer;
+}
+
+function renderEvents(timeline) {
+  const events = timeline?.events ?? [];
+  const webhooks = timeline?.webhooks ?? [];
+  $('#no-webhook').hidden = webhooks.length > 0;
+  $('#events tbody').replaceChildren(
+    ...(events.length === 0
+      ? [el('tr', {}, el('td', { colspan: '5', class: 'muted' }, 'No event yet.'))]
+      : events.map((e) => {
+          const tries = webhooks.filter((w) => w.eventId === e.id);
+          const reply = e.data.reply ? `${e.data.reply.code} ${e.data.reply.text}` : (e.data.error ?? '');
+          return el(
+            'tr',
+            { 'data-event': e.type, 'data-event-id': e.id },
+            el('td', {}, when(e.timestamp)),
+            el('td', {}, e.type),
+            el('td', {}, e.data.recipient ?? ''),
+            el('td', { class: 'muted' }, reply),
+            el(
+              'td',
+              { class: 'webhook-tries' },
+              tries.length === 0 ? '' : tries.map((t) => `#${t.try} ${webhookTry(t)}`).join(' · '),
+            ),
+          );
+        })),
+  );
+}
+
 async function renderDetail() {
   const detail = $('#detail');
   if (!selectedId) {
     detail.hidden = true;
     return;
   }
-  const { status, mails } = await getJson(`/_inbox/api/messages/${encodeURIComponent(selectedId)}`);
+  const { status, mails, timeline } = await getJson(`/_inbox/api/messages/${encodeURIComponent(selectedId)}`);
   detail.hidden = false;
   detail.dataset.messageId = status.id;
   $('#detail-subject').textContent = status.subject ?? '(no subject)';
@@ -181,6 +214,7 @@ async function renderDetail() {
       ),
     ),
   );
+  renderEvents(timeline);
   const mail = mails[0];
   $('#no-mail').hidden = Boolean(mail);
   $('#mail').hidden = !mail;
