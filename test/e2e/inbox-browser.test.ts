@@ -101,6 +101,22 @@ describe('dev inbox in headless Chromium', () => {
       expect(text).toContain('C: RCPT TO:<bob@example.com>');
       expect(text).toMatch(/S: 250 2\.0\.0 Ok: queued as/);
 
+      // The message's event timeline, from the ledger's stream.
+      await expect
+        .poll(
+          () =>
+            page
+              .locator('#events tbody tr')
+              .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-event'))),
+          {
+            timeout: 30_000,
+          },
+        )
+        .toEqual(['message.queued', 'recipient.delivered', 'message.sent']);
+      expect(await page.locator('#events tr[data-event="recipient.delivered"]').textContent()).toContain(
+        'bob@example.com',
+      );
+
       expect(dialogs).toEqual([]);
       await page.close();
     },
