@@ -35,7 +35,18 @@ const RESERVED_HEADERS = new Set([
   'date',
   'message-id',
   'mime-version',
+]);
+
+// Headers only a relay, a signer or smtpq's unsubscribe links may write: a caller's copy would forge a trace
+// (Received, Return-Path), an authentication result (DKIM-Signature, ARC-*, Authentication-Results), a resend
+// (Resent-*) or an unsubscribe link smtpq did not make (List-Unsubscribe[-Post]).
+const WRITTEN_BY_OTHERS = new Set([
+  'received',
   'return-path',
+  'dkim-signature',
+  'authentication-results',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
 ]);
 
 /** Why a custom header name is refused, or undefined when it is fine. */
@@ -47,6 +58,8 @@ export function headerNameProblem(name: string): string | undefined {
     return 'header name must be printable ASCII without spaces, ":" or control characters (RFC 5322 §3.6.8)';
   }
   const lower = name.toLowerCase();
+  if (WRITTEN_BY_OTHERS.has(lower) || lower.startsWith('arc-') || lower.startsWith('resent-'))
+    return `"${name}" is written only by relays, signers and smtpq's own unsubscribe links; it cannot be set`;
   if (RESERVED_HEADERS.has(lower) || lower.startsWith('content-')) {
     return `"${name}" is set by smtpq itself; use the request field instead`;
   }

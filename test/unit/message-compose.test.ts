@@ -78,7 +78,7 @@ describe('composeMessage: headers', () => {
       subject: 'Grüße — ✓ 日本語 subject',
       headers: {
         'X-Campaign': 'spring',
-        'List-Unsubscribe': '<https://example.com/u?id=1>',
+        'List-Id': '<news.example.com>',
         'X-Note': 'naïve',
       },
       messageId: 'fixed-id@example.com',
@@ -99,7 +99,7 @@ describe('composeMessage: headers', () => {
     expect(mail.headers.get('x-campaign')).toBe('spring');
     expect(mail.headers.get('x-note')).toBe('=?UTF-8?Q?na=C3=AFve?='); // RFC 2047; mailparser leaves X- headers encoded
     const headers = headerBlock(raw);
-    expect(headers).toMatch(/^List-Unsubscribe: <https:\/\/example\.com\/u\?id=1>$/m);
+    expect(headers).toMatch(/^List-ID: <news\.example\.com>$/m); // MailComposer writes its canonical case
     // RFC 2047 on the wire: no raw non-ASCII in any header of an ASCII-addressed message.
     expect(headers).toMatch(/^Subject: =\?UTF-8\?[QB]\?/m);
     expect(headers).toMatch(/^From: =\?UTF-8\?[QB]\?.+\?= <jurgen@example\.com>$/m);

@@ -48,7 +48,7 @@ describe('validateSendRequest: valid requests', () => {
           cid: 'logo@example',
         },
       ],
-      headers: { 'List-Unsubscribe': '<https://example.com/u>', 'X-Campaign': 'spring' },
+      headers: { 'List-Id': '<news.example.com>', 'X-Campaign': 'spring' },
       tags: { campaign: 'spring-2026', 'team.id': '42' },
       messageId: 'abc.123@example.com',
       date: '2026-11-28T10:00:00+01:00',
@@ -217,6 +217,23 @@ describe('validateSendRequest: field-level issues', () => {
     const issues = issuesOf({ ...minimal, headers: { [name]: value } });
     expect(issues).toHaveLength(1);
     expect(issues[0]!.message).toMatch(/set by smtpq itself/);
+  });
+
+  it.each([
+    'Received',
+    'Return-Path',
+    'DKIM-Signature',
+    'ARC-Seal',
+    'arc-message-signature',
+    'ARC-Authentication-Results',
+    'Authentication-Results',
+    'Resent-From',
+    'resent-message-id',
+    'List-Unsubscribe',
+    'List-Unsubscribe-Post',
+  ])('refuses the trace, authentication and unsubscribe header %s, naming it', (name) => {
+    const issues = issuesOf({ ...minimal, headers: { [name]: 'x' } });
+    expect(issues).toEqual([{ path: `headers.${name}`, message: expect.stringContaining(`"${name}"`) }]);
   });
 
   it.each([
