@@ -2,7 +2,7 @@
 // strictly enough that an address can go into an SMTP command and a header without any further escaping.
 import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
-import { CONTROL } from './rules.ts';
+import { CONTROL, spoofingProblem } from './rules.ts';
 
 /** One mailbox. `address` is canonical: the domain is lower-case ASCII (IDN → punycode A-labels). */
 export interface Mailbox {
@@ -33,6 +33,8 @@ const fail = (error: string): { ok: false; error: string } => ({ ok: false, erro
 /** Checks a bare addr-spec (`local@domain`) and returns its canonical form. */
 export function canonicalAddress(addrSpec: string): AddressResult<string> {
   if (CONTROL.test(addrSpec)) return fail('address must not contain control characters (CR, LF, NUL, …)');
+  const spoofing = spoofingProblem(addrSpec, 'address');
+  if (spoofing) return fail(spoofing);
   if (/[<>\s]/.test(addrSpec)) return fail('address must not contain "<", ">" or whitespace');
   const at = addrSpec.lastIndexOf('@');
   if (at < 0) return fail(`"${addrSpec}" is not an email address (no "@")`);
@@ -68,6 +70,8 @@ function canonicalDomain(domain: string): AddressResult<string> {
 function checkName(name: string | undefined): AddressResult<string | undefined> {
   if (name === undefined || name === '') return { ok: true, value: undefined };
   if (CONTROL.test(name)) return fail('display name must not contain control characters (CR, LF, NUL, …)');
+  const spoofing = spoofingProblem(name, 'display name');
+  if (spoofing) return fail(spoofing);
   if (name.length > MAX_NAME_CHARS) return fail(`display name is longer than ${MAX_NAME_CHARS} characters`);
   return { ok: true, value: name };
 }
@@ -89,6 +93,10 @@ function mailbox(name: string | undefined, addrSpec: string): AddressResult<Mail
 export function parseAddressList(input: string): AddressResult<Mailbox[]> {
   // Checked before parsing: a parser that tolerates a CR/LF would hand us a "valid" remainder.
   if (CONTROL.test(input)) return fail('address must not contain control characters (CR, LF, NUL, …)');
+  // Before parsing too: a lone surrogate could be dropped or replaced by the parser, and the ledger would
+  // then list another address than the one sent.
+  const spoofing = spoofingProblem(input, 'address');
+  if (spoofing) return fail(spoofing);
   if (input.trim() === '') return fail('address is empty');
   const parsed = addressparser(input);
   if (parsed.length === 0) return fail(`"${input}" is not an email address`);

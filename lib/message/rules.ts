@@ -104,7 +104,7 @@ export function filenameProblem(filename: string): string | undefined {
   if (filename.length === 0) return 'filename is empty';
   if (filename.length > MAX_FILENAME_CHARS) return `filename is longer than ${MAX_FILENAME_CHARS} characters`;
   if (CONTROL.test(filename)) return 'filename must not contain control characters';
-  return undefined;
+  return spoofingProblem(filename, 'filename');
 }
 
 // Content-ID without its angle brackets: printable ASCII, no brackets, no spaces (RFC 2392 "addr-spec"-like).
@@ -135,10 +135,27 @@ export function hasLoneSurrogate(text: string): boolean {
   return LONE_SURROGATE.test(text);
 }
 
+/**
+ * C1 controls and the bidirectional formatting characters (Unicode's Trojan Source list: LRE, RLE, PDF, LRO,
+ * RLO, LRI, RLI, FSI, PDI, LRM, RLM, ALM): invisible, they make a name, an address or a filename read other
+ * than it is ("invoice‮fdp.exe" shows as "invoiceexe.pdf").
+ */
+const SPOOFING = /[\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/** Why `text` (a subject, a display name, an address, a filename) could show other than it is, if it could. */
+export function spoofingProblem(text: string, what: string): string | undefined {
+  const found = SPOOFING.exec(text);
+  if (found) {
+    const code = found[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+    return `${what} must not contain U+${code} (a C1 control or bidirectional formatting character)`;
+  }
+  if (hasLoneSurrogate(text)) return `${what} must be valid Unicode (it has a lone surrogate)`;
+  return undefined;
+}
+
 export function subjectProblem(subject: string): string | undefined {
   if (CONTROL_EXCEPT_TAB.test(subject))
     return 'subject must not contain CR, LF, NUL or other control characters';
-  if (hasLoneSurrogate(subject)) return 'subject must be valid Unicode (it has a lone surrogate)';
   if (subject.length > MAX_SUBJECT_CHARS) return `subject is longer than ${MAX_SUBJECT_CHARS} characters`;
-  return undefined;
+  return spoofingProblem(subject, 'subject');
 }

@@ -313,3 +313,32 @@ describe('decodedSize', () => {
     expect(decodedSize(request)).toBe(6 + 10 + 1000 + 1 + 2);
   });
 });
+
+describe('validateSendRequest: text that shows other than it is', () => {
+  const RLO = '\u202e';
+  it.each([
+    ['subject', { subject: `Invoice ${RLO}fdp.exe` }, 'subject'],
+    ['display name', { from: { name: `Bank${'\u200f'}`, address: 'a@example.com' } }, 'from'],
+    ['display name in a string', { to: [`"Pay${'\u2066'}pal" <p@example.org>`] }, 'to[0]'],
+    ['address', { to: [`ad${'\u061c'}min@example.org`] }, 'to[0]'],
+    ['address with a C1 control', { to: ['a\u0085b@example.org'] }, 'to[0]'],
+    ['address with a lone surrogate', { to: ['ab\ud800@example.org'] }, 'to[0]'],
+    ['display name with a lone surrogate', { from: { name: 'x\udc00', address: 'a@example.com' } }, 'from'],
+    [
+      'filename',
+      { attachments: [{ filename: `report${RLO}fdp.exe`, content: 'YWJj' }] },
+      'attachments[0].filename',
+    ],
+  ])(
+    'refuses a bidi control, C1 control or lone surrogate in the %s (400 naming the field)',
+    (_what, extra, path) => {
+      const issues = issuesOf({ ...minimal, ...extra });
+      expect(issues).toEqual([{ path, message: expect.stringMatching(/U\+[0-9A-F]{4}|lone surrogate/) }]);
+    },
+  );
+
+  it('still takes right-to-left text itself, and non-ASCII addresses', () => {
+    const result = validateSendRequest({ ...minimal, subject: 'שלום עולם', to: ['ünïcode@example.org'] });
+    expect(result.ok).toBe(true);
+  });
+});
