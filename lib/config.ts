@@ -38,6 +38,30 @@ const apiSchema = awsSchema.extend({
     .string()
     .regex(HOST_NAME, 'must be a host name (letters, digits, hyphens and dots)')
     .default('smtpq.local'),
+  /**
+   * Who may be the sender: `*` (anyone, only when given explicitly), or comma-separated domains — `example.com`
+   * is that domain exactly, `*.example.com` any subdomain of it. No default: a deploy must choose.
+   */
+  ALLOWED_FROM_DOMAINS: z
+    .string({ error: 'required: the domains senders may use (comma-separated), or * for any' })
+    .transform((value, ctx) => {
+      if (value.trim() === '*') return '*' as const;
+      const domains = value.split(',').map((d) => d.trim().toLowerCase());
+      for (const domain of domains)
+        if (!HOST_NAME.test(domain.startsWith('*.') ? domain.slice(2) : domain))
+          ctx.addIssue({ code: 'custom', message: `"${domain}" is not a domain (or *.domain, or *)` });
+      return domains;
+    }),
+  /** IAM principals (ARNs, comma-separated) that may read every caller's messages; others read their own. */
+  READ_ALL_PRINCIPALS: z
+    .string()
+    .optional()
+    .transform((value) =>
+      (value ?? '')
+        .split(',')
+        .map((arn) => arn.trim())
+        .filter(Boolean),
+    ),
 });
 
 const workerSchema = awsSchema.extend({
@@ -106,6 +130,9 @@ export interface ApiConfig {
   queueUrl: string;
   maxMessageBytes: number;
   messageIdDomain: string;
+  /** '*' or lower-case domains (`*.example.com`: its subdomains). */
+  allowedFromDomains: '*' | string[];
+  readAllPrincipals: string[];
 }
 
 export interface WorkerConfig {
@@ -171,6 +198,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     queueUrl: e.QUEUE_URL,
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     messageIdDomain: e.MESSAGE_ID_DOMAIN,
+    allowedFromDomains: e.ALLOWED_FROM_DOMAINS,
+    readAllPrincipals: e.READ_ALL_PRINCIPALS,
   };
 }
 

@@ -2,6 +2,7 @@
 // request id. Built from its dependencies, so index.ts wires AWS once per cold start.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { handleBatch } from './batch.ts';
+import { type Caller, callerOf } from './caller.ts';
 import { handleCancel } from './cancel.ts';
 import type { ApiDeps } from './deps.ts';
 import { handleList } from './list.ts';
@@ -19,7 +20,16 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     const requestId = event.requestContext?.requestId;
     const method = event.requestContext?.http?.method ?? 'GET';
     const path = normalizePath(event.rawPath ?? '/', event.requestContext?.stage);
-    logger.appendKeys({ requestId, method, path });
+    const caller = callerOf(event);
+    // Every log line of the request says who made it (never what it sent).
+    logger.appendKeys({
+      requestId,
+      method,
+      path,
+      caller: caller?.principal,
+      callerAccount: caller?.accountId,
+      accessKey: caller?.accessKey,
+    });
     try {
       const match = matchRoute(method, path);
       if (match.kind === 'not_found') return problem('not_found', `no route for ${path}`);
@@ -29,7 +39,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
           headers: { allow },
         });
       }
-      return await run(match.route, event, deps);
+      return await run(match.route, event, caller, deps);
     } catch (error) {
       // Never the message body or headers here: they may hold personal data or credentials.
       logger.error('unexpected error', { error });
@@ -37,24 +47,29 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         requestId,
       });
     } finally {
-      logger.removeKeys(['requestId', 'method', 'path']);
+      logger.removeKeys(['requestId', 'method', 'path', 'caller', 'callerAccount', 'accessKey']);
     }
   };
 }
 
-function run(route: Route, event: APIGatewayProxyEventV2, deps: ApiDeps): Promise<ApiResponse> {
+function run(
+  route: Route,
+  event: APIGatewayProxyEventV2,
+  caller: Caller | undefined,
+  deps: ApiDeps,
+): Promise<ApiResponse> {
   switch (route.name) {
     case 'submit':
-      return handleSubmit(event, deps);
+      return handleSubmit(event, caller, deps);
     case 'list':
-      return handleList(event.queryStringParameters ?? {}, deps);
+      return handleList(event.queryStringParameters ?? {}, caller, deps);
     case 'batch':
-      return handleBatch(event, deps);
+      return handleBatch(event, caller, deps);
     case 'cancel':
-      return handleCancel(route.id, deps);
+      return handleCancel(route.id, caller, deps);
     case 'status':
-      return handleStatus(route.id, deps);
+      return handleStatus(route.id, caller, deps);
     case 'transcript':
-      return handleTranscript(route.id, event.queryStringParameters ?? {}, deps);
+      return handleTranscript(route.id, event.queryStringParameters ?? {}, caller, deps);
   }
 }

@@ -3,6 +3,7 @@
 // per-item semantics of a 207 Multi-Status, without WebDAV's XML):
 //   { id, status: 'queued' | 'scheduled' }                     accepted and on the queue
 //   { error: { code: 'validation_failed', issues } }           rejected, nothing stored
+//   { error: { code: 'sender_not_allowed', message } }         the deployment does not allow this From
 //   { error: { code: 'payload_too_large' | 'internal_error' | 'enqueue_failed', message } }
 //       too big; could not be stored; SQS refused it even after the producer's retries — nothing is queued,
 //       the item may be sent again.
@@ -14,6 +15,7 @@ import type { SendResult } from '../../lib/aws/queue-producer.ts';
 import { type Accepted, newRecord } from '../../lib/delivery/ledger.ts';
 import { type QueueMessage, toQueueMessage } from '../../lib/delivery/queue-message.ts';
 import { decodedSize, sendAtProblem, validateSendRequest } from '../../lib/message/schema.ts';
+import { type Caller, senderNotAllowed } from './caller.ts';
 import type { ApiDeps } from './deps.ts';
 import { newMessageId } from './ids.ts';
 import { header, readJsonBody } from './request-body.ts';
@@ -27,7 +29,12 @@ const UPLOAD_CONCURRENCY = MAX_BATCH_SIZE;
 export type BatchItemResult =
   | { id: string; status: 'queued' | 'scheduled' }
   | { error: { code: 'validation_failed'; issues: Issue[] } }
-  | { error: { code: 'payload_too_large' | 'internal_error' | 'enqueue_failed'; message: string } };
+  | {
+      error: {
+        code: 'payload_too_large' | 'internal_error' | 'enqueue_failed' | 'sender_not_allowed';
+        message: string;
+      };
+    };
 
 /** An item that passed validation, and what became of it on its way to the queue. */
 interface Candidate {
@@ -36,7 +43,11 @@ interface Candidate {
   message?: QueueMessage;
 }
 
-export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps): Promise<ApiResponse> {
+export async function handleBatch(
+  event: APIGatewayProxyEventV2,
+  caller: Caller | undefined,
+  deps: ApiDeps,
+): Promise<ApiResponse> {
   const { config, logger } = deps;
   if (header(event, 'idempotency-key') !== undefined) {
     return problem('bad_request', 'Idempotency-Key is supported on POST /v1/messages only, not on batches');
@@ -56,6 +67,12 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
       results[index] = { error: { code: 'validation_failed', issues: validation.issues } };
       return;
     }
+    const refused = senderNotAllowed(validation.value, config.allowedFromDomains);
+    if (refused) {
+      const message = `sending as ${refused} is not allowed (ALLOWED_FROM_DOMAINS)`;
+      results[index] = { error: { code: 'sender_not_allowed', message } };
+      return;
+    }
     const scheduleProblem = sendAtProblem(validation.value.sendAt, now);
     if (scheduleProblem) {
       const issues = [{ path: 'sendAt', message: scheduleProblem }];
@@ -71,7 +88,7 @@ export async function handleBatch(event: APIGatewayProxyEventV2, deps: ApiDeps):
     const id = deps.newId?.() ?? newMessageId(now.getTime());
     candidates.push({
       index,
-      accepted: newRecord(validation.value, id, now, { messageIdDomain: config.messageIdDomain }),
+      accepted: newRecord(validation.value, id, now, { messageIdDomain: config.messageIdDomain, caller }),
     });
   });
 

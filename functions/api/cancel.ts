@@ -4,18 +4,19 @@
 // the message is being sent: 409 not_cancellable, with its state.
 import { cancel, isCancellable } from '../../lib/delivery/ledger.ts';
 import { VersionConflictError } from '../../lib/delivery/ports.ts';
+import type { Caller } from './caller.ts';
 import type { ApiDeps } from './deps.ts';
 import { isMessageId } from './ids.ts';
 import { type ApiResponse, json, problem } from './responses.ts';
-import { invalidId, statusView } from './status.ts';
+import { invalidId, readable, statusView } from './status.ts';
 
 /** A cancel that loses a race with a worker's write reads the record again this many times. */
 const CANCEL_TRIES = 3;
 
-export async function handleCancel(id: string, deps: ApiDeps): Promise<ApiResponse> {
+export async function handleCancel(id: string, caller: Caller | undefined, deps: ApiDeps): Promise<ApiResponse> {
   if (!isMessageId(id)) return invalidId(id);
   for (let attempt = 1; ; attempt++) {
-    const found = await deps.status.get(id);
+    const found = await readable(id, caller, deps);
     if (!found) return problem('not_found', `no message with id ${id}`);
     const now = deps.now?.() ?? new Date();
     const record = found.value;

@@ -1,10 +1,12 @@
 // GET /v1/messages?state=&tag=key:value&since=&until=&limit=&cursor=: messages newest first, from the
 // ledger's state index (one partition per state, merged), each as a summary with its recipients counted.
-// A filter the index cannot apply (a tag, or a state a message left while being claimed) is applied to the
+// Each caller sees only its own messages (READ_ALL_PRINCIPALS: every one).
+// A filter the index cannot apply (a tag, the caller, a state a message left while being claimed) is applied to the
 // records read, and further index pages are read until the page is full or MAX_INDEX_PAGES were read; a
 // short page with a nextCursor then means "more may follow", as in DynamoDB's own API.
 import { LISTED_STATES } from '../../lib/aws/ledger-store.ts';
 import type { MessageState, RecipientState, StatusRecord } from '../../lib/delivery/ports.ts';
+import { type Caller, mayRead } from './caller.ts';
 import type { ApiDeps } from './deps.ts';
 import { type ApiResponse, type Issue, json, problem } from './responses.ts';
 
@@ -85,6 +87,7 @@ export function parseListParameters(
 
 export async function handleList(
   query: Record<string, string | undefined>,
+  caller: Caller | undefined,
   deps: ApiDeps,
 ): Promise<ApiResponse> {
   const parsed = parseListParameters(query);
@@ -118,7 +121,8 @@ export async function handleList(
     const records = await deps.status.getMany(listed.ids);
     for (const id of listed.ids) {
       const record = records.get(id)?.value;
-      if (record && matches(record, params)) data.push(summary(record));
+      if (record && matches(record, params) && mayRead(caller, record, deps.config.readAllPrincipals))
+        data.push(summary(record));
     }
     cursor = listed.cursor;
     if (!cursor) break;

@@ -10,6 +10,7 @@ export const ERROR_STATUS = {
   invalid_json: 400,
   validation_failed: 400,
   invalid_idempotency_key: 400,
+  sender_not_allowed: 403,
   not_found: 404,
   method_not_allowed: 405,
   idempotency_key_in_use: 409,

@@ -13,6 +13,7 @@ import { claimKey } from '../../lib/delivery/idempotency.ts';
 import { newRecord } from '../../lib/delivery/ledger.ts';
 import { toQueueMessage } from '../../lib/delivery/queue-message.ts';
 import { decodedSize, sendAtProblem, validateSendRequest } from '../../lib/message/schema.ts';
+import { type Caller, scopedKey, senderNotAllowed } from './caller.ts';
 import type { ApiDeps } from './deps.ts';
 import { requestFingerprint } from './fingerprint.ts';
 import { readIdempotencyKey } from './idempotency-key.ts';
@@ -29,7 +30,11 @@ export function rawBodyLimit(maxMessageBytes: number): number {
   return 2 * maxMessageBytes + 64 * 1024;
 }
 
-export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps): Promise<ApiResponse> {
+export async function handleSubmit(
+  event: APIGatewayProxyEventV2,
+  caller: Caller | undefined,
+  deps: ApiDeps,
+): Promise<ApiResponse> {
   const { config, logger } = deps;
   const keyResult = readIdempotencyKey(event);
   if (!keyResult.ok) return problem('invalid_idempotency_key', keyResult.message);
@@ -39,6 +44,8 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
   if (!validation.ok) {
     return problem('validation_failed', 'the request has invalid fields', { issues: validation.issues });
   }
+  const refused = senderNotAllowed(validation.value, config.allowedFromDomains);
+  if (refused) return notAllowed(refused);
   const now = deps.now?.() ?? new Date();
   const scheduleProblem = sendAtProblem(validation.value.sendAt, now);
   if (scheduleProblem)
@@ -54,7 +61,8 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
   }
 
   const id = deps.newId?.() ?? newMessageId(now.getTime());
-  const key = keyResult.key;
+  // The key as stored is the caller's: another caller's same key is another key.
+  const key = keyResult.key === undefined ? undefined : scopedKey(caller, keyResult.key);
   const fingerprint = key === undefined ? undefined : requestFingerprint(body.value);
   if (key !== undefined) {
     const answer = await answerForKey(deps, key, id, fingerprint!, now);
@@ -63,8 +71,9 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
 
   const accepted = newRecord(validation.value, id, now, {
     messageIdDomain: config.messageIdDomain,
-    idempotencyKey: key,
+    idempotencyKey: keyResult.key,
     requestFingerprint: fingerprint,
+    caller,
   });
   try {
     await deps.queue.send(await toQueueMessage(id, accepted.record, accepted.stored, deps.payloads));
@@ -97,6 +106,11 @@ export async function handleSubmit(event: APIGatewayProxyEventV2, deps: ApiDeps)
     bytes: size,
   });
   return json(202, { id, status: accepted.record.state });
+}
+
+/** 403: the deployment does not allow this sender (ALLOWED_FROM_DOMAINS). */
+export function notAllowed(address: string): ApiResponse {
+  return problem('sender_not_allowed', `sending as ${address} is not allowed (ALLOWED_FROM_DOMAINS)`);
 }
 
 /**

@@ -42,7 +42,7 @@ const UNPROCESSED_ROUNDS = 5;
  * emulator alike (moto: ~2.4 against ~3.8 ms per PutItem). Same item size within a few bytes, same units.
  */
 const NESTED = 'nested';
-const NESTED_FIELDS = new Set(['recipients', 'transcripts', 'lease', 'tags']);
+const NESTED_FIELDS = new Set(['recipients', 'transcripts', 'lease', 'tags', 'caller']);
 /** The item attributes that are not StatusRecord fields. */
 const ITEM_ONLY = new Set([KEY, 'v', STATE_INDEX_HASH, STATE_INDEX_RANGE, TTL_ATTRIBUTE, NESTED]);
 

@@ -18,6 +18,8 @@ export interface Accepted {
 
 export interface AcceptOptions {
   messageIdDomain: string;
+  /** Who submitted it (the API's IAM caller). */
+  caller?: StatusRecord['caller'];
   idempotencyKey?: string;
   requestFingerprint?: string;
 }
@@ -53,6 +55,7 @@ export function newRecord(request: SendRequest, id: string, now: Date, options: 
     ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
     ...(options.requestFingerprint !== undefined ? { requestFingerprint: options.requestFingerprint } : {}),
     ...(Object.keys(request.tags).length > 0 ? { tags: request.tags } : {}),
+    ...(options.caller ? { caller: options.caller } : {}),
   };
   return { id, stored, record };
 }

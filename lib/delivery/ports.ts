@@ -66,6 +66,8 @@ export interface StatusRecord {
   /** SHA-256 of the submitted body (canonical JSON), set with idempotencyKey: a reuse of the key with another body is refused. */
   requestFingerprint?: string;
   tags?: Record<string, string>;
+  /** Who submitted it: the IAM principal API Gateway authenticated (absent locally, where there is no auth). */
+  caller?: { principal: string; accountId?: string; accessKey?: string };
 }
 
 export interface Versioned<T> {

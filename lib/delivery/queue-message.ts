@@ -109,6 +109,10 @@ const recordSchema = z
     idempotencyKey: z.string().optional(),
     requestFingerprint: z.string().optional(),
     tags: z.record(z.string(), z.string()).optional(),
+    caller: z
+      .object({ principal: z.string(), accountId: z.string().optional(), accessKey: z.string().optional() })
+      .strict()
+      .optional(),
   })
   .strict();
 const queueMessageSchema = z.union([

@@ -344,6 +344,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
             SMTP_SECRET_ARN: resources.secretArn,
           }),
     });
+    // Any sender locally, unless the user limits it as a deployment must (ALLOWED_FROM_DOMAINS).
+    env.ALLOWED_FROM_DOMAINS ??= '*';
     // Quicker retries than production (minutes, not tens of minutes), unless set explicitly.
     env.RETRY_BASE_SECONDS ??= '30';
     env.RETRY_MAX_SECONDS ??= '600';

@@ -11,6 +11,8 @@ export interface EventOptions {
   headers?: Record<string, string>;
   query?: Record<string, string>;
   base64?: boolean;
+  /** The IAM caller API Gateway authenticated (requestContext.authorizer.iam), as a user or role ARN. */
+  caller?: string;
 }
 
 /** A payload format 2.0 event as API Gateway sends it (header names lower-cased). */
@@ -38,6 +40,21 @@ export function apiEvent(options: EventOptions): APIGatewayProxyEventV2 {
       stage: '$default',
       time: new Date().toUTCString(),
       timeEpoch: Date.now(),
+      ...(options.caller
+        ? {
+            authorizer: {
+              iam: {
+                accessKey: 'AKIAEXAMPLEKEY',
+                accountId: options.caller.split(':')[4] ?? '123456789012',
+                callerId: 'AIDAEXAMPLE',
+                principalOrgId: null,
+                userArn: options.caller,
+                userId: 'AIDAEXAMPLE',
+                cognitoIdentity: null,
+              },
+            },
+          }
+        : {}),
     },
     isBase64Encoded: options.base64 ?? false,
     ...(text === undefined ? {} : { body: options.base64 ? Buffer.from(text).toString('base64') : text }),

@@ -44,6 +44,8 @@ export interface TestResources {
     BUCKET_NAME: string;
     QUEUE_URL: string;
     LEDGER_TABLE: string;
+    /** Any sender: the tests of the allowed-senders rule set their own. */
+    ALLOWED_FROM_DOMAINS: string;
     AWS_ACCESS_KEY_ID: string;
     AWS_SECRET_ACCESS_KEY: string;
   };
@@ -106,6 +108,7 @@ export async function createTestResources(
       BUCKET_NAME: bucket,
       QUEUE_URL: queueUrl,
       LEDGER_TABLE: table,
+      ALLOWED_FROM_DOMAINS: '*',
       ...fakeCredentials,
     },
     clients,

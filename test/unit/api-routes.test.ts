@@ -290,6 +290,7 @@ describe('handleTranscript', () => {
   function deps(record: StatusRecord | undefined, stored: Record<string, string>) {
     const asked: TranscriptRef[] = [];
     const api = {
+      config: { readAllPrincipals: [] },
       status: { get: async () => (record ? { value: record, version: '1' } : undefined) },
       transcripts: {
         part: async (ref: TranscriptRef) => {
@@ -314,7 +315,7 @@ describe('handleTranscript', () => {
   it('answers the latest attempt by default: its parts of every connection it used, in order', async () => {
     const { api } = deps(record, stored);
 
-    const response = await handleTranscript(ID, {}, api);
+    const response = await handleTranscript(ID, {}, undefined, api);
 
     expect(response.statusCode).toBe(200);
     expect(response.headers).toMatchObject({ 'content-type': 'text/plain; charset=utf-8' });
@@ -324,7 +325,7 @@ describe('handleTranscript', () => {
   it('answers the attempt asked for, reading only its parts', async () => {
     const { api, asked } = deps(record, stored);
 
-    const response = await handleTranscript(ID, { attempt: '1' }, api);
+    const response = await handleTranscript(ID, { attempt: '1' }, undefined, api);
 
     expect(response.body).toBe('attempt 1\n');
     expect(asked).toEqual([part(1, 'transcripts/a-1.log')]);
@@ -333,7 +334,7 @@ describe('handleTranscript', () => {
   it('serves the parts still stored when one of them is gone', async () => {
     const { api } = deps(record, { 'transcripts/b-2.log': 'attempt 2, second connection\n' });
 
-    const response = await handleTranscript(ID, {}, api);
+    const response = await handleTranscript(ID, {}, undefined, api);
 
     expect(response).toMatchObject({ statusCode: 200, body: 'attempt 2, second connection\n' });
   });
@@ -346,7 +347,7 @@ describe('handleTranscript', () => {
   ])('is 404 for %s', async (_what, found, objects, query, message) => {
     const { api } = deps(found, objects);
 
-    const response = await handleTranscript(ID, query, api);
+    const response = await handleTranscript(ID, query, undefined, api);
 
     expect(response.statusCode).toBe(404);
     expect(JSON.parse(response.body)).toMatchObject({
@@ -358,8 +359,8 @@ describe('handleTranscript', () => {
   it('is 400 for a malformed id or attempt, without reading the ledger', async () => {
     const { api, asked } = deps(record, stored);
 
-    expect((await handleTranscript('nope', {}, api)).statusCode).toBe(400);
-    expect((await handleTranscript(ID, { attempt: '0' }, api)).statusCode).toBe(400);
+    expect((await handleTranscript('nope', {}, undefined, api)).statusCode).toBe(400);
+    expect((await handleTranscript(ID, { attempt: '0' }, undefined, api)).statusCode).toBe(400);
     expect(asked).toEqual([]);
   });
 });

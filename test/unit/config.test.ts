@@ -4,6 +4,7 @@ import { ConfigError, loadApiConfig, loadWorkerConfig } from '../../lib/config.t
 const QUEUE_URL = 'http://127.0.0.1:4566/000000000000/q';
 const aws = { BUCKET_NAME: 'smtpq-test', LEDGER_TABLE: 'smtpq-ledger', QUEUE_URL };
 const worker = { ...aws, SMTP_HOST: 'relay.example.org' };
+const api = { ...aws, ALLOWED_FROM_DOMAINS: '*' };
 
 describe('lib/config: environment → typed config', () => {
   it('fills the defaults', () => {
@@ -15,7 +16,7 @@ describe('lib/config: environment → typed config', () => {
       maxAgeSeconds: 172_800,
       maxAttempts: 30,
     });
-    expect(loadApiConfig(aws)).toMatchObject({
+    expect(loadApiConfig(api)).toMatchObject({
       // 4 MiB: the most that fits API Gateway's 6 MB request once base64 has grown the attachments.
       maxMessageBytes: 4_194_304,
       messageIdDomain: 'smtpq.local',
@@ -23,11 +24,27 @@ describe('lib/config: environment → typed config', () => {
   });
 
   it('reads the ledger table and the queue into both configurations, records kept 30 days by default', () => {
-    for (const config of [loadWorkerConfig(worker), loadApiConfig(aws)]) {
+    for (const config of [loadWorkerConfig(worker), loadApiConfig(api)]) {
       expect(config.aws).toMatchObject({ bucket: 'smtpq-test', table: 'smtpq-ledger', retentionDays: 30 });
       expect(config.queueUrl).toBe(QUEUE_URL);
     }
-    expect(loadApiConfig({ ...aws, RETENTION_DAYS: '7' }).aws.retentionDays).toBe(7);
+    expect(loadApiConfig({ ...api, RETENTION_DAYS: '7' }).aws.retentionDays).toBe(7);
+  });
+
+  it('requires ALLOWED_FROM_DOMAINS: * for any sender, or domains (*.domain for its subdomains)', () => {
+    expect(() => loadApiConfig(aws)).toThrow(/ALLOWED_FROM_DOMAINS: required/);
+    expect(loadApiConfig(api).allowedFromDomains).toBe('*');
+    expect(
+      loadApiConfig({ ...aws, ALLOWED_FROM_DOMAINS: 'Example.com, *.mail.example.org' }).allowedFromDomains,
+    ).toEqual(['example.com', '*.mail.example.org']);
+    expect(() => loadApiConfig({ ...aws, ALLOWED_FROM_DOMAINS: 'example.com,not a domain' })).toThrow(
+      /"not a domain" is not a domain/,
+    );
+    expect(loadApiConfig(api).readAllPrincipals).toEqual([]);
+    expect(
+      loadApiConfig({ ...api, READ_ALL_PRINCIPALS: 'arn:aws:iam::1:role/Ops, arn:aws:iam::1:user/audit' })
+        .readAllPrincipals,
+    ).toEqual(['arn:aws:iam::1:role/Ops', 'arn:aws:iam::1:user/audit']);
   });
 
   it('leaves the relay unlimited by default and takes a rate in messages per second', () => {
@@ -44,7 +61,7 @@ describe('lib/config: environment → typed config', () => {
 
   it('takes a host name as MESSAGE_ID_DOMAIN', () => {
     for (const domain of ['example.com', 'mail-1.Example.ORG', 'localhost', `${'a'.repeat(63)}.example`]) {
-      expect(loadApiConfig({ ...aws, MESSAGE_ID_DOMAIN: domain }).messageIdDomain).toBe(domain);
+      expect(loadApiConfig({ ...api, MESSAGE_ID_DOMAIN: domain }).messageIdDomain).toBe(domain);
     }
   });
 
@@ -66,8 +83,8 @@ describe('lib/config: environment → typed config', () => {
     `${'a'.repeat(64)}.example`,
     `${'abc.'.repeat(63)}com`, // 255 octets
   ])('refuses MESSAGE_ID_DOMAIN %j at cold start with a ConfigError naming it', (domain) => {
-    expect(() => loadApiConfig({ ...aws, MESSAGE_ID_DOMAIN: domain })).toThrow(ConfigError);
-    expect(() => loadApiConfig({ ...aws, MESSAGE_ID_DOMAIN: domain })).toThrow('MESSAGE_ID_DOMAIN');
+    expect(() => loadApiConfig({ ...api, MESSAGE_ID_DOMAIN: domain })).toThrow(ConfigError);
+    expect(() => loadApiConfig({ ...api, MESSAGE_ID_DOMAIN: domain })).toThrow('MESSAGE_ID_DOMAIN');
   });
 
   it.each([
