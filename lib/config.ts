@@ -75,7 +75,7 @@ const workerSchema = awsSchema.extend({
   /** Default: true unless SMTP_TLS is 'none' (then there is no TLS to require). */
   SMTP_REQUIRE_TLS: bool.optional(),
   SMTP_EHLO_NAME: z.string().min(1).optional(),
-  /** Extra trusted CA (PEM text), for relays with a private CA. */
+  /** The CA(s) to trust (PEM text), for relays with a private CA: they replace Node's trust store. */
   SMTP_CA_PEM: z.string().optional(),
   /** Secrets Manager secret holding {"username": "...", "password": "..."}; unset for no AUTH. */
   SMTP_SECRET_ARN: z.string().min(1).optional(),

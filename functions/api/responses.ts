@@ -35,8 +35,13 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
   return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
 }
 
+/** Plain text (a transcript: a relay's replies, never to be sniffed into HTML by a browser). */
 export function text(statusCode: number, body: string): ApiResponse {
-  return { statusCode, headers: { 'content-type': 'text/plain; charset=utf-8' }, body };
+  return {
+    statusCode,
+    headers: { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' },
+    body,
+  };
 }
 
 export interface ErrorExtras {

@@ -72,7 +72,8 @@ export interface SmtpClientOptions {
   tls?: TlsMode;
   /** With 'starttls': stop before MAIL FROM unless the upgrade succeeded. Default true. */
   requireTLS?: boolean;
-  /** Extra trusted CA certificates (PEM). */
+  /** The trusted CA certificates (PEM). Given, they replace Node's trust store (Mozilla's roots) for this
+   *  connection, as Node's own `ca` does: only a relay whose chain ends in one of them is accepted. */
   ca?: string | Buffer | Array<string | Buffer>;
   /** TLS server name for SNI and certificate checks; default `host` (unless it is an IP address). */
   servername?: string;

@@ -318,7 +318,10 @@ describe('handleTranscript', () => {
     const response = await handleTranscript(ID, {}, undefined, api);
 
     expect(response.statusCode).toBe(200);
-    expect(response.headers).toMatchObject({ 'content-type': 'text/plain; charset=utf-8' });
+    expect(response.headers).toMatchObject({
+      'content-type': 'text/plain; charset=utf-8',
+      'x-content-type-options': 'nosniff',
+    });
     expect(response.body).toBe('attempt 2, first connection\nattempt 2, second connection\n');
   });
 
