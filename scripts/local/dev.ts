@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import { hostname, networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type AwsClients, createAwsClients } from '../../lib/aws/clients.ts';
@@ -222,6 +223,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
             },
       inbox: async (req, res, url) => (inbox ? inbox.handle(req, res, url) : false),
       onApiWrite: () => inbox?.notify(),
+      // A name the user chose to bind to (SMTPQ_HOST) is ours too; the loopback names always are.
+      hostNames: hostNamesFor(host),
     });
     const apiPort = await listen(gateway, port, host, 'API (PORT)');
     cleanups.push(
@@ -458,6 +461,17 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     await stopAll();
     throw error;
   }
+}
+
+/**
+ * The names a request may give in its Host header besides the loopback ones: the interface the user bound to
+ * (SMTPQ_HOST); for every interface (0.0.0.0, ::), this machine's name and addresses.
+ */
+function hostNamesFor(host: string): string[] {
+  const bracket = (address: string) => (address.includes(':') ? `[${address}]` : address);
+  if (host !== '0.0.0.0' && host !== '::') return [bracket(host)];
+  const addresses = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+  return [hostname(), ...addresses.map(bracket)];
 }
 
 /** The worker's relay settings for SMTP_URL. Unset values are removed, so no stale SMTP_* setting mixes in. */

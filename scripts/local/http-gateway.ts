@@ -21,7 +21,13 @@ export type SideHandler = (req: IncomingMessage, res: ServerResponse, url: URL) 
  */
 const ROUTES: Array<{ method: string; pattern: RegExp; routeKey: string }> = [
   { method: 'POST', pattern: /^\/v1\/messages$/, routeKey: 'POST /v1/messages' },
+  { method: 'GET', pattern: /^\/v1\/messages$/, routeKey: 'GET /v1/messages' },
   { method: 'POST', pattern: /^\/v1\/messages\/batch$/, routeKey: 'POST /v1/messages/batch' },
+  {
+    method: 'POST',
+    pattern: /^\/v1\/messages\/(?<id>[^/]+)\/cancel$/,
+    routeKey: 'POST /v1/messages/{id}/cancel',
+  },
   { method: 'GET', pattern: /^\/v1\/messages\/(?<id>[^/]+)$/, routeKey: 'GET /v1/messages/{id}' },
   {
     method: 'GET',
@@ -49,6 +55,47 @@ export interface GatewayOptions {
   region: string;
   /** Called after every API request that changed something (a POST), e.g. to refresh the inbox. */
   onApiWrite?: () => void;
+  /** Host names besides localhost, 127.0.0.1 and [::1] that requests may name (SMTPQ_HOST, when it is one). */
+  hostNames?: readonly string[];
+}
+
+const LOOPBACK_NAMES = ['localhost', '127.0.0.1', '[::1]'];
+
+/**
+ * DNS rebinding: a web page can point a name it owns at 127.0.0.1 and then talk to this server as if it were
+ * its own origin — the local API has no auth. Such a request names the attacker's host, so only requests for
+ * our own names (with our port) are served: 421 otherwise. And a page on another origin can send a simple
+ * POST here without any CORS check: a request that changes something (anything but GET and HEAD) with an
+ * Origin that is not ours is refused, 403. Clients that are not browsers (curl, the SDKs) send no Origin.
+ */
+function refusal(
+  req: IncomingMessage,
+  names: readonly string[],
+): { status: number; message: string } | undefined {
+  const port = req.socket.localPort;
+  const ours = new Set(names.flatMap((name) => [`${name}:${port}`, ...(port === 80 ? [name] : [])]));
+  const host = (req.headers.host ?? '').toLowerCase();
+  if (!ours.has(host))
+    return {
+      status: 421,
+      message: `refused: Host "${host.slice(0, 100)}" is not this server (use http://localhost:${port}); this guards against DNS rebinding`,
+    };
+  const method = (req.method ?? 'GET').toUpperCase();
+  const origin = req.headers.origin;
+  if (method !== 'GET' && method !== 'HEAD' && origin !== undefined) {
+    let originHost = '';
+    try {
+      originHost = new URL(origin).host.toLowerCase();
+    } catch {
+      // "null" and other opaque origins: not ours
+    }
+    if (!ours.has(originHost))
+      return {
+        status: 403,
+        message: `refused: a ${method} from the web page at ${origin.slice(0, 100)} (only pages of this server may send one)`,
+      };
+  }
+  return undefined;
 }
 
 export class PortInUseError extends Error {
@@ -89,6 +136,14 @@ export function listen(server: Server, port: number, host: string, name: string)
 }
 
 async function serve(req: IncomingMessage, res: ServerResponse, options: GatewayOptions): Promise<void> {
+  const refused = refusal(req, [...LOOPBACK_NAMES, ...(options.hostNames ?? []).map((n) => n.toLowerCase())]);
+  if (refused) {
+    req.resume();
+    res
+      .writeHead(refused.status, { 'content-type': 'text/plain; charset=utf-8' })
+      .end(`${refused.message}\n`);
+    return;
+  }
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (options.inbox && (url.pathname === '/_inbox' || url.pathname.startsWith('/_inbox/'))) {
     if (await options.inbox(req, res, url)) return;

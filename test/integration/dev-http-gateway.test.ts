@@ -126,3 +126,56 @@ describe('local API Gateway', () => {
     );
   });
 });
+
+describe('DNS rebinding and cross-site requests', () => {
+  /** A raw request with the headers as given (fetch would not let a test set Host). */
+  async function raw(method: string, path: string, headers: Record<string, string>) {
+    const { request } = await import('node:http');
+    const port = Number(new URL(base).port);
+    return new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+        let body = '';
+        res.on('data', (chunk) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end(method === 'POST' ? '{}' : undefined);
+    });
+  }
+  const port = () => new URL(base).port;
+
+  it.each(['localhost', '127.0.0.1', '[::1]'])('serves Host %s with its port', async (name) => {
+    const before = events.length;
+    expect((await raw('GET', '/v1/messages/x', { host: `${name}:${port()}` })).status).toBe(202);
+    expect(events.length).toBe(before + 1);
+  });
+
+  it.each(['attacker.example', `attacker.example:${'PORT'}`, 'localhost:1', '127.0.0.1.nip.io'])(
+    'refuses Host %s with 421 and a one-line reason, before the handler or the inbox',
+    async (name) => {
+      const before = events.length;
+      const response = await raw('GET', '/_inbox/api/messages', { host: name.replace('PORT', port()) });
+      expect(response.status).toBe(421);
+      expect(response.body).toMatch(/^refused: Host .* DNS rebinding\n$/);
+      expect(events.length).toBe(before);
+    },
+  );
+
+  it("refuses a POST from another origin's page with 403, and takes one from its own or from no page", async () => {
+    const host = `localhost:${port()}`;
+    const before = events.length;
+    const foreign = await raw('POST', '/v1/messages', {
+      host,
+      origin: 'https://evil.example',
+      'content-type': 'application/json',
+    });
+    expect(foreign.status).toBe(403);
+    expect(foreign.body).toMatch(/^refused: a POST from the web page at https:\/\/evil\.example/);
+    expect((await raw('POST', '/v1/messages', { host, origin: 'null' })).status).toBe(403);
+    expect(events.length).toBe(before);
+    expect((await raw('POST', '/v1/messages', { host, origin: `http://${host}` })).status).toBe(202);
+    expect((await raw('POST', '/v1/messages', { host })).status).toBe(202);
+    // A GET is a read: the browser keeps its answer from another origin's page (no CORS headers).
+    expect((await raw('GET', '/v1/messages/x', { host, origin: 'https://evil.example' })).status).toBe(202);
+  });
+});
