@@ -29,7 +29,12 @@ export function createLogger(): Logger {
   return new Logger({ serviceName: SERVICE_NAME });
 }
 
-/** The relay's credentials could not be read; the attempt is deferred like any other session problem. */
+/**
+ * The relay's credentials could not be read; the attempt is deferred like any other session problem. Its
+ * message goes into the status record and the transcript, which API callers read: a stable code and what
+ * happened, never the cause's text (an AccessDenied names the account and the worker's role) — the cause is
+ * logged.
+ */
 class CredentialsError extends Error {
   readonly code = 'SMTP_CREDENTIALS';
   readonly stage = 'auth';
@@ -37,7 +42,10 @@ class CredentialsError extends Error {
 }
 
 /** Opens SMTP connections with the relay's credentials, read (and cached) only when a connection is made. */
-function smtpConnector(credentials?: () => Promise<{ username: string; password: string }>): Connect {
+function smtpConnector(
+  logger: Logger,
+  credentials?: () => Promise<{ username: string; password: string }>,
+): Connect {
   return async (options) => {
     if (!credentials) return SmtpConnection.connect(options);
     let secret: { username: string; password: string };
@@ -45,10 +53,11 @@ function smtpConnector(credentials?: () => Promise<{ username: string; password:
       secret = await credentials();
     } catch (error) {
       // Never the secret itself: the reader's errors name the secret and the problem only.
-      const { name, message } = error as Error;
-      throw new CredentialsError(`reading the SMTP credentials failed: ${name}: ${message}`, {
-        cause: error,
-      });
+      logger.error('the SMTP credentials could not be read (SMTP_SECRET_ARN)', { error });
+      throw new CredentialsError(
+        "the relay's credentials could not be read from Secrets Manager (the worker's log has why)",
+        { cause: error },
+      );
     }
     return SmtpConnection.connect({ ...options, auth: { user: secret.username, pass: secret.password } });
   };
@@ -63,6 +72,7 @@ export function createWorkerDeps(
   const secret = config.smtp.secretArn ? new SmtpSecretReader(secrets, config.smtp.secretArn) : undefined;
   const { host, port, tls } = config.smtp;
   const relay = `${host}:${resolveOptions({ host, port, tls }).port}`;
+  const logger = overrides.logger ?? createLogger();
   return {
     config,
     status: new DynamoLedger(documents, table, retentionDays),
@@ -76,8 +86,8 @@ export function createWorkerDeps(
       relay,
       relayLimitSettings({ ratePerSecond: config.relayMaxRate }),
     ),
-    connect: smtpConnector(secret ? () => secret.get() : undefined),
-    logger: overrides.logger ?? createLogger(),
+    connect: smtpConnector(logger, secret ? () => secret.get() : undefined),
+    logger,
     metrics: overrides.metrics ?? createMetrics(),
     ...overrides,
   };

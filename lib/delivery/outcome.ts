@@ -66,10 +66,16 @@ export function fromSmtpFailure(error: SmtpFailure): RecipientResult {
     : { state: 'deferred', reply: error.reply, error: text };
 }
 
+/**
+ * A failure as the status record and the transcript say it, which API callers read. smtpq's own errors
+ * (a stable `code`) are written by us and say what happened; anything else — an SDK's or Node's error that
+ * escaped, whose text may hold ARNs, account ids or paths — is only named as internal.
+ */
 export function describeFailure(error: SmtpFailure): string {
   const where = error.stage ? ` during ${error.stage}` : '';
-  const code = error.code ? `${error.code}: ` : '';
-  return `${code}${error.message}${where}`;
+  if (!error.code || !/^[A-Z][A-Z0-9_]+$/.test(error.code))
+    return `INTERNAL_ERROR: the attempt broke off on an internal error${where} (the worker's log has it)`;
+  return `${error.code}: ${error.message}${where}`;
 }
 
 /** Normalises anything thrown into the fields classification reads. */

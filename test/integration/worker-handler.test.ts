@@ -311,15 +311,25 @@ describe('worker handler', () => {
     }
   });
 
-  it('credentials that cannot be read: deferred, the transcript says why', async () => {
+  it('credentials that cannot be read: deferred, the record and transcript say so by code, the log says why', async () => {
     const id = await submit({ from: 'alice@example.com', to: ['no-secret@example.org'], text: 'x' });
     const missing = 'arn:aws:secretsmanager:us-east-1:123456789012:secret:smtpq-missing-AbCdEf';
-    await pump(worker({ SMTP_SECRET_ARN: missing }), async () => (await record(id)).attempts >= 1);
+    const logs: string[] = [];
+    await pump(
+      worker({ SMTP_SECRET_ARN: missing }, { logger: capturingLogger(logs) }),
+      async () => (await record(id)).attempts >= 1,
+    );
     const r = await record(id);
     expect(r.state).toBe('deferred');
-    expect(await transcript(r)).toMatch(
-      /connection to 127\.0\.0\.1:\d+ failed: SMTP_CREDENTIALS: reading the SMTP credentials failed: ResourceNotFoundException/,
+    const text = await transcript(r);
+    expect(text).toMatch(
+      /connection to 127\.0\.0\.1:\d+ failed: SMTP_CREDENTIALS: the relay's credentials could not be read/,
     );
+    // What API callers read has no ARN, account id or SDK message; the log has the cause.
+    for (const shown of [text, JSON.stringify(r)])
+      for (const internal of ['arn:aws', '123456789012', 'ResourceNotFoundException', 'smtpq-missing'])
+        expect(shown).not.toContain(internal);
+    expect(logs.join('\n')).toMatch(/the SMTP credentials could not be read[\s\S]*ResourceNotFoundException/);
     expect(smtp.messages.filter((m) => m.rcptTo.includes('no-secret@example.org'))).toEqual([]);
   });
 

@@ -67,4 +67,20 @@ describe('fromSmtpFailure', () => {
     expect(fromSmtpFailure(toSmtpFailure(new TypeError('oops'))).state).toBe('deferred');
     expect(fromSmtpFailure(toSmtpFailure('string thrown')).state).toBe('deferred');
   });
+
+  it("says an error that is not smtpq's own only as internal: no SDK text, ARN or account id reaches the record", () => {
+    const denied = Object.assign(
+      new Error(
+        'User: arn:aws:sts::123456789012:assumed-role/smtpq-Worker/x is not authorized to perform: secretsmanager:GetSecretValue',
+      ),
+      { name: 'AccessDeniedException', $fault: 'client' },
+    );
+    const result = fromSmtpFailure(toSmtpFailure(denied));
+    expect(result.error).toBe(
+      "INTERNAL_ERROR: the attempt broke off on an internal error (the worker's log has it)",
+    );
+    expect(fromSmtpFailure({ message: 'timed out', code: 'SMTP_TIMEOUT', stage: 'dot' }).error).toBe(
+      'SMTP_TIMEOUT: timed out during dot',
+    );
+  });
 });
