@@ -233,7 +233,10 @@ export class Wire {
       }
       head.resolve(reply);
     }
-    this.armTimer();
+    // Only a complete reply moves the clock: the next awaited reply's wait starts now. Part of a reply
+    // does not extend the wait (a server trickling a byte at a time must not keep a 500 ms timeout alive
+    // for minutes).
+    if (replies.length > 0) this.armTimer();
   };
 
   /** Plain bytes between the STARTTLS 220 and the TLS takeover: the same injection, caught a little later. */
