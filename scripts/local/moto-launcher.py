@@ -84,7 +84,30 @@ list_moto_modules_once()
 read_retention_period_directly()
 fast_sqs_clock()
 
-app = DomainDispatcherApplication(create_backend_app)
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
+
+
+def loopback_only(wsgi_app):  # type: ignore[no-untyped-def]
+    """moto has no auth and listens on loopback, but a web page can still reach it: by pointing a domain
+    it owns at 127.0.0.1 (DNS rebinding) or by posting to it straight from the browser. Such a request names
+    the page's host, or carries an Origin; the AWS SDKs and the CLI do neither. So only requests for a
+    loopback name are served (any port: the benchmark's proxy forwards its own), and none with an Origin."""
+
+    def guarded(environ, start_response):  # type: ignore[no-untyped-def]
+        host = environ.get("HTTP_HOST", "").lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name not in LOOPBACK_HOSTS:
+            start_response("421 Misdirected Request", [("Content-Type", "text/plain")])
+            return [b"refused: this AWS emulator serves loopback host names only (DNS rebinding guard)\n"]
+        if "HTTP_ORIGIN" in environ:
+            start_response("403 Forbidden", [("Content-Type", "text/plain")])
+            return [b"refused: this AWS emulator does not serve web pages (a request with an Origin)\n"]
+        return wsgi_app(environ, start_response)
+
+    return guarded
+
+
+app = loopback_only(DomainDispatcherApplication(create_backend_app))
 # Served by waitress rather than moto's own werkzeug development server, which closes the connection after
 # every response (`Connection: close`) and starts a thread per connection: a TCP handshake and a new thread
 # for each AWS call, about half of the emulator's CPU per call. waitress keeps connections alive and runs
