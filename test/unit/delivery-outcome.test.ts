@@ -75,12 +75,11 @@ describe('fromSmtpFailure', () => {
       ),
       { name: 'AccessDeniedException', $fault: 'client' },
     );
-    const result = fromSmtpFailure(toSmtpFailure(denied));
-    expect(result.error).toBe(
+    expect(fromSmtpFailure(toSmtpFailure(denied))).toMatchObject({ error:
       "INTERNAL_ERROR: the attempt broke off on an internal error (the worker's log has it)",
-    );
-    expect(fromSmtpFailure({ message: 'timed out', code: 'SMTP_TIMEOUT', stage: 'dot' }).error).toBe(
-      'SMTP_TIMEOUT: timed out during dot',
-    );
+    });
+    expect(fromSmtpFailure({ message: 'timed out', code: 'SMTP_TIMEOUT', stage: 'dot' })).toMatchObject({
+      error: 'SMTP_TIMEOUT: timed out during dot',
+    });
   });
 });
