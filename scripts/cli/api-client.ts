@@ -105,6 +105,16 @@ export class ApiClient {
     return this.#json<T>('GET', `/v1/messages/${encodeURIComponent(id)}`);
   }
 
+  /** GET /v1/messages with the given query parameters (the list, newest first). */
+  list<T = unknown>(query: Record<string, string>): Promise<T> {
+    const search = new URLSearchParams(query).toString();
+    return this.#json<T>('GET', `/v1/messages${search ? `?${search}` : ''}`);
+  }
+
+  cancel<T = unknown>(id: string): Promise<T> {
+    return this.#json<T>('POST', `/v1/messages/${encodeURIComponent(id)}/cancel`);
+  }
+
   async transcript(id: string, attempt?: number): Promise<string> {
     const query = attempt === undefined ? '' : `?attempt=${attempt}`;
     const response = await this.#request('GET', `/v1/messages/${encodeURIComponent(id)}/transcript${query}`);

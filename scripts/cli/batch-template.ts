@@ -91,5 +91,7 @@ export function requestFromRow(
     request[key] = fillDeep(value, row, key === 'html');
   }
   request.to = [name ? { name, address: address.trim() } : address.trim()];
+  // A row's own send time (a `sendAt` column) schedules that message, whatever the template says.
+  if (typeof row.sendAt === 'string' && row.sendAt.trim() !== '') request.sendAt = row.sendAt.trim();
   return request;
 }

@@ -50,7 +50,8 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       '\nCSV with --template: one row per recipient; columns "to" (or "email"), optional "name", and any\n' +
-        'variables the template uses. Without --template each row is a request (CSV: to/cc/bcc split on ";").',
+        'variables the template uses, and an optional "sendAt" (RFC 3339) that schedules that message. Without\n' +
+        '--template each row is a request (CSV: to/cc/bcc split on ";"; a "sendAt" column schedules it too).',
     )
     .action(async (file: string, options: BatchOptions) => {
       try {

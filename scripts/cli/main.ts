@@ -20,6 +20,10 @@ const modules: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import('./status.ts'),
   () => import('./transcript.ts'),
   () => import('./tail.ts'),
+  () => import('./list.ts'),
+  () => import('./cancel.ts'),
+  () => import('./events.ts'),
+  () => import('./webhook.ts'),
 ];
 for (const load of modules) (await load()).register(program);
 

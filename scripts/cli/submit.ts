@@ -24,6 +24,7 @@ interface SubmitOptions {
   header: string[];
   tag: string[];
   idempotencyKey?: string;
+  sendAt?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -48,6 +49,7 @@ export function register(program: Command): void {
     .option('--header <"Name: value">', 'extra header (repeatable)', collect, [])
     .option('--tag <key=value>', 'tag stored with the status (repeatable)', collect, [])
     .option('--idempotency-key <key>', 'the same key within 24 h returns the same id and sends once')
+    .option('--send-at <time>', 'send at this time (RFC 3339 with an offset, at most 30 days ahead)')
     .action(async (options: SubmitOptions) => {
       try {
         const request = await buildRequest(options);
@@ -126,6 +128,7 @@ async function buildRequest(options: SubmitOptions): Promise<Record<string, unkn
   set('bcc', options.bcc);
   set('replyTo', options.replyTo);
   set('subject', options.subject);
+  set('sendAt', options.sendAt);
   set('text', options.textFile ? await readFile(options.textFile, 'utf8') : options.text);
   set('html', options.htmlFile ? await readFile(options.htmlFile, 'utf8') : options.html);
   set('headers', keyValues(options.header, ':', '--header'));
