@@ -24,6 +24,7 @@ export interface SendFlags {
   attach: string[];
   json?: boolean;
   retries: string;
+  deadline: string;
 }
 
 export class UsageError extends Error {
@@ -35,6 +36,8 @@ export interface SendPlan {
   message: ComposeInput;
   /** Attempts in all: --retries + 1. */
   attempts: number;
+  /** Seconds the whole session may take (--deadline): no wait, attempt or back-off runs past it. */
+  deadlineSeconds: number;
 }
 
 const TLS_MODES: readonly TlsMode[] = ['starttls', 'implicit', 'none'];
@@ -96,7 +99,15 @@ export async function planSend(flags: SendFlags, env: NodeJS.ProcessEnv = proces
       attachments,
     },
     attempts: Number(flags.retries) + 1,
+    deadlineSeconds: deadlineOf(flags.deadline),
   };
+}
+
+function deadlineOf(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400)
+    throw new UsageError(`--deadline must be a number of seconds from 0 to 86400, got "${value}"`);
+  return seconds;
 }
 
 function parseServer(server: string): { host: string; port?: number; scheme: 'smtp' | 'smtps' } {

@@ -1,5 +1,7 @@
 // What `smtpq send` prints and the exit code it ends with (sysexits.h): the caller's shell branches on it.
+
 import type { RecipientOutcome, Reply, RetryResult, SmtpError, Transcript } from '../../lib/smtp/index.ts';
+import { safe, safeLines } from './terminal.ts';
 
 export const EXIT = {
   /** Every recipient accepted. */
@@ -22,14 +24,15 @@ export function exitCodeOf(result: Pick<RetryResult, 'recipients' | 'error'>): n
   return EXIT.unavailable;
 }
 
-const replyText = (reply: Reply) => `${reply.code} ${reply.lines.join(' / ')}`.trimEnd();
+const replyText = (reply: Reply) => safe(`${reply.code} ${reply.lines.join(' / ')}`.trimEnd());
 
+/** For a terminal: the server's words and the addresses with their control characters escaped. */
 export function formatText(result: RetryResult, transcript: Transcript): string {
-  const lines = [transcript.toString().trimEnd(), ''];
+  const lines = [safeLines(transcript.toString().trimEnd()), ''];
   for (const outcome of result.recipients) {
-    lines.push(`${outcome.address}: ${outcome.status} (${replyText(outcome.reply)})`);
+    lines.push(`${safe(outcome.address)}: ${outcome.status} (${replyText(outcome.reply)})`);
   }
-  if (result.error) lines.push(`error: ${describeError(result.error)}`);
+  if (result.error) lines.push(`error: ${safe(describeError(result.error))}`);
   lines.push(`attempts: ${result.attempts}`);
   return `${lines.join('\n')}\n`;
 }

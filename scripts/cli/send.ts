@@ -5,6 +5,7 @@ import { composeMessage, MessageError } from '../../lib/message/index.ts';
 import { createTranscript, sendWithRetry } from '../../lib/smtp/index.ts';
 import { planSend, type SendFlags, UsageError } from './send-args.ts';
 import { EXIT, exitCodeOf, formatText, toJson } from './send-report.ts';
+import { safe, safeJson } from './terminal.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -18,7 +19,7 @@ export function register(program: Command): void {
     .requiredOption('--server <url>', 'SMTP server, smtp://HOST:PORT (smtps:// for implicit TLS)')
     .option('--tls <mode>', 'starttls | implicit | none (default: starttls; implicit for smtps://)')
     .option('--no-require-tls', 'with starttls: go on in plaintext if the server offers no STARTTLS')
-    .option('--ca <file>', 'extra trusted CA certificate (PEM)')
+    .option('--ca <file>', "the CA certificate to trust (PEM): replaces Node's trust store")
     .option('--user <user>', 'AUTH user name')
     .option('--password-env <var>', 'name of the environment variable holding the AUTH password')
     .requiredOption('--from <address>', 'sender, e.g. "Alice <alice@example.com>"')
@@ -32,6 +33,7 @@ export function register(program: Command): void {
     .option('--attach <file>', 'attach a file (repeatable)', collect, [])
     .option('--json', 'print one JSON object instead of text')
     .option('--retries <n>', 'retry transient failures up to n times, with short back-offs', '0')
+    .option('--deadline <seconds>', 'the longest the whole session may take, retries included', '120')
     .addHelpText(
       'after',
       '\nExit codes: 0 every recipient accepted; 75 something failed transiently (try again later);\n' +
@@ -56,7 +58,7 @@ async function send(flags: SendFlags): Promise<number> {
         JSON.stringify({ ok: false, exitCode: EXIT.usage, error: { message: error.message, ...issues } }),
       );
     } else {
-      console.error(`smtpq send: ${error.message}`);
+      console.error(`smtpq send: ${safe(error.message)}`);
     }
     return EXIT.usage;
   }
@@ -66,7 +68,9 @@ async function send(flags: SendFlags): Promise<number> {
     options: { ...plan.client, transcript },
     envelope: composed.envelope,
     body: () => composed.createStream(),
-    policy: { attempts: plan.attempts, ...BACKOFF },
+    // One deadline for the whole session: a server that answers slowly (or a byte at a time) cannot keep
+    // the command running past it, whatever the per-reply timeouts.
+    policy: { attempts: plan.attempts, ...BACKOFF, deadline: Date.now() + plan.deadlineSeconds * 1000 },
     transcript,
   });
   if (result.connection) {
@@ -75,7 +79,7 @@ async function send(flags: SendFlags): Promise<number> {
   }
 
   const exitCode = exitCodeOf(result);
-  if (flags.json) console.log(JSON.stringify(toJson(result, transcript, exitCode)));
+  if (flags.json) console.log(safeJson(toJson(result, transcript, exitCode)));
   else process.stdout.write(formatText(result, transcript));
   return exitCode;
 }

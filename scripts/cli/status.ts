@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import { ApiClient } from './api-client.ts';
 import { reportError } from './submit.ts';
+import { safe, safeJson } from './terminal.ts';
 
 export function register(program: Command): void {
   program
@@ -14,7 +15,7 @@ export function register(program: Command): void {
     .action(async (id: string, options: { api?: string; json?: boolean }) => {
       try {
         const record = await new ApiClient({ api: options.api }).status<StatusRecord>(id);
-        console.log(options.json ? JSON.stringify(record, null, 2) : describeStatus(record));
+        console.log(options.json ? safeJson(record, 2) : describeStatus(record));
       } catch (error) {
         process.exitCode = reportError(error);
       }
@@ -23,13 +24,13 @@ export function register(program: Command): void {
 
 export function describeStatus(record: StatusRecord): string {
   const lines = [
-    `${record.id}  ${record.state}  attempts ${record.attempts}${record.nextAttemptAt ? `  next ${record.nextAttemptAt}` : ''}`,
+    `${safe(record.id)}  ${record.state}  attempts ${record.attempts}${record.nextAttemptAt ? `  next ${record.nextAttemptAt}` : ''}`,
   ];
-  if (record.subject !== undefined) lines.push(`  subject  ${record.subject}`);
-  if (record.error) lines.push(`  error    ${record.error}`);
+  if (record.subject !== undefined) lines.push(`  subject  ${safe(record.subject)}`);
+  if (record.error) lines.push(`  error    ${safe(record.error)}`);
   for (const r of record.recipients) {
     const reply = r.reply ? `  ${r.reply.code} ${r.reply.lines.join(' ')}` : r.error ? `  ${r.error}` : '';
-    lines.push(`  ${r.kind.padEnd(3)} ${r.address}  ${r.state}${reply}`);
+    lines.push(`  ${r.kind.padEnd(3)} ${safe(r.address)}  ${r.state}${safe(reply)}`);
   }
   return lines.join('\n');
 }

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { ApiClient, ApiError } from './api-client.ts';
 import { appendHistory } from './history.ts';
 import { EXIT } from './send-report.ts';
+import { safe } from './terminal.ts';
 
 interface SubmitOptions {
   api?: string;
@@ -69,7 +70,7 @@ export function register(program: Command): void {
  */
 export function reportError(error: unknown): number {
   if (error instanceof ApiError) {
-    console.error(`smtpq: ${error.describe()}`);
+    console.error(`smtpq: ${safe(error.describe())}`);
     if (error.transient) return EXIT.tempfail;
     return error.status === 400 || error.status === 413 || error.status === 415 || error.status === 422
       ? EXIT.usage

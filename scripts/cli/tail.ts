@@ -6,6 +6,7 @@ import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import { ApiClient, ApiError, isLocalApi } from './api-client.ts';
 import { recentHistory } from './history.ts';
 import { reportError, UsageError } from './submit.ts';
+import { safe } from './terminal.ts';
 
 interface TailOptions {
   api?: string;
@@ -65,7 +66,7 @@ async function tail(ids: string[], options: TailOptions): Promise<void> {
       for (const [part, value] of now) {
         if (before?.get(part) === value) continue;
         const what = part === '' ? `${record.subject ?? '(no subject)'}: ${value}` : `${part}: ${value}`;
-        console.log(`${new Date().toISOString()}  ${id}  ${what}`);
+        console.log(`${new Date().toISOString()}  ${safe(id)}  ${safe(what)}`);
       }
       seen.set(id, now);
     }

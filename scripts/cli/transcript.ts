@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { ApiClient } from './api-client.ts';
 import { reportError, UsageError } from './submit.ts';
+import { safeLines } from './terminal.ts';
 
 export function register(program: Command): void {
   program
@@ -16,7 +17,8 @@ export function register(program: Command): void {
         if (attempt !== undefined && (!Number.isInteger(attempt) || attempt < 1)) {
           throw new UsageError('--attempt must be a whole number from 1');
         }
-        process.stdout.write(await new ApiClient({ api: options.api }).transcript(id, attempt));
+        // The relay's replies, as it sent them, but with no control character left to drive the terminal.
+        process.stdout.write(safeLines(await new ApiClient({ api: options.api }).transcript(id, attempt)));
       } catch (error) {
         process.exitCode = reportError(error);
       }
