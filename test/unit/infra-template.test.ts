@@ -1100,3 +1100,48 @@ describe('infra/template.yaml: outputs', () => {
     expect(template.Outputs.LedgerStreamArn.Value).toEqual(getAtt('LedgerTable', 'StreamArn'));
   });
 });
+
+describe('infra/template.yaml: who may call, send and read', () => {
+  const httpApi = template.Resources.HttpApi.Properties;
+
+  it('requires AllowedFromDomains (no default) and passes it and ReadAllPrincipals to the API as lib/config reads them', () => {
+    expect(template.Parameters.AllowedFromDomains.Default).toBeUndefined();
+    const pattern = new RegExp(template.Parameters.AllowedFromDomains.AllowedPattern);
+    for (const ok of ['*', 'example.com', 'example.com,*.mail.example.org'])
+      expect(pattern.test(ok), ok).toBe(true);
+    for (const bad of ['', 'example.com, other.org', '*,example.com', 'exa mple.com', '**.x.com'])
+      expect(pattern.test(bad), bad).toBe(false);
+    const env = apiEnvOf({
+      AllowedFromDomains: 'example.com,*.mail.example.org',
+      ReadAllPrincipals: 'arn:aws:iam::1:role/Ops',
+    });
+    expect(env).toMatchObject({
+      ALLOWED_FROM_DOMAINS: 'example.com,*.mail.example.org',
+      READ_ALL_PRINCIPALS: 'arn:aws:iam::1:role/Ops',
+    });
+    expect(loadApiConfig(env)).toMatchObject({
+      allowedFromDomains: ['example.com', '*.mail.example.org'],
+      readAllPrincipals: ['arn:aws:iam::1:role/Ops'],
+    });
+    expect(template.Parameters.ReadAllPrincipals.Default).toBe('');
+  });
+
+  it('throttles the default route from parameters, and writes a JSON access log with the IAM caller and no body', () => {
+    expect(httpApi.DefaultRouteSettings).toEqual({
+      ThrottlingRateLimit: ref('ApiThrottleRateLimit'),
+      ThrottlingBurstLimit: ref('ApiThrottleBurstLimit'),
+    });
+    expect(httpApi.AccessLogSettings.DestinationArn).toEqual(getAtt('ApiAccessLogGroup', 'Arn'));
+    const format = JSON.parse(httpApi.AccessLogSettings.Format) as Record<string, string>;
+    expect(format).toMatchObject({
+      requestId: '$context.requestId',
+      routeKey: '$context.routeKey',
+      status: '$context.status',
+      userArn: '$context.identity.userArn',
+      accountId: '$context.identity.accountId',
+      accessKey: '$context.identity.accessKey',
+    });
+    expect(httpApi.AccessLogSettings.Format).not.toMatch(/requestBody|\$input|\$request\.header/);
+    expect(template.Resources.ApiAccessLogGroup.Properties.RetentionInDays).toEqual(ref('LogRetentionDays'));
+  });
+});
