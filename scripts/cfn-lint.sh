@@ -4,10 +4,10 @@
 set -eu
 cd "$(dirname "$0")/.."
 CFN_LINT_REQUIREMENT='cfn-lint==1.58.0'
-if ! [ -x .venv/bin/cfn-lint ]; then
-  command -v python3 >/dev/null || { echo 'python3 is missing: cfn-lint needs Python 3' >&2; exit 1; }
-  mkdir -p .venv
-  flock .venv/.install.lock sh -c "[ -x .venv/bin/python ] || python3 -m venv .venv
-    [ -x .venv/bin/cfn-lint ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check '$CFN_LINT_REQUIREMENT'"
-fi
-exec .venv/bin/cfn-lint --include-checks I -- "${@:-infra/template.yaml}"
+venv=${SMTPQ_VENV_DIR:-.venv}
+# Whole or not at all, whenever an install is interrupted (scripts/local/ensure-venv.sh).
+[ -f "$venv/.smtpq-complete" ] && "$venv/bin/python" -c 'import cfnlint' 2>/dev/null ||
+  sh scripts/local/ensure-venv.sh 'import cfnlint' "$CFN_LINT_REQUIREMENT"
+# Through the interpreter, not .venv/bin/cfn-lint: a console script's shebang names the path it was built at.
+exec "$venv/bin/python" -c 'import sys; from cfnlint.runner import main; sys.argv[0] = "cfn-lint"; sys.exit(main())' \
+  --include-checks I -- "${@:-infra/template.yaml}"

@@ -1,15 +1,17 @@
 // moto server (a local AWS API emulator: S3, SQS, Secrets Manager) for the tests and `npm run dev`.
-// moto lives in a project-local virtualenv (.venv) that ensureMoto() creates on first use, so a clean
-// clone needs nothing but python3.
+// moto lives in a project-local virtualenv (.venv) that ensureMoto() creates on first use (through
+// ensure-venv.sh), so a clean clone needs nothing but python3.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
-const venvDir = join(projectRoot, '.venv');
+/** The virtualenv (SMTPQ_VENV_DIR, default <project>/.venv), built whole or not at all by ensure-venv.sh. */
+const venvDir = process.env.SMTPQ_VENV_DIR || join(projectRoot, '.venv');
 const venvPython = join(venvDir, 'bin', 'python');
+const ensureVenv = fileURLToPath(new URL('./ensure-venv.sh', import.meta.url));
 const launcher = fileURLToPath(new URL('./moto-launcher.py', import.meta.url));
 /** Pinned so every machine runs the emulator the tests were written against. */
 export const MOTO_REQUIREMENT = 'moto[server]==5.2.5';
@@ -59,20 +61,14 @@ async function motoInstalled(): Promise<boolean> {
 }
 
 /**
- * Makes sure .venv exists with moto[server] and waitress; returns the venv's python. Idempotent and quiet.
- * Concurrent callers (a dev server and a test run) serialise on `flock .venv/.install.lock`.
+ * Makes sure the virtualenv exists, whole, with moto[server] and waitress; returns its python. Idempotent and
+ * quiet. An install interrupted at any moment leaves no half virtualenv behind (see ensure-venv.sh), and
+ * concurrent callers (a dev server and a test run) take turns on its lock.
  */
 export async function ensureMoto(): Promise<string> {
-  if (await motoInstalled()) return venvPython;
-  mkdirSync(venvDir, { recursive: true });
-  const lock = join(venvDir, '.install.lock');
-  const install = [
-    `[ -x "${venvPython}" ] || python3 -m venv "${venvDir}"`,
-    `"${venvPython}" -c '${IMPORTS}' 2>/dev/null ||` +
-      ` "${venvPython}" -m pip install --quiet --disable-pip-version-check '${MOTO_REQUIREMENT}' '${WAITRESS_REQUIREMENT}'`,
-  ].join(' && ');
+  if (existsSync(join(venvDir, '.smtpq-complete')) && (await motoInstalled())) return venvPython;
   try {
-    await run('flock', [lock, 'sh', '-c', install]);
+    await run('sh', [ensureVenv, IMPORTS, MOTO_REQUIREMENT, WAITRESS_REQUIREMENT]);
   } catch (error) {
     if (!(await commandExists('python3'))) {
       throw new MotoError('python3 is missing: moto server needs Python 3 (with the venv module) on PATH');
