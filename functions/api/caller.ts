@@ -40,7 +40,11 @@ export function principalOf(userArn: string): string {
  * Whether `caller` may read `record`. Another caller's message is as good as absent (the API answers 404,
  * not 403, so that ids cannot be probed).
  */
-export function mayRead(caller: Caller | undefined, record: StatusRecord, readAll: readonly string[]): boolean {
+export function mayRead(
+  caller: Caller | undefined,
+  record: StatusRecord,
+  readAll: readonly string[],
+): boolean {
   if (!caller) return true;
   if (readAll.includes(caller.principal)) return true;
   return record.caller?.principal === caller.principal;

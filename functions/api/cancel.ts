@@ -13,7 +13,11 @@ import { invalidId, readable, statusView } from './status.ts';
 /** A cancel that loses a race with a worker's write reads the record again this many times. */
 const CANCEL_TRIES = 3;
 
-export async function handleCancel(id: string, caller: Caller | undefined, deps: ApiDeps): Promise<ApiResponse> {
+export async function handleCancel(
+  id: string,
+  caller: Caller | undefined,
+  deps: ApiDeps,
+): Promise<ApiResponse> {
   if (!isMessageId(id)) return invalidId(id);
   for (let attempt = 1; ; attempt++) {
     const found = await readable(id, caller, deps);

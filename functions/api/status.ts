@@ -9,7 +9,11 @@ export function invalidId(id: string): ApiResponse {
   return problem('bad_request', `"${id.slice(0, 64)}" is not a message id (26 characters, Crockford base32)`);
 }
 
-export async function handleStatus(id: string, caller: Caller | undefined, deps: ApiDeps): Promise<ApiResponse> {
+export async function handleStatus(
+  id: string,
+  caller: Caller | undefined,
+  deps: ApiDeps,
+): Promise<ApiResponse> {
   if (!isMessageId(id)) return invalidId(id);
   const found = await readable(id, caller, deps);
   if (!found) return problem('not_found', `no message with id ${id}`);
@@ -27,10 +31,7 @@ export async function readable(
 }
 
 export interface StatusView
-  extends Omit<
-    StatusRecord,
-    'lease' | 'transcripts' | 'requestFingerprint' | 'idempotencyKey' | 'caller'
-  > {
+  extends Omit<StatusRecord, 'lease' | 'transcripts' | 'requestFingerprint' | 'idempotencyKey' | 'caller'> {
   transcripts: { attempt: number; href: string }[];
   caller?: { principal: string; accountId?: string };
 }
@@ -51,7 +52,12 @@ export function statusView(record: StatusRecord): StatusView {
   return {
     ...rest,
     ...(caller
-      ? { caller: { principal: caller.principal, ...(caller.accountId ? { accountId: caller.accountId } : {}) } }
+      ? {
+          caller: {
+            principal: caller.principal,
+            ...(caller.accountId ? { accountId: caller.accountId } : {}),
+          },
+        }
       : {}),
     // One link per attempt (an attempt that used two connections has two parts, served as one transcript).
     transcripts: [...new Set(transcripts.map((t) => t.attempt))].map((attempt) => ({

@@ -211,7 +211,12 @@ describe('the webhook handler', () => {
       url,
       secret: async () => secret,
       timeoutMs,
-      queue: { changeVisibilityBatch: async (changes) => (hidden.push(...changes), []) },
+      queue: {
+        changeVisibilityBatch: async (changes) => {
+          hidden.push(...changes);
+          return [];
+        },
+      },
       logger: silent,
     });
     return { run, hidden };

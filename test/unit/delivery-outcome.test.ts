@@ -75,8 +75,8 @@ describe('fromSmtpFailure', () => {
       ),
       { name: 'AccessDeniedException', $fault: 'client' },
     );
-    expect(fromSmtpFailure(toSmtpFailure(denied))).toMatchObject({ error:
-      "INTERNAL_ERROR: the attempt broke off on an internal error (the worker's log has it)",
+    expect(fromSmtpFailure(toSmtpFailure(denied))).toMatchObject({
+      error: "INTERNAL_ERROR: the attempt broke off on an internal error (the worker's log has it)",
     });
     expect(fromSmtpFailure({ message: 'timed out', code: 'SMTP_TIMEOUT', stage: 'dot' })).toMatchObject({
       error: 'SMTP_TIMEOUT: timed out during dot',
