@@ -14,15 +14,24 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly issues?: Array<{ path: string; message: string }>,
+    /** The whole JSON error body, for the fields some answers add (409 not_cancellable: `state`). */
+    readonly body?: Record<string, unknown>,
   ) {
     super(message);
   }
 
   /** Worth trying again later: throttling, a server error, the network, or an idempotency key whose first
-   *  request is still being accepted (409 idempotency_key_in_use: the same request again will get its id). */
+   *  request is still being accepted (409 idempotency_key_in_use: the same request again will get its id).
+   *  A bad --api URL or a missing region (status 0 too, no request made) is the caller's to fix. */
   get transient(): boolean {
     if (this.status === 409 && this.code === 'idempotency_key_in_use') return true;
-    return this.status === 0 || this.status === 429 || this.status >= 500;
+    if (this.status === 0) return this.code === 'network_error';
+    return this.status === 429 || this.status >= 500;
+  }
+
+  /** Refused before any request: the options name no usable API (a bad --api URL, no region for SigV4). */
+  get usage(): boolean {
+    return this.status === 0 && (this.code === 'invalid_api_url' || this.code === 'no_region');
   }
 
   /** The message with the validation issues, for a person to read. */
@@ -200,7 +209,14 @@ export class ApiClient {
 function errorFrom(status: number, text: string): ApiError {
   try {
     const body = JSON.parse(text) as { error?: string; message?: string; issues?: ApiError['issues'] };
-    return new ApiError(status, body.error ?? 'http_error', body.message ?? text.slice(0, 200), body.issues);
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new Error('not an object');
+    return new ApiError(
+      status,
+      typeof body.error === 'string' ? body.error : 'http_error',
+      typeof body.message === 'string' ? body.message : text.slice(0, 200),
+      Array.isArray(body.issues) ? body.issues : undefined,
+      body as Record<string, unknown>,
+    );
   } catch {
     return new ApiError(status, 'http_error', text.slice(0, 200) || `HTTP ${status}`);
   }

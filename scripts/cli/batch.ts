@@ -106,6 +106,7 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
 
   const started = Date.now();
   let sent = 0;
+  let scheduled = 0;
   const bar = new cliProgress.SingleBar(
     {
       format:
@@ -140,6 +141,7 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
         state.record(row.n, outcome.id);
         accepted.push(outcome.id);
         sent++;
+        if (outcome.status === 'scheduled') scheduled++;
       } else failures.push({ row, reason: outcome.error, transient: outcome.transient, key: outcome.key });
       tick();
     }
@@ -159,7 +161,7 @@ async function runBatch(file: string, options: BatchOptions): Promise<number> {
   const seconds = (Date.now() - started) / 1000;
   const remaining = input.rows.length - state.done.size;
   console.log(
-    `${interrupted ? 'interrupted' : 'done'}: ${sent} submitted in ${seconds.toFixed(1)} s ` +
+    `${interrupted ? 'interrupted' : 'done'}: ${sent} submitted${scheduled > 0 ? ` (${scheduled} scheduled)` : ''} in ${seconds.toFixed(1)} s ` +
       `(${(sent / Math.max(seconds, 0.001)).toFixed(1)}/s), ${state.done.size}/${input.rows.length} rows submitted in all, ` +
       `${failures.length} failed`,
   );
@@ -182,7 +184,7 @@ async function submitRow(
   fromCsv: boolean,
   inputHash: string,
   stopping: () => boolean,
-): Promise<{ id: string } | { error: string; transient: boolean; key?: string }> {
+): Promise<{ id: string; status: string } | { error: string; transient: boolean; key?: string }> {
   // A row that never reaches the API passes on the key it came with (if any): an earlier run may have sent it.
   if (!row.parsed.ok) return { error: row.parsed.error, transient: false, key: row.key };
   let request: Record<string, unknown>;
@@ -195,7 +197,8 @@ async function submitRow(
   const key = row.key ?? rowKey(inputHash, row.n);
   for (let attempt = 0; ; attempt++) {
     try {
-      return { id: (await client.submit(request, key)).id };
+      const { id, status } = await client.submit(request, key);
+      return { id, status };
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
       if (!error.transient || attempt >= RETRIES || stopping()) {

@@ -7,6 +7,7 @@ import { ApiClient, ApiError } from './api-client.ts';
 import { appendHistory } from './history.ts';
 import { EXIT } from './send-report.ts';
 import { safe } from './terminal.ts';
+import { isRfc3339, RFC3339_EXAMPLE } from './time.ts';
 
 interface SubmitOptions {
   api?: string;
@@ -50,7 +51,10 @@ export function register(program: Command): void {
     .option('--header <"Name: value">', 'extra header (repeatable)', collect, [])
     .option('--tag <key=value>', 'tag stored with the status (repeatable)', collect, [])
     .option('--idempotency-key <key>', 'the same key within 24 h returns the same id and sends once')
-    .option('--send-at <time>', 'send at this time (RFC 3339 with an offset, at most 30 days ahead)')
+    .option(
+      '--send-at <time>',
+      `schedule it: RFC 3339 with an offset, at most 30 days ahead (e.g. ${RFC3339_EXAMPLE}); prints "status":"scheduled"`,
+    )
     .action(async (options: SubmitOptions) => {
       try {
         const request = await buildRequest(options);
@@ -71,6 +75,7 @@ export function register(program: Command): void {
 export function reportError(error: unknown): number {
   if (error instanceof ApiError) {
     console.error(`smtpq: ${safe(error.describe())}`);
+    if (error.usage) return EXIT.usage;
     if (error.transient) return EXIT.tempfail;
     return error.status === 400 || error.status === 413 || error.status === 415 || error.status === 422
       ? EXIT.usage
@@ -129,6 +134,10 @@ async function buildRequest(options: SubmitOptions): Promise<Record<string, unkn
   set('bcc', options.bcc);
   set('replyTo', options.replyTo);
   set('subject', options.subject);
+  if (options.sendAt !== undefined && !isRfc3339(options.sendAt))
+    throw new UsageError(
+      `--send-at ${options.sendAt}: must be an RFC 3339 time with an offset, e.g. ${RFC3339_EXAMPLE}`,
+    );
   set('sendAt', options.sendAt);
   set('text', options.textFile ? await readFile(options.textFile, 'utf8') : options.text);
   set('html', options.htmlFile ? await readFile(options.htmlFile, 'utf8') : options.html);
