@@ -8,6 +8,7 @@ import { S3PayloadStore } from '../../lib/aws/payload-store.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import { DynamoRelayGate } from '../../lib/aws/relay-gate.ts';
 import { SmtpSecretReader } from '../../lib/aws/smtp-secret.ts';
+import { DynamoSuppressionStore } from '../../lib/aws/suppression-store.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { WorkerConfig } from '../../lib/config.ts';
 import { relayLimitSettings } from '../../lib/delivery/relay-limit.ts';
@@ -76,6 +77,7 @@ export function createWorkerDeps(
   return {
     config,
     status: new DynamoLedger(documents, table, retentionDays),
+    suppressions: new DynamoSuppressionStore(documents, table),
     transcripts: new S3TranscriptStore(s3, bucket),
     payloads: new S3PayloadStore(s3, bucket),
     queue: new SqsQueueProducer(sqs, config.queueUrl),

@@ -22,6 +22,7 @@ import {
 } from '../../lib/delivery/queue-message.ts';
 import type { RelayGate } from '../../lib/delivery/relay-limit.ts';
 import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
+import type { SuppressionStore } from '../../lib/delivery/suppression.ts';
 import { resolveOptions, type SmtpClientOptions } from '../../lib/smtp/index.ts';
 import { prepareMessage } from './prepare.ts';
 
@@ -36,6 +37,7 @@ export interface QueuePort {
 export interface WorkerDeps {
   config: WorkerConfig;
   status: StatusStore;
+  suppressions: Pick<SuppressionStore, 'matching' | 'add'>;
   transcripts: TranscriptStore;
   payloads: PayloadReader;
   queue: QueuePort;
@@ -123,6 +125,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
           report = await deliverBatch(
             {
               status: deps.status,
+              suppressions: deps.suppressions,
               transcripts: deps.transcripts,
               session,
               gate: deps.gate,
@@ -227,6 +230,9 @@ function settleRecords(
   }
   for (const { key, error } of report.transcriptErrors) {
     deps.logger.error('transcript not stored; the outcomes are in the status records', { key, error });
+  }
+  for (const { address, error } of report.suppressionErrors) {
+    deps.logger.error('bounced address not added to the suppression list', { address, error });
   }
   if (report.pausedUntil) {
     deps.logger.warn('relay throttling: paused for every worker', {

@@ -14,7 +14,7 @@ import {
 /** How long ensureLedgerTable waits for a new table to become ACTIVE (AWS: usually seconds). */
 const TABLE_ACTIVE_WAIT_SECONDS = 120;
 
-/** The partition key of every item: `msg#<id>`, `idem#<sha256>`, `relay#<name>`. */
+/** The partition key of every item: `msg#<id>`, `idem#<sha256>`, `relay#<name>`, `sup#<address>`. */
 export const KEY = 'pk';
 /** The state index: messages by state (hash) and creation time (range `<createdAt>#<id>`), newest first. */
 export const STATE_INDEX = 'byState';
@@ -25,6 +25,8 @@ export const TTL_ATTRIBUTE = 'expiresAt';
 
 export const messageKey = (id: string): string => `msg#${id}`;
 export const relayKey = (name: string): string => `relay#${name}`;
+/** A suppression list entry: the address as lib/delivery/suppression.ts keys it (`*@domain` for a domain). */
+export const suppressionItemKey = (address: string): string => `sup#${address}`;
 /** The client's Idempotency-Key is hashed: any characters, fixed length, never stored as given. */
 export const idempotencyItemKey = (clientKey: string): string =>
   `idem#${createHash('sha256').update(clientKey, 'utf8').digest('hex')}`;

@@ -21,6 +21,7 @@ import {
   leaseHeldByOther,
   pendingAddresses,
   releaseClaim,
+  suppress,
 } from './ledger.ts';
 import type { RecipientResult } from './outcome.ts';
 import {
@@ -35,6 +36,7 @@ import {
 } from './ports.ts';
 import type { RelayGate } from './relay-limit.ts';
 import { type SmtpSession, transcriptPart } from './session.ts';
+import { type SuppressionEntry, type SuppressionStore, suppressingReason } from './suppression.ts';
 import { isThrottlingReply } from './throttle.ts';
 
 /** One queue record of the batch. */
@@ -64,6 +66,8 @@ export type Preparation = { ok: true; message: PreparedMessage } | { ok: false; 
 
 export interface BatchDeps {
   status: StatusStore;
+  /** Read once per batch (no recipient on it is addressed), added to by address-level bounces. */
+  suppressions: Pick<SuppressionStore, 'matching' | 'add'>;
   transcripts: TranscriptStore;
   session: Pick<SmtpSession, 'describe' | 'send' | 'close' | 'connections'>;
   gate: RelayGate;
@@ -115,6 +119,8 @@ export interface BatchReport {
   outcomes: Map<string, RecordOutcome>;
   /** Transcripts that could not be stored (the outcomes are in the ledger all the same). */
   transcriptErrors: { key: string; error: unknown }[];
+  /** Bounced addresses that could not be added to the suppression list. */
+  suppressionErrors: { address: string; error: unknown }[];
   /** The relay pause this batch started (a throttling reply), if any. */
   pausedUntil?: Date;
 }
@@ -159,19 +165,34 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const outcomes = new Map<string, RecordOutcome>();
   const writes: Promise<void>[] = [];
-  const report: BatchReport = { outcomes, transcriptErrors: [] };
+  const report: BatchReport = { outcomes, transcriptErrors: [], suppressionErrors: [] };
 
-  // The ledger and the relay's pause in one parallel step.
-  const [entriesRead, relayRead] = await Promise.allSettled([
+  // The ledger, the suppression list (for the recipients the queue messages name, the ledger's own) and the
+  // relay's pause in one parallel step.
+  const [entriesRead, suppressedRead, relayRead] = await Promise.allSettled([
     deps.status.getMany(records.map((r) => r.id)),
+    deps.suppressions.matching([
+      ...new Set(records.flatMap((r) => r.initial.recipients.map((x) => x.address))),
+    ]),
     deps.gate.status(now()),
   ]);
-  if (entriesRead.status === 'rejected') {
-    for (const r of records)
-      outcomes.set(r.key, { kind: 'retry', id: r.id, why: 'error', error: entriesRead.reason });
+  // Without the list nobody is sent to: a suppressed address must never be addressed.
+  if (entriesRead.status === 'rejected' || suppressedRead.status === 'rejected') {
+    const error =
+      entriesRead.status === 'rejected'
+        ? entriesRead.reason
+        : (suppressedRead as PromiseRejectedResult).reason;
+    for (const r of records) outcomes.set(r.key, { kind: 'retry', id: r.id, why: 'error', error });
     return report;
   }
   const entries = entriesRead.value;
+  const suppressed = suppressedRead.value;
+  try {
+    await checkOthers(deps, entries, records, suppressed);
+  } catch (error) {
+    for (const r of records) outcomes.set(r.key, { kind: 'retry', id: r.id, why: 'error', error });
+    return report;
+  }
   const started = now();
   // No record yet: the API enqueues before it writes the record, and is still writing it or died in between.
   // Within the grace period it may still be writing, with a write that has no condition and would replace a
@@ -230,8 +251,8 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       });
       continue;
     }
-    const value = entry.value;
-    if (isFinal(value)) {
+    const value = suppress(entry.value, suppressed, started);
+    if (isFinal(entry.value)) {
       outcomes.set(record.key, { kind: 'done', id: record.id, state: value.state, reason: 'already final' });
     } else if (leaseHeldByOther(value, deps.owner, started)) {
       outcomes.set(record.key, {
@@ -241,8 +262,9 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
         delaySeconds: leaseDelaySeconds(value, started),
       });
     } else if (pendingAddresses(value).length === 0) {
-      // Every recipient is settled but the message state was not (a worker stopped between writes).
-      writes.push(settleOnly(deps, record, entry, outcomes, started));
+      // Every recipient left is suppressed, or every recipient is settled but the message state was not (a
+      // worker stopped between writes): settled without a session.
+      writes.push(settleOnly(deps, record, { ...entry, value }, outcomes, started));
     } else {
       let prepared: Preparation;
       try {
@@ -253,7 +275,8 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
         continue;
       }
       if (prepared.ok) {
-        candidates.push({ record, entry, message: prepared.message });
+        // The suppressed recipients are written with the claim.
+        candidates.push({ record, entry: { ...entry, value }, message: prepared.message });
       } else {
         outcomes.set(record.key, { kind: 'malformed', id: record.id, reason: prepared.reason });
         writes.push(markFailed(deps.status, entry, prepared.reason, started).then(() => {}));
@@ -378,11 +401,52 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       }));
     writes.push(
       recordOutcome(deps, a, refs, finished, a.throttled ? waitFor(pausedUntil) : undefined, outcomes),
+      ...suppressBounced(deps, a, finished, report),
     );
   }
   const clean = attempted.length > 0 && !throttle;
   await Promise.all([...puts, ...writes, clean ? deps.gate.recovered(finished).catch(() => {}) : undefined]);
   return report;
+}
+
+/**
+ * The list was read for the recipients the queue messages name, which are the ledger's own; any other
+ * pending address a ledger record holds is looked up too (a second wait, in that case only).
+ */
+async function checkOthers(
+  deps: BatchDeps,
+  entries: ReadonlyMap<string, Versioned<StatusRecord>>,
+  records: readonly BatchRecord[],
+  suppressed: Map<string, SuppressionEntry>,
+): Promise<void> {
+  const asked = new Set(records.flatMap((r) => r.initial.recipients.map((x) => x.address)));
+  const others = [...entries.values()].flatMap((e) => pendingAddresses(e.value)).filter((a) => !asked.has(a));
+  if (others.length === 0) return;
+  for (const [address, entry] of await deps.suppressions.matching([...new Set(others)]))
+    suppressed.set(address, entry);
+}
+
+/** Each address the attempt's replies refused for good (suppressingReason) goes on the suppression list. */
+function suppressBounced(deps: BatchDeps, a: Attempted, at: Date, report: BatchReport): Promise<void>[] {
+  return [...a.results].flatMap(([address, result]) => {
+    const reason = result.state === 'failed' ? suppressingReason(result.reply) : undefined;
+    if (!reason) return [];
+    const entry = {
+      address,
+      source: 'bounce' as const,
+      reason,
+      reply: result.reply,
+      messageId: a.record.id,
+      createdAt: at.toISOString(),
+    };
+    // An address already on the list keeps its entry (and the reason it was put there first).
+    return [
+      deps.suppressions.add(entry).then(
+        () => {},
+        (error: unknown) => void report.suppressionErrors.push({ address, error }),
+      ),
+    ];
+  });
 }
 
 /** A claim not used: the record goes back to what it was, on the claim's version (best effort: a claim

@@ -4,6 +4,7 @@
 import type { SendRequest } from '../message/schema.ts';
 import type { RecipientResult } from './outcome.ts';
 import type { MessageState, RecipientRecord, RecipientState, StatusRecord, TranscriptRef } from './ports.ts';
+import { type SuppressionEntry, suppressedError } from './suppression.ts';
 
 /**
  * The start of the life cycle: an accepted request gets its Message-ID and Date fixed once (storing them with
@@ -103,6 +104,34 @@ export function cancel(record: StatusRecord, now: Date): StatusRecord {
     ),
     nextAttemptAt: undefined,
     lease: undefined,
+    updatedAt: at,
+  };
+}
+
+/**
+ * The record with every open recipient on the suppression list (`matches`, by address) suppressed; the same
+ * record when none is. A message left with no open recipient is settled (failed when none was delivered).
+ */
+export function suppress(
+  record: StatusRecord,
+  matches: ReadonlyMap<string, SuppressionEntry>,
+  now: Date,
+): StatusRecord {
+  if (!record.recipients.some((r) => isOpen(r) && matches.has(r.address))) return record;
+  const at = now.toISOString();
+  const recipients = record.recipients.map((r) => {
+    const entry = matches.get(r.address);
+    return entry && isOpen(r)
+      ? { ...r, state: 'suppressed' as const, error: suppressedError(entry), updatedAt: at }
+      : r;
+  });
+  const open = recipients.some(isOpen);
+  return {
+    ...record,
+    recipients,
+    // Still waiting (queued, scheduled, deferred) while anyone is left; settled otherwise.
+    state: open ? record.state : overallState(recipients),
+    ...(open ? {} : { nextAttemptAt: undefined, lease: undefined }),
     updatedAt: at,
   };
 }

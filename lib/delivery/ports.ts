@@ -16,8 +16,11 @@ export type MessageState =
   | 'failed'
   | 'cancelled';
 
-/** Lifecycle of one recipient. Only 'queued' and 'deferred' recipients are ever addressed again. */
-export type RecipientState = 'queued' | 'delivered' | 'deferred' | 'failed' | 'cancelled';
+/**
+ * Lifecycle of one recipient. Only 'queued' and 'deferred' recipients are ever addressed again. suppressed:
+ * final, on the suppression list when the message was submitted or due (never addressed; `error` says why).
+ */
+export type RecipientState = 'queued' | 'delivered' | 'deferred' | 'failed' | 'cancelled' | 'suppressed';
 
 export interface RecipientRecord {
   address: string;

@@ -30,6 +30,7 @@ import type {
   SendResult,
   Transcript,
 } from '../../lib/smtp/types.ts';
+import { MemorySuppressionStore } from '../support/memory-suppressions.ts';
 
 const T0 = new Date('2026-11-28T10:00:00Z');
 const at = (ms: number) => new Date(T0.getTime() + ms).toISOString();
@@ -291,6 +292,7 @@ const GRACE_MS = 60_000;
 
 function setup(codes: Record<string, number> = {}, now = T0) {
   const status = new MemoryStatusStore();
+  const suppressions = new MemorySuppressionStore();
   const transcripts = new MemoryTranscriptStore();
   const gate = new FakeGate();
   const relay = new ScriptedRelay();
@@ -304,6 +306,7 @@ function setup(codes: Record<string, number> = {}, now = T0) {
     const owner = overrides.owner ?? 'w1';
     const deps: BatchDeps = {
       status,
+      suppressions,
       transcripts,
       session,
       gate,
@@ -328,7 +331,7 @@ function setup(codes: Record<string, number> = {}, now = T0) {
     status.put(initialRecord(id, addresses, patch));
   /** The recipients the relay was asked to take, in order. */
   const sentTo = () => relay.mails.flatMap((m) => m.to);
-  return { status, transcripts, gate, relay, sessions, sleeps, run, seed, sentTo };
+  return { status, suppressions, transcripts, gate, relay, sessions, sleeps, run, seed, sentTo };
 }
 
 /** A transcript part without the timestamps. */
