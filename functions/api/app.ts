@@ -10,6 +10,12 @@ import { type ApiResponse, problem } from './responses.ts';
 import { matchRoute, normalizePath, type Route } from './routes.ts';
 import { handleStatus } from './status.ts';
 import { handleSubmit } from './submit.ts';
+import {
+  handleSuppressionDelete,
+  handleSuppressionGet,
+  handleSuppressionList,
+  handleSuppressionPut,
+} from './suppressions.ts';
 import { handleTranscript } from './transcript.ts';
 
 export type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<ApiResponse>;
@@ -71,5 +77,13 @@ function run(
       return handleStatus(route.id, caller, deps);
     case 'transcript':
       return handleTranscript(route.id, event.queryStringParameters ?? {}, caller, deps);
+    case 'suppression_list':
+      return handleSuppressionList(event.queryStringParameters ?? {}, deps);
+    case 'suppression_get':
+      return handleSuppressionGet(route.address, deps);
+    case 'suppression_put':
+      return handleSuppressionPut(route.address, event, deps);
+    case 'suppression_delete':
+      return handleSuppressionDelete(route.address, deps);
   }
 }

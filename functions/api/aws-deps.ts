@@ -5,6 +5,7 @@ import { DynamoIdempotencyStore } from '../../lib/aws/idempotency-store.ts';
 import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { S3PayloadStore } from '../../lib/aws/payload-store.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
+import { DynamoSuppressionStore } from '../../lib/aws/suppression-store.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { ApiConfig } from '../../lib/config.ts';
 import type { ApiDeps } from './deps.ts';
@@ -23,6 +24,7 @@ export function createAwsDeps(config: ApiConfig, logger: Logger): ApiDeps {
     status: new DynamoLedger(documents, table, retentionDays),
     transcripts: new S3TranscriptStore(s3, bucket),
     idempotency: new DynamoIdempotencyStore(documents, table),
+    suppressions: new DynamoSuppressionStore(documents, table),
     payloads: new S3PayloadStore(s3, bucket),
     queue: new SqsQueueProducer(sqs, config.queueUrl, { callTimeoutMs: ENQUEUE_TIMEOUT_MS }),
     logger,

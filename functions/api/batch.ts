@@ -12,7 +12,7 @@
 // item on the queue always gets its record, from here or from the worker.
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import type { SendResult } from '../../lib/aws/queue-producer.ts';
-import { type Accepted, newRecord } from '../../lib/delivery/ledger.ts';
+import { type Accepted, isFinal, newRecord } from '../../lib/delivery/ledger.ts';
 import { type QueueMessage, toQueueMessage } from '../../lib/delivery/queue-message.ts';
 import { decodedSize, sendAtProblem, validateSendRequest } from '../../lib/message/schema.ts';
 import { type Caller, senderNotAllowed } from './caller.ts';
@@ -21,13 +21,14 @@ import { newMessageId } from './ids.ts';
 import { header, readJsonBody } from './request-body.ts';
 import { type ApiResponse, type Issue, json, problem } from './responses.ts';
 import { rawBodyLimit } from './submit.ts';
+import { applySuppressions } from './suppressed.ts';
 
 export const MAX_BATCH_SIZE = 100;
 /** Claim-check uploads at once: the whole batch in one round of parallel calls. */
 const UPLOAD_CONCURRENCY = MAX_BATCH_SIZE;
 
 export type BatchItemResult =
-  | { id: string; status: 'queued' | 'scheduled' }
+  | { id: string; status: 'queued' | 'scheduled' | 'failed' }
   | { error: { code: 'validation_failed'; issues: Issue[] } }
   | {
       error: {
@@ -92,8 +93,18 @@ export async function handleBatch(
     });
   });
 
+  // Items whose every recipient is suppressed are final already: recorded, never queued.
+  await applySuppressions(
+    deps,
+    candidates.map((item) => item.accepted),
+    now,
+  );
+  const settled = candidates.filter((item) => isFinal(item.accepted.record));
+  for (const item of settled) results[item.index] = { id: item.accepted.id, status: 'failed' };
+  const toQueue = candidates.filter((item) => !isFinal(item.accepted.record));
+
   // The queue messages (a large request goes to S3 first: claim check), then the queue, then the ledger.
-  await forEachLimit(candidates, UPLOAD_CONCURRENCY, async (item) => {
+  await forEachLimit(toQueue, UPLOAD_CONCURRENCY, async (item) => {
     const { id, record, stored } = item.accepted;
     try {
       item.message = await toQueueMessage(id, record, stored, deps.payloads);
@@ -105,7 +116,7 @@ export async function handleBatch(
     }
   });
 
-  const ready = candidates.filter((item) => item.message !== undefined);
+  const ready = toQueue.filter((item) => item.message !== undefined);
   const sent = await sendAll(deps, ready);
   const queued: Candidate[] = [];
   for (const [n, item] of ready.entries()) {
@@ -127,13 +138,23 @@ export async function handleBatch(
   // Fresh ids, so 25 records per call without a condition; one the store could not write is on the queue
   // all the same, and the worker writes it from the queue message once the grace period is over.
   const unwritten = await deps.status
-    .createMany(queued.map((item) => item.accepted.record))
-    .catch((error: unknown) => queued.map((item) => ({ id: item.accepted.id, error })));
-  for (const { id, error } of unwritten)
-    logger.error('status record not written; the worker will write it', { messageId: id, error });
+    .createMany([...queued, ...settled].map((item) => item.accepted.record))
+    .catch((error: unknown) => [...queued, ...settled].map((item) => ({ id: item.accepted.id, error })));
+  const unqueued = new Set(settled.map((item) => item.accepted.id));
+  for (const { id, error } of unwritten) {
+    if (!unqueued.has(id)) {
+      logger.error('status record not written; the worker will write it', { messageId: id, error });
+      continue;
+    }
+    // Nothing else would write it: the item is answered as not stored, to be sent again.
+    logger.error('status record of a suppressed message not written', { messageId: id, error });
+    const index = settled.find((item) => item.accepted.id === id)!.index;
+    results[index] = { error: { code: 'internal_error', message: 'the item could not be stored; retry it' } };
+  }
 
   logger.info('batch processed', { items: results.length, queued: queued.length });
-  return json(202, { results, queued: queued.length, rejected: results.length - queued.length });
+  const rejected = results.filter((result) => 'error' in result).length;
+  return json(202, { results, queued: queued.length, rejected });
 }
 
 /** Per-item outcomes; a producer that throws fails every item with its error rather than losing them. */

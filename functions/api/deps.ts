@@ -6,12 +6,14 @@ import type { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import type { ApiConfig } from '../../lib/config.ts';
 import type { IdempotencyStore } from '../../lib/delivery/idempotency.ts';
 import type { StatusIndex, StatusStore, TranscriptStore } from '../../lib/delivery/ports.ts';
+import type { SuppressionStore } from '../../lib/delivery/suppression.ts';
 
 export interface ApiDeps {
   config: ApiConfig;
   status: StatusStore & StatusIndex;
   transcripts: Pick<TranscriptStore, 'part'>;
   idempotency: IdempotencyStore;
+  suppressions: SuppressionStore;
   payloads: Pick<S3PayloadStore, 'put'>;
   queue: Pick<SqsQueueProducer, 'send' | 'sendBatch'>;
   logger: Logger;

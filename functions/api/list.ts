@@ -22,6 +22,7 @@ const RECIPIENT_STATES: readonly RecipientState[] = [
   'deferred',
   'failed',
   'cancelled',
+  'suppressed',
 ];
 const PARAMETERS = new Set(['state', 'tag', 'since', 'until', 'limit', 'cursor']);
 const TAG = /^([A-Za-z0-9_.:-]{1,64}?):(.*)$/s;

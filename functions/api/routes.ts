@@ -5,7 +5,11 @@ export type Route =
   | { name: 'batch' }
   | { name: 'cancel'; id: string }
   | { name: 'status'; id: string }
-  | { name: 'transcript'; id: string };
+  | { name: 'transcript'; id: string }
+  | { name: 'suppression_list' }
+  | { name: 'suppression_get'; address: string }
+  | { name: 'suppression_put'; address: string }
+  | { name: 'suppression_delete'; address: string };
 
 export type RouteMatch =
   | { kind: 'route'; route: Route }
@@ -34,6 +38,17 @@ const ROUTES: RouteDef[] = [
     build: ([id]) => ({ name: 'transcript', id: id! }),
   },
   { pattern: /^\/v1\/messages\/([^/]+)$/, method: 'GET', build: ([id]) => ({ name: 'status', id: id! }) },
+  { pattern: /^\/v1\/suppressions$/, method: 'GET', build: () => ({ name: 'suppression_list' }) },
+  ...(['GET', 'PUT', 'DELETE'] as const).map(
+    (method): RouteDef => ({
+      pattern: /^\/v1\/suppressions\/([^/]+)$/,
+      method,
+      build: ([address]) => ({
+        name: `suppression_${method === 'GET' ? 'get' : method === 'PUT' ? 'put' : 'delete'}`,
+        address: address!,
+      }),
+    }),
+  ),
 ];
 
 /**

@@ -10,7 +10,8 @@
 // key's original request).
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { claimKey } from '../../lib/delivery/idempotency.ts';
-import { newRecord } from '../../lib/delivery/ledger.ts';
+import { isFinal, newRecord } from '../../lib/delivery/ledger.ts';
+import type { StatusRecord } from '../../lib/delivery/ports.ts';
 import { toQueueMessage } from '../../lib/delivery/queue-message.ts';
 import { decodedSize, sendAtProblem, validateSendRequest } from '../../lib/message/schema.ts';
 import { type Caller, scopedKey, senderNotAllowed } from './caller.ts';
@@ -20,6 +21,7 @@ import { readIdempotencyKey } from './idempotency-key.ts';
 import { newMessageId } from './ids.ts';
 import { readJsonBody } from './request-body.ts';
 import { type ApiResponse, json, problem } from './responses.ts';
+import { applySuppressions } from './suppressed.ts';
 
 /**
  * The raw JSON may be larger than the decoded message: base64 attachments grow by 4/3 and JSON escapes add
@@ -75,6 +77,8 @@ export async function handleSubmit(
     requestFingerprint: fingerprint,
     caller,
   });
+  await applySuppressions(deps, [accepted], now);
+  if (isFinal(accepted.record)) return settledAtSubmit(deps, key, accepted.record, event);
   try {
     await deps.queue.send(await toQueueMessage(id, accepted.record, accepted.stored, deps.payloads));
   } catch (error) {
@@ -106,6 +110,30 @@ export async function handleSubmit(
     bytes: size,
   });
   return json(202, { id, status: accepted.record.state });
+}
+
+/** Every recipient is suppressed: the record is written final, nothing is queued. */
+async function settledAtSubmit(
+  deps: ApiDeps,
+  key: string | undefined,
+  record: StatusRecord,
+  event: APIGatewayProxyEventV2,
+): Promise<ApiResponse> {
+  try {
+    await deps.status.create(record);
+  } catch (error) {
+    deps.logger.error('status record not written', { messageId: record.id, error });
+    await releaseKey(deps, key, record.id);
+    return problem('service_unavailable', 'the message could not be recorded; retry the request', {
+      requestId: event.requestContext?.requestId,
+    });
+  }
+  if (key !== undefined)
+    await deps.idempotency
+      .markEnqueued(key, record.id)
+      .catch((error: unknown) => deps.logger.error('idempotency claim not marked', { error }));
+  deps.logger.info('every recipient is suppressed: message failed without sending', { messageId: record.id });
+  return json(202, { id: record.id, status: record.state });
 }
 
 /** 403: the deployment does not allow this sender (ALLOWED_FROM_DOMAINS). */

@@ -80,6 +80,7 @@ const RECIPIENT_TYPES: Partial<Record<RecipientRecord['state'], EventType>> = {
   delivered: 'recipient.delivered',
   deferred: 'recipient.deferred',
   failed: 'recipient.failed',
+  suppressed: 'recipient.suppressed',
 };
 
 /**

@@ -96,8 +96,10 @@ const recordSchema = z
           .object({
             address: z.string().min(1),
             kind: z.enum(['to', 'cc', 'bcc']),
-            state: z.literal('queued'),
+            // Suppressed at submit (functions/api/suppressed.ts): settled, never addressed.
+            state: z.enum(['queued', 'suppressed']),
             updatedAt: z.string(),
+            error: z.string().optional(),
           })
           .strict(),
       )

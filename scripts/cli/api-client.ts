@@ -132,6 +132,25 @@ export class ApiClient {
     return text;
   }
 
+  /** PUT /v1/suppressions/{address}: a manual entry. */
+  suppress<T = unknown>(address: string, reason?: string): Promise<T> {
+    const body = JSON.stringify(reason === undefined ? {} : { reason });
+    return this.#json<T>('PUT', `/v1/suppressions/${encodeURIComponent(address)}`, body);
+  }
+
+  /** DELETE /v1/suppressions/{address} (204). */
+  async unsuppress(address: string): Promise<void> {
+    const response = await this.#request('DELETE', `/v1/suppressions/${encodeURIComponent(address)}`);
+    const text = await response.text();
+    if (!response.ok) throw errorFrom(response.status, text);
+  }
+
+  /** GET /v1/suppressions with the given query parameters. */
+  suppressions<T = unknown>(query: Record<string, string>): Promise<T> {
+    const search = new URLSearchParams(query).toString();
+    return this.#json<T>('GET', `/v1/suppressions${search ? `?${search}` : ''}`);
+  }
+
   /** Any GET on the same server (the dev inbox's list, for `tail`). */
   async getJson<T>(path: string): Promise<T> {
     return this.#json<T>('GET', path);

@@ -24,6 +24,7 @@ const modules: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import('./cancel.ts'),
   () => import('./events.ts'),
   () => import('./webhook.ts'),
+  () => import('./suppressions.ts'),
 ];
 for (const load of modules) (await load()).register(program);
 
