@@ -24,7 +24,14 @@ const awsSchema = z.object({
 const HOST_NAME =
   /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
+/** The one-click unsubscribe key (API and worker): the secret itself (local) or its Secrets Manager ARN. */
+const unsubscribeSchema = {
+  UNSUBSCRIBE_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  UNSUBSCRIBE_SECRET_ARN: z.string().min(1).optional(),
+};
+
 const apiSchema = awsSchema.extend({
+  ...unsubscribeSchema,
   /** The send queue: the API enqueues first, then writes the status record. */
   QUEUE_URL: z.url(),
   /**
@@ -65,6 +72,11 @@ const apiSchema = awsSchema.extend({
 });
 
 const workerSchema = awsSchema.extend({
+  ...unsubscribeSchema,
+  /** The API's public URL, for the unsubscribe links (the template sets the HTTP API's). */
+  PUBLIC_BASE_URL: z
+    .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+    .default('http://localhost:3000'),
   /** The queue the worker's records come from: back-off is their visibility timeout. */
   QUEUE_URL: z.url(),
   /** Messages per second to the relay across every worker (a token bucket in the ledger); unset: no limit. */
@@ -125,8 +137,12 @@ export interface AwsConfig {
   retentionDays: number;
 }
 
+/** Where the unsubscribe key is: given, or in Secrets Manager; undefined when neither is configured. */
+export type UnsubscribeKeyConfig = { value: string } | { arn: string } | undefined;
+
 export interface ApiConfig {
   aws: AwsConfig;
+  unsubscribeKey: UnsubscribeKeyConfig;
   queueUrl: string;
   maxMessageBytes: number;
   messageIdDomain: string;
@@ -137,6 +153,8 @@ export interface ApiConfig {
 
 export interface WorkerConfig {
   aws: AwsConfig;
+  unsubscribeKey: UnsubscribeKeyConfig;
+  publicBaseUrl: string;
   queueUrl: string;
   /** The relay's shared limit: messages per second across all workers (undefined: none). */
   relayMaxRate?: number;
@@ -181,6 +199,16 @@ function parse<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output
   return result.data;
 }
 
+function unsubscribeKey(e: {
+  UNSUBSCRIBE_SECRET?: string;
+  UNSUBSCRIBE_SECRET_ARN?: string;
+}): UnsubscribeKeyConfig {
+  if (e.UNSUBSCRIBE_SECRET !== undefined && e.UNSUBSCRIBE_SECRET_ARN !== undefined)
+    throw new ConfigError('invalid configuration: set one of UNSUBSCRIBE_SECRET and UNSUBSCRIBE_SECRET_ARN');
+  if (e.UNSUBSCRIBE_SECRET !== undefined) return { value: e.UNSUBSCRIBE_SECRET };
+  return e.UNSUBSCRIBE_SECRET_ARN !== undefined ? { arn: e.UNSUBSCRIBE_SECRET_ARN } : undefined;
+}
+
 function awsConfig(e: z.output<typeof awsSchema>): AwsConfig {
   return {
     region: e.AWS_REGION,
@@ -195,6 +223,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const e = parse(apiSchema, env);
   return {
     aws: awsConfig(e),
+    unsubscribeKey: unsubscribeKey(e),
     queueUrl: e.QUEUE_URL,
     maxMessageBytes: e.MAX_MESSAGE_BYTES,
     messageIdDomain: e.MESSAGE_ID_DOMAIN,
@@ -207,6 +236,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   const e = parse(workerSchema, env);
   return {
     aws: awsConfig(e),
+    unsubscribeKey: unsubscribeKey(e),
+    publicBaseUrl: e.PUBLIC_BASE_URL,
     queueUrl: e.QUEUE_URL,
     relayMaxRate: e.SMTP_MAX_MESSAGES_PER_SECOND,
     smtp: {

@@ -17,6 +17,7 @@ import {
   handleSuppressionPut,
 } from './suppressions.ts';
 import { handleTranscript } from './transcript.ts';
+import { handleUnsubscribe } from './unsubscribe.ts';
 
 export type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<ApiResponse>;
 
@@ -85,5 +86,7 @@ function run(
       return handleSuppressionPut(route.address, event, deps);
     case 'suppression_delete':
       return handleSuppressionDelete(route.address, deps);
+    case 'unsubscribe':
+      return handleUnsubscribe(route.token, event, deps);
   }
 }

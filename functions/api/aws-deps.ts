@@ -5,6 +5,7 @@ import { DynamoIdempotencyStore } from '../../lib/aws/idempotency-store.ts';
 import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { S3PayloadStore } from '../../lib/aws/payload-store.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
+import { unsubscribeKeyReader } from '../../lib/aws/smtp-secret.ts';
 import { DynamoSuppressionStore } from '../../lib/aws/suppression-store.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { ApiConfig } from '../../lib/config.ts';
@@ -17,7 +18,7 @@ import type { ApiDeps } from './deps.ts';
 export const ENQUEUE_TIMEOUT_MS = 5000;
 
 export function createAwsDeps(config: ApiConfig, logger: Logger): ApiDeps {
-  const { s3, sqs, documents } = createAwsClients(config.aws);
+  const { s3, sqs, documents, secrets } = createAwsClients(config.aws);
   const { bucket, table, retentionDays } = config.aws;
   return {
     config,
@@ -25,6 +26,7 @@ export function createAwsDeps(config: ApiConfig, logger: Logger): ApiDeps {
     transcripts: new S3TranscriptStore(s3, bucket),
     idempotency: new DynamoIdempotencyStore(documents, table),
     suppressions: new DynamoSuppressionStore(documents, table),
+    unsubscribeKey: unsubscribeKeyReader(secrets, config.unsubscribeKey),
     payloads: new S3PayloadStore(s3, bucket),
     queue: new SqsQueueProducer(sqs, config.queueUrl, { callTimeoutMs: ENQUEUE_TIMEOUT_MS }),
     logger,

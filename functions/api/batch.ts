@@ -20,7 +20,7 @@ import type { ApiDeps } from './deps.ts';
 import { newMessageId } from './ids.ts';
 import { header, readJsonBody } from './request-body.ts';
 import { type ApiResponse, type Issue, json, problem } from './responses.ts';
-import { rawBodyLimit } from './submit.ts';
+import { rawBodyLimit, UNSUBSCRIBE_NOT_CONFIGURED } from './submit.ts';
 import { applySuppressions } from './suppressed.ts';
 
 export const MAX_BATCH_SIZE = 100;
@@ -75,8 +75,12 @@ export async function handleBatch(
       return;
     }
     const scheduleProblem = sendAtProblem(validation.value.sendAt, now);
-    if (scheduleProblem) {
-      const issues = [{ path: 'sendAt', message: scheduleProblem }];
+    const unsubscribeProblem =
+      validation.value.unsubscribe && !deps.unsubscribeKey ? UNSUBSCRIBE_NOT_CONFIGURED : undefined;
+    if (scheduleProblem || unsubscribeProblem) {
+      const issues = scheduleProblem
+        ? [{ path: 'sendAt', message: scheduleProblem }]
+        : [{ path: 'unsubscribe', message: unsubscribeProblem! }];
       results[index] = { error: { code: 'validation_failed', issues } };
       return;
     }

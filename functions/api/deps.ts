@@ -14,6 +14,8 @@ export interface ApiDeps {
   transcripts: Pick<TranscriptStore, 'part'>;
   idempotency: IdempotencyStore;
   suppressions: SuppressionStore;
+  /** The one-click unsubscribe key; unset when not configured (requests with `unsubscribe` are refused). */
+  unsubscribeKey?: () => Promise<string>;
   payloads: Pick<S3PayloadStore, 'put'>;
   queue: Pick<SqsQueueProducer, 'send' | 'sendBatch'>;
   logger: Logger;

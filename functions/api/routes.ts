@@ -9,7 +9,8 @@ export type Route =
   | { name: 'suppression_list' }
   | { name: 'suppression_get'; address: string }
   | { name: 'suppression_put'; address: string }
-  | { name: 'suppression_delete'; address: string };
+  | { name: 'suppression_delete'; address: string }
+  | { name: 'unsubscribe'; token: string };
 
 export type RouteMatch =
   | { kind: 'route'; route: Route }
@@ -38,6 +39,12 @@ const ROUTES: RouteDef[] = [
     build: ([id]) => ({ name: 'transcript', id: id! }),
   },
   { pattern: /^\/v1\/messages\/([^/]+)$/, method: 'GET', build: ([id]) => ({ name: 'status', id: id! }) },
+  // The one route without IAM auth (infra/template.yaml): mailbox providers call it (RFC 8058).
+  {
+    pattern: /^\/v1\/unsubscribe\/([^/]+)$/,
+    method: 'POST',
+    build: ([token]) => ({ name: 'unsubscribe', token: token! }),
+  },
   { pattern: /^\/v1\/suppressions$/, method: 'GET', build: () => ({ name: 'suppression_list' }) },
   ...(['GET', 'PUT', 'DELETE'] as const).map(
     (method): RouteDef => ({

@@ -54,6 +54,10 @@ export async function handleSubmit(
     return problem('validation_failed', 'the request has invalid fields', {
       issues: [{ path: 'sendAt', message: scheduleProblem }],
     });
+  if (validation.value.unsubscribe && !deps.unsubscribeKey)
+    return problem('validation_failed', 'the request has invalid fields', {
+      issues: [{ path: 'unsubscribe', message: UNSUBSCRIBE_NOT_CONFIGURED }],
+    });
   const size = decodedSize(validation.value);
   if (size > config.maxMessageBytes) {
     return problem(
@@ -135,6 +139,9 @@ async function settledAtSubmit(
   deps.logger.info('every recipient is suppressed: message failed without sending', { messageId: record.id });
   return json(202, { id: record.id, status: record.state });
 }
+
+export const UNSUBSCRIBE_NOT_CONFIGURED =
+  'one-click unsubscribe is not configured on this deployment (UNSUBSCRIBE_SECRET_ARN)';
 
 /** 403: the deployment does not allow this sender (ALLOWED_FROM_DOMAINS). */
 export function notAllowed(address: string): ApiResponse {

@@ -7,7 +7,7 @@ import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { S3PayloadStore } from '../../lib/aws/payload-store.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
 import { DynamoRelayGate } from '../../lib/aws/relay-gate.ts';
-import { SmtpSecretReader } from '../../lib/aws/smtp-secret.ts';
+import { SmtpSecretReader, unsubscribeKeyReader } from '../../lib/aws/smtp-secret.ts';
 import { DynamoSuppressionStore } from '../../lib/aws/suppression-store.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { WorkerConfig } from '../../lib/config.ts';
@@ -89,6 +89,7 @@ export function createWorkerDeps(
       relayLimitSettings({ ratePerSecond: config.relayMaxRate }),
     ),
     connect: smtpConnector(logger, secret ? () => secret.get() : undefined),
+    unsubscribeKey: unsubscribeKeyReader(secrets, config.unsubscribeKey),
     logger,
     metrics: overrides.metrics ?? createMetrics(),
     ...overrides,

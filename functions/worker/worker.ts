@@ -24,7 +24,7 @@ import type { RelayGate } from '../../lib/delivery/relay-limit.ts';
 import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
 import type { SuppressionStore } from '../../lib/delivery/suppression.ts';
 import { resolveOptions, type SmtpClientOptions } from '../../lib/smtp/index.ts';
-import { prepareMessage } from './prepare.ts';
+import { prepareMessage, type UnsubscribeLinks } from './prepare.ts';
 
 export interface QueuePort {
   changeVisibilityBatch(
@@ -45,10 +45,24 @@ export interface WorkerDeps {
   gate: RelayGate;
   /** Opens an SMTP connection (lib/smtp's SmtpConnection.connect), credentials already filled in. */
   connect: Connect;
+  /** The unsubscribe key (cached by its reader), for requests with `unsubscribe`; unset when not configured. */
+  unsubscribeKey?: () => Promise<string>;
   logger: Logger;
   metrics: Metrics;
   now?: () => Date;
   random?: () => number;
+}
+
+/** The key for this invocation's unsubscribe links; a key that cannot be read leaves those messages to a
+ *  later retry (prepareMessage refuses to send them without their links). */
+async function unsubscribeLinks(deps: WorkerDeps): Promise<UnsubscribeLinks | undefined> {
+  if (!deps.unsubscribeKey) return undefined;
+  try {
+    return { key: await deps.unsubscribeKey(), baseUrl: deps.config.publicBaseUrl };
+  } catch (error) {
+    deps.logger.error('the unsubscribe key could not be read (UNSUBSCRIBE_SECRET_ARN)', { error });
+    return undefined;
+  }
 }
 
 /** Kept back from the invocation's end to record the outcomes and the transcripts: no SMTP wait runs into
@@ -75,6 +89,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
     const visibility: { receiptHandle: string; seconds: number; record: SQSRecord; what: string }[] = [];
     const byKey = new Map<string, SQSRecord>();
     const notDue: SQSRecord[] = [];
+    const links = await unsubscribeLinks(deps);
     // Bodies are read in parallel (a claim-check payload is an S3 read).
     const read = await Promise.all(
       event.Records.map(async (record): Promise<BatchRecord | undefined> => {
@@ -91,7 +106,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
             receiveCount: receiveCountOf(record),
             enqueuedAt: enqueuedAtOf(record),
             initial,
-            prepare: (ledger) => prepareMessage(request, ledger),
+            prepare: (ledger) => prepareMessage(request, ledger, links),
           };
         } catch (error) {
           if (error instanceof MalformedRecordError) {

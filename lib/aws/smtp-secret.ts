@@ -1,6 +1,7 @@
 // Secrets from Secrets Manager. SMTP credentials: a JSON secret {"username": "...", "password": "..."}, read once and
 // kept for a TTL, so warm invocations do not call Secrets Manager and a rotated secret is picked up in time.
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { UnsubscribeKeyConfig } from '../config.ts';
 
 export interface SmtpCredentials {
   username: string;
@@ -80,4 +81,23 @@ function parseCredentials(text: string | undefined, secretId: string): SmtpCrede
     throw new SecretFormatError(`${problem}; username or password is missing or not a non-empty string`);
   }
   return { username, password };
+}
+
+/** The one-click unsubscribe key: the SecretString itself (the template generates it). */
+export function parseUnsubscribeKey(text: string | undefined, secretId: string): string {
+  const value = text?.trim();
+  if (!value || value.length < 32)
+    throw new SecretFormatError(`secret ${secretId} must be a string of at least 32 characters`);
+  return value;
+}
+
+/** The unsubscribe key as configured: given (local), or read from Secrets Manager and cached. */
+export function unsubscribeKeyReader(
+  secrets: SecretsManagerClient,
+  config: UnsubscribeKeyConfig,
+): (() => Promise<string>) | undefined {
+  if (!config) return undefined;
+  if ('value' in config) return async () => config.value;
+  const reader = new CachedSecret(secrets, config.arn, parseUnsubscribeKey);
+  return () => reader.get();
 }

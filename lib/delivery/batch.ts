@@ -59,6 +59,9 @@ export interface BatchRecord {
 export interface PreparedMessage {
   envelope: Omit<Envelope, 'to'>;
   createBody: () => MessageBody;
+  /** A message composed for each recipient (its own unsubscribe link): one transaction per recipient, each
+   *  with this body; `createBody` is then unused. */
+  forRecipient?: (address: string) => () => MessageBody;
 }
 
 /** What prepare() says of a ledger entry: the message to send, or why it can never be sent. */
@@ -515,7 +518,7 @@ async function sendOne(
     tag,
     `delivery attempt ${attempt} of message ${c.record.id} to ${addresses.length} recipient(s)`,
   );
-  const report = await deliver(deps.session, { ...c.message, addresses, tag });
+  const report = await deliverPrepared(deps, c.message, addresses, tag);
   let throttled = false;
   for (const result of report.results.values()) {
     if (result.state === 'deferred' && result.reply && isThrottlingReply(result.reply)) {
@@ -531,6 +534,28 @@ async function sendOne(
     results: report.results,
     transactionMs: report.transactionMs,
     throttled,
+  };
+}
+
+/** One transaction for every address, or one each when the message is composed per recipient (all of them
+ *  handed to the one connection together, so they are pipelined like separate messages). */
+async function deliverPrepared(
+  deps: BatchDeps,
+  message: PreparedMessage,
+  addresses: string[],
+  tag: string,
+): Promise<{ results: Map<string, RecipientResult>; transactionMs: number[] }> {
+  const { forRecipient, envelope } = message;
+  if (!forRecipient)
+    return deliver(deps.session, { envelope, createBody: message.createBody, addresses, tag });
+  const reports = await Promise.all(
+    addresses.map((address) =>
+      deliver(deps.session, { envelope, createBody: forRecipient(address), addresses: [address], tag }),
+    ),
+  );
+  return {
+    results: new Map(reports.flatMap((r) => [...r.results])),
+    transactionMs: reports.flatMap((r) => r.transactionMs),
   };
 }
 

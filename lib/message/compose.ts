@@ -55,6 +55,9 @@ export interface ComposeInput {
   date?: Date;
   /** Right-hand side of a generated Message-ID. Default: the From address's domain. */
   messageIdDomain?: string;
+  /** One-click unsubscribe (RFC 8058, RFC 2369): List-Unsubscribe with this https link (and the mailto:
+   *  address, if given) and List-Unsubscribe-Post. */
+  listUnsubscribe?: { url: string; mailto?: string };
 }
 
 export interface ComposedEnvelope {
@@ -171,7 +174,10 @@ export function composeMessage(input: ComposeInput): ComposedMessage {
   // MailComposer rewrites the address objects it is given (IDN forms), so each call gets copies.
   const copies = (list: Mailbox[]) => list.map((mailbox) => ({ ...mailbox }));
   const fixed: MailComposerOptions = {
-    ...subjectOption(input.subject, input.headers ?? {}),
+    ...subjectOption(input.subject, {
+      ...(input.headers ?? {}),
+      ...listUnsubscribeHeaders(input.listUnsubscribe),
+    }),
     ...(input.text !== undefined ? { text: lineBreaks(input.text) } : {}),
     ...(input.html !== undefined ? { html: lineBreaks(input.html) } : {}),
     messageId,
@@ -258,6 +264,21 @@ function toMailComposer(attachment: ComposeAttachment, content: Buffer | Readabl
  * The compose input for a validated API request; attachments decoded from base64. The Message-ID is the
  * request's (the API fixes it at submit); without one, composeMessage generates one at `messageIdDomain`.
  */
+function listUnsubscribeHeaders(links: ComposeInput['listUnsubscribe']): Record<string, string> {
+  if (!links) return {};
+  if (!/^https?:\/\/[\x21-\x7e]+$/.test(links.url) || /[<>,]/.test(links.url))
+    throw new MessageError(
+      'MESSAGE_INVALID',
+      'listUnsubscribe.url must be an http(s) URL without <, > or ","',
+    );
+  const mailto =
+    links.mailto === undefined ? '' : `, <mailto:${encodeURI(links.mailto)}?subject=unsubscribe>`;
+  return {
+    'List-Unsubscribe': `<${links.url}>${mailto}`,
+    'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+  };
+}
+
 export function fromSendRequest(
   request: SendRequest,
   opts: { messageIdDomain?: string; date?: Date } = {},

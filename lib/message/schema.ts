@@ -55,6 +55,9 @@ export interface SendRequest {
   date?: string;
   /** When to send (RFC 3339, normalised to UTC): the message waits, `scheduled`, until then. */
   sendAt?: string;
+  /** One-click unsubscribe (RFC 8058): each recipient gets its own link; `mailto` adds a mailto: one too.
+   *  `true` in the request is `{}` here. */
+  unsubscribe?: { mailto?: string };
 }
 
 export type ValidationResult = { ok: true; value: SendRequest } | { ok: false; issues: ValidationIssue[] };
@@ -200,6 +203,16 @@ const sendRequestSchema = z
         error: 'must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T10:00:00Z',
       })
       .transform((value) => new Date(value).toISOString())
+      .optional(),
+    unsubscribe: z
+      .union(
+        [
+          z.boolean(),
+          z.strictObject({ mailto: singleMailbox.transform((mailbox) => mailbox.address).optional() }),
+        ],
+        { error: 'must be true, false or { "mailto"?: address }' },
+      )
+      .transform((value) => (value === true ? {} : value === false ? undefined : value))
       .optional(),
   })
   .superRefine((request, ctx) => {

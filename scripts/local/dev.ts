@@ -40,6 +40,9 @@ const userEnv = {
   BUCKET_NAME: process.env.BUCKET_NAME,
   QUEUE_URL: process.env.QUEUE_URL,
   LEDGER_TABLE: process.env.LEDGER_TABLE,
+  UNSUBSCRIBE_SECRET: process.env.UNSUBSCRIBE_SECRET,
+  UNSUBSCRIBE_SECRET_ARN: process.env.UNSUBSCRIBE_SECRET_ARN,
+  PUBLIC_BASE_URL: process.env.PUBLIC_BASE_URL,
 };
 
 export interface DevOptions {
@@ -139,6 +142,19 @@ async function devCredentials(dataDir: string): Promise<SmtpSecretValue> {
   const credentials = { username: 'smtpq-dev', password: randomBytes(18).toString('base64url') };
   await writeFile(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
   return credentials;
+}
+
+/** The dev unsubscribe key: generated once, kept in the data dir (mode 0600). */
+async function devUnsubscribeKey(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, 'dev-unsubscribe-key');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const key = randomBytes(32).toString('base64url');
+  await writeFile(file, `${key}\n`, { mode: 0o600 });
+  return key;
 }
 
 /** BUCKET_NAME + QUEUE_URL + LEDGER_TABLE name existing resources (a deployed stack's) on an endpoint the user chose. */
@@ -349,6 +365,14 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     });
     // Any sender locally, unless the user limits it as a deployment must (ALLOWED_FROM_DOMAINS).
     env.ALLOWED_FROM_DOMAINS ??= '*';
+    // One-click unsubscribe links point at this API, signed with a key generated once into the data dir.
+    setEnv(env, {
+      UNSUBSCRIBE_SECRET: userEnv.UNSUBSCRIBE_SECRET_ARN
+        ? undefined
+        : (userEnv.UNSUBSCRIBE_SECRET ?? (await devUnsubscribeKey(dataDir))),
+      UNSUBSCRIBE_SECRET_ARN: userEnv.UNSUBSCRIBE_SECRET_ARN,
+      PUBLIC_BASE_URL: userEnv.PUBLIC_BASE_URL ?? apiUrl,
+    });
     // Quicker retries than production (minutes, not tens of minutes), unless set explicitly.
     env.RETRY_BASE_SECONDS ??= '30';
     env.RETRY_MAX_SECONDS ??= '600';

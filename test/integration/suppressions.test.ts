@@ -3,6 +3,7 @@
 // with nobody left failed without a session) and before each attempt, and the bounce that fills it (550
 // 5.1.1 adds the address; 5.7.1, 5.2.2 and 5.3.4 do not).
 import { Logger } from '@aws-lambda-powertools/logger';
+import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApiHandler } from '../../functions/api/app.ts';
 import { createAwsDeps } from '../../functions/api/aws-deps.ts';
@@ -21,6 +22,8 @@ let resources: TestResources;
 let smtp: TestSmtpServer;
 let api: ReturnType<typeof createApiHandler>;
 let worker: WorkerHandler;
+const UNSUBSCRIBE_SECRET = 'test-unsubscribe-key-0123456789abcdef';
+const PUBLIC_BASE_URL = 'https://mail.example.test';
 
 /** RCPT replies by local part: `bounce-511@…` → 550 5.1.1, and so on. */
 const REFUSALS: Record<string, { code: number; message: string }> = {
@@ -40,7 +43,7 @@ beforeAll(async () => {
   });
   api = createApiHandler(
     createAwsDeps(
-      loadApiConfig({ ...resources.env, MESSAGE_ID_DOMAIN: 'smtpq.test' }),
+      loadApiConfig({ ...resources.env, MESSAGE_ID_DOMAIN: 'smtpq.test', UNSUBSCRIBE_SECRET }),
       new Logger({ logLevel: 'SILENT' }),
     ),
   );
@@ -53,6 +56,8 @@ beforeAll(async () => {
         SMTP_TLS: 'starttls',
         SMTP_CA_PEM: smtp.caPem,
         SMTP_EHLO_NAME: 'worker.smtpq.test',
+        UNSUBSCRIBE_SECRET,
+        PUBLIC_BASE_URL,
       }),
       { clients: resources.clients },
     ),
@@ -63,8 +68,14 @@ afterAll(async () => {
   await smtp?.close();
 });
 
-const call = async (method: string, path: string, body?: unknown, query?: Record<string, string>) => {
-  const response = await api(apiEvent({ method, path, body, query }));
+const call = async (
+  method: string,
+  path: string,
+  body?: unknown,
+  query?: Record<string, string>,
+  headers?: Record<string, string>,
+) => {
+  const response = await api(apiEvent({ method, path, body, query, headers }));
   return { status: response.statusCode, body: response.body ? JSON.parse(response.body) : undefined };
 };
 
@@ -242,5 +253,99 @@ describe('bounces', () => {
     // The next message to the bounced address is not sent to it.
     const next = await submit(['bounce-511@bounce.test', 'fine@bounce.test']);
     expect((await record(next.id)).recipients[0]!.state).toBe('suppressed');
+  });
+});
+
+describe('one-click unsubscribe (RFC 8058)', () => {
+  const oneClick = (path: string, body = 'List-Unsubscribe=One-Click') =>
+    api(
+      apiEvent({
+        method: 'POST',
+        path,
+        rawBody: body,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      }),
+    );
+
+  it('gives each recipient its own link, one transaction each; a POST of it suppresses that recipient', async () => {
+    const to = ['una@unsub.test', 'otto@unsub.test'];
+    const { id } = await submit(to, { cc: 'cleo@unsub.test', unsubscribe: { mailto: 'leave@smtpq.test' } });
+    await drain();
+    expect((await record(id)).state).toBe('sent');
+    const received = smtp.messages.filter((m) => m.rcptTo.some((r) => r.endsWith('@unsub.test')));
+    expect(received.map((m) => m.rcptTo)).toEqual([
+      ['una@unsub.test'],
+      ['otto@unsub.test'],
+      ['cleo@unsub.test'],
+    ]);
+    const links = new Map<string, string>();
+    for (const message of received) {
+      const parsed = await simpleParser(message.raw);
+      expect(message.raw.toString('latin1')).toMatch(
+        /^List-Unsubscribe-Post: List-Unsubscribe=One-Click\r$/m,
+      );
+      // Every recipient sees the same To and Cc; only the link differs.
+      expect(parsed.to && 'text' in parsed.to ? parsed.to.text : '').toBe('una@unsub.test, otto@unsub.test');
+      const header = message.raw.toString('latin1').match(/^List-Unsubscribe:(.*(?:\r\n[ \t].*)*)/m)![1]!;
+      const https = /<(https:\/\/[^>]+)>/.exec(header)![1]!;
+      expect(header).toContain('<mailto:leave@smtpq.test?subject=unsubscribe>');
+      expect(https.startsWith(`${PUBLIC_BASE_URL}/v1/unsubscribe/`)).toBe(true);
+      links.set(message.rcptTo[0]!, new URL(https).pathname);
+    }
+    expect(new Set(links.values()).size).toBe(3);
+
+    const first = await oneClick(links.get('otto@unsub.test')!);
+    expect(first.statusCode).toBe(200);
+    expect(first.body).toBe('');
+    const entry = await list().get('otto@unsub.test');
+    expect(entry).toMatchObject({ source: 'unsubscribe', messageId: id });
+    // Idempotent: the second click keeps the first entry.
+    const again = await oneClick(links.get('otto@unsub.test')!);
+    expect(again.statusCode).toBe(200);
+    expect(await list().get('otto@unsub.test')).toEqual(entry);
+    expect(await list().get('una@unsub.test')).toBeUndefined();
+    // The next message to otto is not sent to otto.
+    const next = await submit(['otto@unsub.test', 'una@unsub.test']);
+    expect((await record(next.id)).recipients.map((r) => r.state)).toEqual(['suppressed', 'queued']);
+  });
+
+  it('answers 400 to a forged, truncated or altered token, and to a body that is not one-click, changing nothing', async () => {
+    const { id } = await submit(['vic@forged.test'], { unsubscribe: true });
+    await drain();
+    expect((await record(id)).state).toBe('sent');
+    const message = smtp.messages.find((m) => m.rcptTo[0] === 'vic@forged.test')!;
+    const path = new URL(/<(https:[^>]+)>/.exec(message.raw.toString('latin1'))![1]!).pathname;
+    const token = path.split('/').pop()!;
+    const [payload, mac] = token.split('.') as [string, string];
+    const otherPayload = Buffer.from(`${id}\nmallory@forged.test`).toString('base64url');
+    const flipped = `${mac.slice(0, 10)}${mac[10] === 'A' ? 'B' : 'A'}${mac.slice(11)}`;
+    for (const bad of [
+      `${otherPayload}.${mac}`,
+      `${payload}.${flipped}`,
+      token.slice(0, -3),
+      'garbage',
+      `${payload}.`,
+    ]) {
+      const response = await oneClick(`/v1/unsubscribe/${bad}`);
+      expect(response.statusCode, bad).toBe(400);
+    }
+    expect((await oneClick(path, 'List-Unsubscribe=No')).statusCode).toBe(400);
+    expect(await list().get('vic@forged.test')).toBeUndefined();
+    expect(await list().get('mallory@forged.test')).toBeUndefined();
+    // The real one still works.
+    expect((await oneClick(path)).statusCode).toBe(200);
+    expect((await list().get('vic@forged.test'))?.source).toBe('unsubscribe');
+  });
+
+  it('refuses an unsubscribe value that is not true, false or { mailto }', async () => {
+    const response = await call('POST', '/v1/messages', {
+      from: 'sender@smtpq.test',
+      to: 'a@unsub.test',
+      text: 'x',
+      unsubscribe: { mailto: 'not an address' },
+    });
+    expect(response.status).toBe(400);
+    expect(response.body.issues[0].path).toBe('unsubscribe');
+    expect(response.body.issues[0].message).toMatch(/true, false or \{ "mailto"\?: address \}/);
   });
 });

@@ -87,6 +87,11 @@ function resolveEnv(env: Node, parameters: Record<string, string> = {}): NodeJS.
     if (n.Ref === 'Bucket') return 'smtpq-bucket';
     if (n.Ref === 'LedgerTable') return 'smtpq-LedgerTable-1A2B3C4D5E6F';
     if (n.Ref === 'SmtpSecret') return 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtpq-AbCdEf';
+    if (n.Ref === 'UnsubscribeSecret')
+      return 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:smtpq-unsub-AbCdEf';
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string, not JavaScript's
+    if (n['Fn::Sub'] === 'https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}')
+      return 'https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com';
     if (n.Ref === 'EventBus') return 'smtpq-events';
     if (n.Ref === 'WebhookQueue')
       return 'https://sqs.eu-west-1.amazonaws.com/123456789012/smtpq-WebhookQueue';
@@ -661,8 +666,11 @@ describe('infra/template.yaml: functions', () => {
     const routes = Object.values(api.Properties.Events as Node).map((e) => {
       expect(e.Type).toBe('HttpApi');
       expect(e.Properties.ApiId).toEqual(ref('HttpApi'));
-      expect(e.Properties.Auth).toBeUndefined(); // no route opts out of IAM
-      return `${e.Properties.Method} ${e.Properties.Path}`;
+      const route = `${e.Properties.Method} ${e.Properties.Path}`;
+      // No route opts out of IAM but RFC 8058's one-click unsubscribe, which mailbox providers call.
+      if (route === 'POST /v1/unsubscribe/{token}') expect(e.Properties.Auth).toEqual({ Authorizer: 'NONE' });
+      else expect(e.Properties.Auth).toBeUndefined();
+      return route;
     });
     expect(routes.sort()).toEqual([
       'ANY /v1/{proxy+}',
@@ -672,11 +680,16 @@ describe('infra/template.yaml: functions', () => {
       'POST /v1/messages',
       'POST /v1/messages/batch',
       'POST /v1/messages/{id}/cancel',
+      'POST /v1/unsubscribe/{token}',
     ]);
+    expect(resources.HttpApi.Properties.RouteSettings['POST /v1/unsubscribe/{token}']).toBeDefined();
     // Each explicit route is one the handler serves (the catch-all aside).
     const id = '01ARZ3NDEKTSV4RRFFQ69G5FAV';
     for (const route of routes.filter((r) => !r.startsWith('ANY '))) {
-      const [method, path] = route.replace('{id}', id).split(' ') as [string, string];
+      const [method, path] = route.replace('{id}', id).replace('{token}', 'x.y').split(' ') as [
+        string,
+        string,
+      ];
       expect(matchRoute(method, path).kind, route).toBe('route');
     }
   });
@@ -699,7 +712,14 @@ describe('infra/template.yaml: functions', () => {
     // Per function, each template it uses and the one resource it is scoped to.
     const allowed = new Map<Node, Record<string, Node>>([
       // The API: SendMessage (which also authorises SendMessageBatch) on the queue, nothing that receives.
-      [api, { SQSSendMessagePolicy: queueName('Queue') }],
+      // …and the unsubscribe key, to verify the one-click links.
+      [
+        api,
+        {
+          SQSSendMessagePolicy: queueName('Queue'),
+          AWSSecretsManagerGetSecretValuePolicy: { SecretArn: ref('UnsubscribeSecret') },
+        },
+      ],
       [
         worker,
         {
@@ -707,7 +727,11 @@ describe('infra/template.yaml: functions', () => {
           SQSPollerPolicy: queueName('Queue'),
           // Chained delays: a scheduled message goes back on the same queue with up to 900 s of delay.
           SQSSendMessagePolicy: queueName('Queue'),
-          AWSSecretsManagerGetSecretValuePolicy: { SecretArn: ref('SmtpSecret') },
+          // The relay's credentials, and the key that signs the unsubscribe links.
+          AWSSecretsManagerGetSecretValuePolicy: [
+            { SecretArn: ref('SmtpSecret') },
+            { SecretArn: ref('UnsubscribeSecret') },
+          ],
         },
       ],
       // The events function has inline statements only.
@@ -724,9 +748,19 @@ describe('infra/template.yaml: functions', () => {
     for (const [fn, templates] of allowed) {
       const used = (fn.Properties.Policies as Node[]).filter((p) => !p.Statement);
       for (const policy of used) expect(Object.keys(policy)).toHaveLength(1);
-      expect(Object.fromEntries(used.map((policy) => Object.entries(policy)[0]!))).toEqual(templates);
+      // A template used twice (the worker's two secrets) is listed with both of its scopes.
+      const scopes = new Map<string, Node[]>();
+      for (const [name, scope] of used.map((policy) => Object.entries(policy)[0]!))
+        scopes.set(name, [...(scopes.get(name) ?? []), scope]);
+      const grouped = Object.fromEntries(
+        [...scopes].map(([name, list]) => [name, list.length === 1 ? list[0] : list]),
+      );
+      expect(grouped).toEqual(templates);
     }
-    expect(policyTemplates(api)).toEqual(['SQSSendMessagePolicy']);
+    expect(policyTemplates(api).sort()).toEqual([
+      'AWSSecretsManagerGetSecretValuePolicy',
+      'SQSSendMessagePolicy',
+    ]);
     expect(policyTemplates(webhook).sort()).toEqual([
       'AWSSecretsManagerGetSecretValuePolicy',
       'SQSPollerPolicy',
