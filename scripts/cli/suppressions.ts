@@ -1,5 +1,5 @@
 // `smtpq suppressions list|add|remove`: the suppression list (GET/PUT/DELETE /v1/suppressions). Addresses
-// are checked by the API (a 400 naming the problem, exit 65); `*@example.com` stands for a whole domain.
+// are checked by the API (a 400 naming the problem, exit 64 like any bad input); `*@example.com` stands for a whole domain.
 import type { Command } from 'commander';
 import type { SuppressionEntry } from '../../lib/delivery/suppression.ts';
 import { SUPPRESSION_SOURCES } from '../../lib/delivery/suppression.ts';
