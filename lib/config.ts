@@ -1,5 +1,7 @@
 // Environment → typed configuration, validated once at cold start with a message that names the variable.
 import { z } from 'zod';
+// Type only: the signer (mailauth) stays out of the API's bundle; the worker checks the key (functions/worker/deps.ts).
+import type { DkimKey } from './message/dkim.ts';
 import type { TlsMode } from './smtp/types.ts';
 
 const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -73,6 +75,15 @@ const apiSchema = awsSchema.extend({
 
 const workerSchema = awsSchema.extend({
   ...unsubscribeSchema,
+  /** DKIM signing locally: one key (PEM; literal \n escapes are read as line breaks). */
+  DKIM_DOMAIN: z.string().min(1).optional(),
+  DKIM_SELECTOR: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'must be a DNS label (a-z 0-9 - _)')
+    .optional(),
+  DKIM_PRIVATE_KEY: z.string().min(1).optional(),
+  /** Or a Secrets Manager secret holding [{ "domain", "selector", "privateKey" }]. */
+  DKIM_SECRET_ARN: z.string().min(1).optional(),
   /** The API's public URL, for the unsubscribe links (the template sets the HTTP API's). */
   PUBLIC_BASE_URL: z
     .url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
@@ -151,8 +162,12 @@ export interface ApiConfig {
   readAllPrincipals: string[];
 }
 
+/** The DKIM keys: given (local, checked at load), or in a Secrets Manager secret; undefined: no signing. */
+export type DkimConfig = { keys: DkimKey[] } | { arn: string } | undefined;
+
 export interface WorkerConfig {
   aws: AwsConfig;
+  dkim: DkimConfig;
   unsubscribeKey: UnsubscribeKeyConfig;
   publicBaseUrl: string;
   queueUrl: string;
@@ -209,6 +224,31 @@ function unsubscribeKey(e: {
   return e.UNSUBSCRIBE_SECRET_ARN !== undefined ? { arn: e.UNSUBSCRIBE_SECRET_ARN } : undefined;
 }
 
+function dkimConfig(e: {
+  DKIM_DOMAIN?: string;
+  DKIM_SELECTOR?: string;
+  DKIM_PRIVATE_KEY?: string;
+  DKIM_SECRET_ARN?: string;
+}): DkimConfig {
+  const local = [e.DKIM_DOMAIN, e.DKIM_SELECTOR, e.DKIM_PRIVATE_KEY].filter((v) => v !== undefined).length;
+  if (local > 0 && e.DKIM_SECRET_ARN !== undefined)
+    throw new ConfigError(
+      'invalid configuration: set DKIM_DOMAIN/DKIM_SELECTOR/DKIM_PRIVATE_KEY or DKIM_SECRET_ARN, not both',
+    );
+  if (e.DKIM_SECRET_ARN !== undefined) return { arn: e.DKIM_SECRET_ARN };
+  if (local === 0) return undefined;
+  if (local < 3)
+    throw new ConfigError(
+      'invalid configuration: DKIM needs all of DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY',
+    );
+  const key = {
+    domain: e.DKIM_DOMAIN!.toLowerCase(),
+    selector: e.DKIM_SELECTOR!,
+    privateKey: e.DKIM_PRIVATE_KEY!.replace(/\\n/g, '\n'),
+  };
+  return { keys: [key] };
+}
+
 function awsConfig(e: z.output<typeof awsSchema>): AwsConfig {
   return {
     region: e.AWS_REGION,
@@ -237,6 +277,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   return {
     aws: awsConfig(e),
     unsubscribeKey: unsubscribeKey(e),
+    dkim: dkimConfig(e),
     publicBaseUrl: e.PUBLIC_BASE_URL,
     queueUrl: e.QUEUE_URL,
     relayMaxRate: e.SMTP_MAX_MESSAGES_PER_SECOND,

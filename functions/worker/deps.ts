@@ -3,6 +3,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { type AwsClients, createAwsClients } from '../../lib/aws/clients.ts';
+import { dkimKeysReader } from '../../lib/aws/dkim-keys.ts';
 import { DynamoLedger } from '../../lib/aws/ledger-store.ts';
 import { S3PayloadStore } from '../../lib/aws/payload-store.ts';
 import { SqsQueueProducer } from '../../lib/aws/queue-producer.ts';
@@ -90,6 +91,7 @@ export function createWorkerDeps(
     ),
     connect: smtpConnector(logger, secret ? () => secret.get() : undefined),
     unsubscribeKey: unsubscribeKeyReader(secrets, config.unsubscribeKey),
+    dkimKeys: dkimKeysReader(secrets, config.dkim),
     logger,
     metrics: overrides.metrics ?? createMetrics(),
     ...overrides,

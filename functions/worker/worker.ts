@@ -23,8 +23,9 @@ import {
 import type { RelayGate } from '../../lib/delivery/relay-limit.ts';
 import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
 import type { SuppressionStore } from '../../lib/delivery/suppression.ts';
+import type { DkimKey } from '../../lib/message/dkim.ts';
 import { resolveOptions, type SmtpClientOptions } from '../../lib/smtp/index.ts';
-import { prepareMessage, type UnsubscribeLinks } from './prepare.ts';
+import { prepareMessage, type Signing, type UnsubscribeLinks } from './prepare.ts';
 
 export interface QueuePort {
   changeVisibilityBatch(
@@ -47,6 +48,8 @@ export interface WorkerDeps {
   connect: Connect;
   /** The unsubscribe key (cached by its reader), for requests with `unsubscribe`; unset when not configured. */
   unsubscribeKey?: () => Promise<string>;
+  /** The DKIM signing keys (cached by their reader); unset when signing is not configured. */
+  dkimKeys?: () => Promise<DkimKey[]>;
   logger: Logger;
   metrics: Metrics;
   now?: () => Date;
@@ -62,6 +65,16 @@ async function unsubscribeLinks(deps: WorkerDeps): Promise<UnsubscribeLinks | un
   } catch (error) {
     deps.logger.error('the unsubscribe key could not be read (UNSUBSCRIBE_SECRET_ARN)', { error });
     return undefined;
+  }
+}
+
+async function signingKeys(deps: WorkerDeps): Promise<Signing> {
+  if (!deps.dkimKeys) return undefined;
+  try {
+    return { keys: await deps.dkimKeys() };
+  } catch (error) {
+    deps.logger.error('the DKIM keys could not be read (DKIM_SECRET_ARN); messages wait for them', { error });
+    return 'unavailable';
   }
 }
 
@@ -89,7 +102,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
     const visibility: { receiptHandle: string; seconds: number; record: SQSRecord; what: string }[] = [];
     const byKey = new Map<string, SQSRecord>();
     const notDue: SQSRecord[] = [];
-    const links = await unsubscribeLinks(deps);
+    const [links, signing] = await Promise.all([unsubscribeLinks(deps), signingKeys(deps)]);
     // Bodies are read in parallel (a claim-check payload is an S3 read).
     const read = await Promise.all(
       event.Records.map(async (record): Promise<BatchRecord | undefined> => {
@@ -106,7 +119,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
             receiveCount: receiveCountOf(record),
             enqueuedAt: enqueuedAtOf(record),
             initial,
-            prepare: (ledger) => prepareMessage(request, ledger, links),
+            prepare: (ledger) => prepareMessage(request, ledger, links, signing),
           };
         } catch (error) {
           if (error instanceof MalformedRecordError) {

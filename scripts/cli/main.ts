@@ -25,6 +25,7 @@ const modules: Array<() => Promise<{ register(program: Command): void }>> = [
   () => import('./events.ts'),
   () => import('./webhook.ts'),
   () => import('./suppressions.ts'),
+  () => import('./dkim.ts'),
 ];
 for (const load of modules) (await load()).register(program);
 
