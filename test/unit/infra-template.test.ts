@@ -750,7 +750,7 @@ describe('infra/template.yaml: functions', () => {
     for (const [fn, templates] of allowed) {
       // A conditional policy (Fn::If [condition, policy, AWS::NoValue]) counts as the policy it grants.
       const used = (fn.Properties.Policies as Node[])
-        .map((p) => (p['Fn::If'] ? p['Fn::If'][1] : p))
+        .map((p): Node => (p['Fn::If'] ? p['Fn::If'][1] : p))
         .filter((p) => !p.Statement);
       for (const policy of used) expect(Object.keys(policy)).toHaveLength(1);
       // A template used twice (the worker's two secrets) is listed with both of its scopes.
