@@ -117,6 +117,9 @@ export class SmtpConnection {
       get extensions() {
         return connection.ext;
       },
+      get secure() {
+        return connection.secure;
+      },
     };
   }
 

@@ -1,5 +1,6 @@
 // Envelope checks and the MAIL FROM / RCPT TO lines, decided before anything is written: a rejected argument
 // never leaves a half-sent transaction behind.
+import { dsnParams, orcpt } from './dsn.ts';
 import { SmtpError } from './errors.ts';
 import { checkAddress } from './syntax.ts';
 import type { Envelope, Extensions } from './types.ts';
@@ -8,6 +9,8 @@ export interface EnvelopeLines {
   mail: string;
   rcpts: string[];
   recipients: string[];
+  /** Transcript events about the envelope (a DSN request the server cannot take). */
+  notes: string[];
 }
 
 export interface BodyFacts {
@@ -17,7 +20,22 @@ export interface BodyFacts {
   eightBit: boolean;
 }
 
-export function envelopeLines(envelope: Envelope, extensions: Extensions, body: BodyFacts): EnvelopeLines {
+/** How the connection is protected, for REQUIRETLS. */
+export interface LinkFacts {
+  /** TLS is on (implicit, or after STARTTLS). */
+  tls: boolean;
+  /** The server's certificate was verified (rejectUnauthorized was not turned off). */
+  verified: boolean;
+}
+
+export const DSN_NOT_OFFERED = 'server does not offer DSN: sent without RET/ENVID/NOTIFY/ORCPT';
+
+export function envelopeLines(
+  envelope: Envelope,
+  extensions: Extensions,
+  body: BodyFacts,
+  link: LinkFacts = { tls: false, verified: false },
+): EnvelopeLines {
   if (envelope === null || typeof envelope !== 'object') {
     throw new SmtpError('SMTP_INVALID_ARGUMENT', 'envelope must be an object', { stage: 'mail' });
   }
@@ -30,7 +48,27 @@ export function envelopeLines(envelope: Envelope, extensions: Extensions, body: 
   const sender = checkAddress(from, 'envelope.from', 'mail', true);
   const recipients = to.map((address, i) => checkAddress(address, `envelope.to[${i}]`, 'rcpt', false));
   const utf8 = sender.utf8 || recipients.some((r) => r.utf8);
+  let params = messageParams(envelope, extensions, body, utf8);
 
+  const dsn = envelope.dsn === undefined ? undefined : dsnParams(envelope.dsn);
+  const notes: string[] = [];
+  if (dsn && !extensions.dsn) notes.push(DSN_NOT_OFFERED);
+  const withDsn = dsn !== undefined && extensions.dsn;
+  if (withDsn) params += dsn.mail;
+  if (envelope.requireTls === true) {
+    checkRequireTls(extensions, link);
+    params += ' REQUIRETLS';
+  }
+  return {
+    mail: `MAIL FROM:<${sender.wire}>${params}`,
+    rcpts: recipients.map((r) => `RCPT TO:<${r.wire}>${withDsn ? `${dsn.notify} ${orcpt(r.wire)}` : ''}`),
+    recipients: [...to],
+    notes,
+  };
+}
+
+/** SIZE=, BODY=8BITMIME and SMTPUTF8: what the message needs, or a typed error when the server lacks it. */
+function messageParams(envelope: Envelope, extensions: Extensions, body: BodyFacts, utf8: boolean): string {
   let params = '';
   const size = envelope.size ?? body.size;
   if (size !== undefined && extensions.size !== undefined) {
@@ -72,9 +110,22 @@ export function envelopeLines(envelope: Envelope, extensions: Extensions, body: 
     }
     params += ' SMTPUTF8';
   }
-  return {
-    mail: `MAIL FROM:<${sender.wire}>${params}`,
-    rcpts: recipients.map((r) => `RCPT TO:<${r.wire}>`),
-    recipients: [...to],
-  };
+  return params;
+}
+
+/** RFC 8689 §4.2.1: REQUIRETLS only over TLS with a verified certificate, and only to a server offering it;
+ *  otherwise the message is not sent at all. */
+function checkRequireTls(extensions: Extensions, link: LinkFacts): void {
+  const problem = !link.tls
+    ? 'the connection is not TLS-secured'
+    : !link.verified
+      ? "the server's certificate is not verified (rejectUnauthorized is false)"
+      : !extensions.requireTls
+        ? 'the server does not offer REQUIRETLS'
+        : undefined;
+  if (problem) {
+    throw new SmtpError('SMTP_REQUIRETLS_UNSUPPORTED', `REQUIRETLS requested but ${problem}: not sent`, {
+      stage: 'mail',
+    });
+  }
 }

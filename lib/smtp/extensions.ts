@@ -1,6 +1,6 @@
 // EHLO reply → typed extensions (RFC 5321 §4.1.1.1; SIZE RFC 1870, PIPELINING RFC 2920, STARTTLS RFC 3207,
 // AUTH RFC 4954, 8BITMIME RFC 6152, SMTPUTF8 RFC 6531, ENHANCEDSTATUSCODES RFC 2034, DSN RFC 3461,
-// CHUNKING RFC 3030). Pure; tolerant of case and extra spaces, strict about numbers.
+// CHUNKING RFC 3030, REQUIRETLS RFC 8689). Pure; tolerant of case and extra spaces, strict about numbers.
 import type { AuthMechanism, Extensions, Reply } from './types.ts';
 
 const KNOWN_MECHANISMS: readonly AuthMechanism[] = ['PLAIN', 'LOGIN', 'XOAUTH2'];
@@ -16,6 +16,7 @@ export function noExtensions(): Extensions {
     enhancedStatusCodes: false,
     dsn: false,
     chunking: false,
+    requireTls: false,
     keywords: new Map(),
   };
 }
@@ -46,6 +47,7 @@ export function parseExtensions(reply: Reply): Extensions {
   extensions.enhancedStatusCodes = keywords.has('ENHANCEDSTATUSCODES');
   extensions.dsn = keywords.has('DSN');
   extensions.chunking = keywords.has('CHUNKING');
+  extensions.requireTls = keywords.has('REQUIRETLS');
   const size = keywords.get('SIZE');
   if (size) {
     const limit = size[0];

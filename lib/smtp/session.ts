@@ -12,6 +12,8 @@ export interface Session {
   readonly extensions: Extensions;
   readonly options: ResolvedOptions;
   readonly turn: WriteTurn;
+  /** TLS is on (implicit, or STARTTLS succeeded). */
+  readonly secure: boolean;
   /** The previous transaction may have left MAIL state open: start the next one with RSET. */
   needsReset: boolean;
   /** BDAT transactions written whose replies have not all arrived. */

@@ -37,7 +37,9 @@ async function runTransaction(
   const chunked = pipelined && options.chunking && ext.chunking;
   const prepared = prepareBody(body, !chunked);
   const size = 'chunks' in prepared.body ? prepared.body.octets : undefined;
-  const lines = envelopeLines(envelope, ext, { size, eightBit: prepared.eightBit });
+  const link = { tls: session.secure, verified: options.rejectUnauthorized };
+  const lines = envelopeLines(envelope, ext, { size, eightBit: prepared.eightBit }, link);
+  for (const note of lines.notes) wire.transcript?.add('*', note, tag);
   return chunked
     ? bdatTransaction(session, lines, prepared.body, tag)
     : dataTransaction(session, lines, prepared.body, pipelined, tag);

@@ -44,6 +44,8 @@ export interface Extensions {
   enhancedStatusCodes: boolean;
   dsn: boolean;
   chunking: boolean;
+  /** REQUIRETLS (RFC 8689): the server will only relay the message over TLS, onward too. */
+  requireTls: boolean;
   /** Every keyword (upper-cased) with its parameters, including the ones above and any unknown ones. */
   keywords: ReadonlyMap<string, readonly string[]>;
 }
@@ -113,6 +115,25 @@ export interface Envelope {
   eightBit?: boolean;
   /** An address or header needs SMTPUTF8 (fails with SMTP_SMTPUTF8_UNSUPPORTED if not offered). */
   smtpUtf8?: boolean;
+  /** Delivery status notifications (RFC 3461), sent when the server offers DSN (else noted in the transcript
+   *  and left out): RET= and ENVID= on MAIL, NOTIFY= and ORCPT= on every RCPT. */
+  dsn?: DsnOptions;
+  /** REQUIRETLS on MAIL (RFC 8689): the message must travel over TLS all the way. Fails with
+   *  SMTP_REQUIRETLS_UNSUPPORTED, before MAIL, unless the connection is TLS with a verified certificate and
+   *  the server offers REQUIRETLS. */
+  requireTls?: boolean;
+}
+
+/** When the recipient's server reports: NOTIFY=NEVER, or any of SUCCESS, FAILURE, DELAY. */
+export type DsnNotify = 'success' | 'failure' | 'delay';
+
+export interface DsnOptions {
+  /** NOTIFY= on each RCPT; absent leaves it to the server (failure and delay, RFC 3461 §4.1). */
+  notify?: readonly DsnNotify[] | readonly ['never'];
+  /** RET=: a failure report carries the whole message or only its headers. */
+  ret?: 'full' | 'hdrs';
+  /** ENVID=: the sender's id for this transaction, echoed in reports; 1-100 printable ASCII characters. */
+  envid?: string;
 }
 
 /** A message body: bytes, a string, or a stream. Line endings are normalised to CRLF on the way out. */
@@ -177,6 +198,7 @@ export type SmtpErrorCode =
   | 'SMTP_SMTPUTF8_UNSUPPORTED'
   | 'SMTP_8BIT_UNSUPPORTED'
   | 'SMTP_SIZE'
+  | 'SMTP_REQUIRETLS_UNSUPPORTED'
   | 'SMTP_BODY';
 
 /** What sendWithRetry (retry.ts) hands back after its last attempt. */

@@ -42,6 +42,10 @@ export interface TestSmtpServerOptions {
   hideSize?: boolean;
   hide8BitMime?: boolean;
   hideSmtpUtf8?: boolean;
+  /** Offer DSN (RFC 3461; smtp-server hides it unless asked). */
+  dsn?: boolean;
+  /** Offer REQUIRETLS (RFC 8689) once the connection is TLS (smtp-server hides it unless asked). */
+  requireTls?: boolean;
   /** Message size limit in octets (SIZE advertises it; larger messages get 552 after the data). */
   size?: number;
   /** Answer the stage with the hook's reply when it returns one. */
@@ -55,6 +59,8 @@ export interface ReceivedMessage {
   rcptTo: string[];
   /** MAIL FROM parameters as the server parsed them (SIZE, BODY, SMTPUTF8 …), keys upper-cased. */
   mailParams: Record<string, string | boolean>;
+  /** Each RCPT TO's parameters (NOTIFY, ORCPT …, values xtext-decoded), in rcptTo order, keys upper-cased. */
+  rcptParams: Array<Record<string, string | boolean>>;
   /** The message as received, after dot-unstuffing, before any parsing. */
   raw: Buffer;
   secure: boolean;
@@ -118,6 +124,8 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
     hideSize: options.hideSize ?? false,
     hide8BITMIME: options.hide8BitMime ?? false,
     hideSMTPUTF8: options.hideSmtpUtf8 ?? false,
+    hideDSN: !options.dsn,
+    hideREQUIRETLS: !options.requireTls,
     size: options.size,
     logger: false,
     // A test that left a client connected must not hold close() for smtp-server's default 30 s.
@@ -173,6 +181,7 @@ export async function startTestSmtpServer(options: TestSmtpServerOptions = {}): 
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           rcptTo: session.envelope.rcptTo.map((r) => r.address),
           mailParams: mailParams.get(session.id) ?? {},
+          rcptParams: session.envelope.rcptTo.map((r) => upperKeys(r.args)),
           raw,
           secure: session.secure,
           user: typeof session.user === 'string' ? session.user : undefined,
