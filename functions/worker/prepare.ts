@@ -13,7 +13,7 @@ import {
   MessageError,
   type SendRequest,
 } from '../../lib/message/index.ts';
-import type { MessageBody } from '../../lib/smtp/types.ts';
+import type { Envelope, MessageBody } from '../../lib/smtp/types.ts';
 
 /** What the unsubscribe links are made of: the deployment's key and the API's public base URL. */
 export interface UnsubscribeLinks {
@@ -39,7 +39,13 @@ export function prepareMessage(
     if (signing === 'unavailable') throw new Error('the DKIM keys could not be read (DKIM_SECRET_ARN)');
     const composed = composeMessage(input);
     const { from, smtpUtf8, eightBit } = composed.envelope;
-    const envelope = { from, smtpUtf8, eightBit };
+    const envelope = {
+      from,
+      smtpUtf8,
+      eightBit,
+      ...(request.dsn ? { dsn: request.dsn as Envelope['dsn'] } : {}),
+      ...(request.requireTls ? { requireTls: true } : {}),
+    };
     const key = signing ? keyFor(from, signing.keys) : undefined;
     const bodyOf = (message: ComposedMessage): (() => MessageBody) =>
       key ? signedBody(() => message.createStream(), key) : () => message.createStream();

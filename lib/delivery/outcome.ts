@@ -44,6 +44,8 @@ const MESSAGE_REJECTED_CODES: ReadonlySet<string> = new Set([
   'SMTP_8BIT_UNSUPPORTED',
   'SMTP_SIZE',
   'SMTP_INVALID_ARGUMENT',
+  // REQUIRETLS asked for, and this relay (or this connection) cannot carry it: never sent without it.
+  'SMTP_REQUIRETLS_UNSUPPORTED',
 ]);
 
 /**

@@ -58,6 +58,16 @@ export interface SendRequest {
   /** One-click unsubscribe (RFC 8058): each recipient gets its own link; `mailto` adds a mailto: one too.
    *  `true` in the request is `{}` here. */
   unsubscribe?: { mailto?: string };
+  /** Delivery status notifications (RFC 3461), asked of the relay when it offers DSN. */
+  dsn?: {
+    /** `["never"]`, or some of success, failure, delay (validation keeps "never" alone). */
+    notify?: ('success' | 'failure' | 'delay' | 'never')[];
+    ret?: 'full' | 'hdrs';
+    envid?: string;
+  };
+  /** REQUIRETLS (RFC 8689): sent only over TLS to a relay that offers it, which must keep it on TLS onward;
+   *  otherwise its recipients fail, unsent. */
+  requireTls?: boolean;
 }
 
 export type ValidationResult = { ok: true; value: SendRequest } | { ok: false; issues: ValidationIssue[] };
@@ -214,6 +224,28 @@ const sendRequestSchema = z
       )
       .transform((value) => (value === true ? {} : value === false ? undefined : value))
       .optional(),
+    dsn: z
+      .strictObject({
+        notify: z
+          .array(z.enum(['success', 'failure', 'delay', 'never']), {
+            error: 'must be an array of "success", "failure", "delay", or ["never"]',
+          })
+          .min(1, 'must list at least one of "success", "failure", "delay", or be ["never"]')
+          .superRefine((list, ctx) => {
+            if (list.includes('never') && list.length > 1)
+              ctx.addIssue({ code: 'custom', message: '"never" cannot be combined with other values' });
+            if (new Set(list).size !== list.length)
+              ctx.addIssue({ code: 'custom', message: 'lists a value twice' });
+          })
+          .optional(),
+        ret: z.enum(['full', 'hdrs'], { error: 'must be "full" or "hdrs"' }).optional(),
+        envid: z
+          .string()
+          .regex(/^[\x20-\x7e]{1,100}$/, 'must be 1 to 100 printable ASCII characters (RFC 3461 §4.4)')
+          .optional(),
+      })
+      .optional(),
+    requireTls: z.boolean({ error: 'must be true or false' }).optional(),
   })
   .superRefine((request, ctx) => {
     const recipients = request.to.length + request.cc.length + request.bcc.length;

@@ -27,6 +27,12 @@ interface SubmitOptions {
   tag: string[];
   idempotencyKey?: string;
   sendAt?: string;
+  unsubscribe?: boolean;
+  unsubscribeMailto?: string;
+  dsnNotify?: string;
+  dsnRet?: string;
+  dsnEnvid?: string;
+  requireTls?: boolean;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -55,6 +61,15 @@ export function register(program: Command): void {
       '--send-at <time>',
       `schedule it: RFC 3339 with an offset, at most 30 days ahead (e.g. ${RFC3339_EXAMPLE}); prints "status":"scheduled"`,
     )
+    .option('--unsubscribe', 'one-click unsubscribe links (RFC 8058), one per recipient')
+    .option('--unsubscribe-mailto <address>', 'with --unsubscribe: a mailto: link to this address too')
+    .option('--dsn-notify <list>', 'delivery status notifications: never, or some of success,failure,delay')
+    .option(
+      '--dsn-ret <full|hdrs>',
+      'a failure report carries the whole message (full) or its headers (hdrs)',
+    )
+    .option('--dsn-envid <id>', 'your id for this message, echoed in the reports (printable ASCII, ≤ 100)')
+    .option('--require-tls', 'REQUIRETLS (RFC 8689): TLS all the way, or not sent at all')
     .action(async (options: SubmitOptions) => {
       try {
         const request = await buildRequest(options);
@@ -151,6 +166,25 @@ async function buildRequest(options: SubmitOptions): Promise<Record<string, unkn
       })),
     );
   }
+  if (options.unsubscribeMailto !== undefined && !options.unsubscribe)
+    throw new UsageError('--unsubscribe-mailto needs --unsubscribe');
+  if (options.unsubscribe)
+    request.unsubscribe = options.unsubscribeMailto ? { mailto: options.unsubscribeMailto } : true;
+  if (options.dsnNotify !== undefined || options.dsnRet !== undefined || options.dsnEnvid !== undefined) {
+    const notify = options.dsnNotify?.split(',').map((value) => value.trim().toLowerCase());
+    if (notify?.some((value) => !['never', 'success', 'failure', 'delay'].includes(value)))
+      throw new UsageError(
+        '--dsn-notify must be never, or a comma-separated list of success, failure, delay',
+      );
+    if (options.dsnRet !== undefined && options.dsnRet !== 'full' && options.dsnRet !== 'hdrs')
+      throw new UsageError('--dsn-ret must be full or hdrs');
+    request.dsn = {
+      ...(notify ? { notify } : {}),
+      ...(options.dsnRet ? { ret: options.dsnRet } : {}),
+      ...(options.dsnEnvid !== undefined ? { envid: options.dsnEnvid } : {}),
+    };
+  }
+  if (options.requireTls) request.requireTls = true;
   if (request.from === undefined) throw new UsageError('--from (or "from" in --json) is required');
   return request;
 }

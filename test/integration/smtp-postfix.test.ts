@@ -189,6 +189,33 @@ describe.skipIf(unavailable)(`Postfix smtpd ${unavailable ? `(skipped: ${unavail
     expect(message.envelope.to).toEqual(['josé@xn--exmple-cua.test']);
     expect(byId.get(message.messageId)![0]!.recipient).toBe('josé@xn--exmple-cua.test');
   });
+
+  it('DSN: Postfix offers it and takes RET/ENVID on MAIL and NOTIFY/ORCPT on RCPT, then delivers', async () => {
+    const message = composeMessage({
+      from: 'alice@example.test',
+      to: ['bob@example.test', 'carol+news@example.org'],
+      subject: 'dsn',
+      text: 'with delivery status notifications',
+      messageId: `<dsn-${runId}@smtpq.test>`,
+    });
+    const transcript = createTranscript();
+    const connection = await SmtpConnection.connect({ ...client, transcript });
+    expect(connection.extensions.dsn).toBe(true);
+    const result = await connection.send(
+      { ...message.envelope, dsn: { notify: ['failure', 'delay'], ret: 'hdrs', envid: `run ${runId}` } },
+      message.createStream(),
+    );
+    await connection.quit();
+    expect(result.recipients.map((r) => r.status)).toEqual(['accepted', 'accepted']);
+    const text = transcript.toString();
+    expect(text).toMatch(new RegExp(`C: MAIL FROM:<alice@example.test> RET=HDRS ENVID=run\\+20${runId}\n`));
+    expect(text).toMatch(
+      /C: RCPT TO:<carol\+news@example.org> NOTIFY=FAILURE,DELAY ORCPT=rfc822;carol\+2Bnews@example.org\n/,
+    );
+    expect(text).not.toMatch(/does not offer DSN/);
+    const byId = await deliveredFor([message]);
+    expect(byId.get(message.messageId)).toHaveLength(2);
+  });
 });
 
 describe.skipIf(unavailable)('Postfix smtp-sink (the benchmark sink)', () => {
