@@ -215,7 +215,10 @@ describe('the pipeline against a relay that misbehaves on its first connections'
       // The fault really happened, on every connection it was given to.
       const faulty = relay.connections.filter((c) => ours(c) && c.mode === mode);
       expect(faulty.length).toBeGreaterThanOrEqual(1);
-      if (mode !== 'single-bytes') expect(faulty.length).toBe(connections);
+      // A 452 drops nothing: the refused recipients go into a further transaction on the same connection, so
+      // when the five messages reach the worker in one batch, one connection carries them all.
+      if (mode === '452-at-rcpt') expect(faulty.length).toBeLessThanOrEqual(connections);
+      else if (mode !== 'single-bytes') expect(faulty.length).toBe(connections);
       expect(faulty.filter((c) => !c.fired).map((c) => c.number)).toEqual([]);
       // The client pipelined (RFC 2920): commands came in behind others, in one read.
       expect(relay.connections.some((c) => ours(c) && c.log.some((l) => l.startsWith('C+ ')))).toBe(true);
