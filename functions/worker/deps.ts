@@ -13,8 +13,8 @@ import { DynamoSuppressionStore } from '../../lib/aws/suppression-store.ts';
 import { S3TranscriptStore } from '../../lib/aws/transcript-store.ts';
 import type { WorkerConfig } from '../../lib/config.ts';
 import { relayLimitSettings } from '../../lib/delivery/relay-limit.ts';
-import type { Connect } from '../../lib/delivery/session.ts';
-import { resolveOptions, SmtpConnection } from '../../lib/smtp/index.ts';
+import type { Connect } from '../../lib/delivery/relay-sender.ts';
+import { resolveOptions, SmtpConnection, SmtpError } from '../../lib/smtp/index.ts';
 import type { WorkerDeps } from './worker.ts';
 
 const SERVICE_NAME = 'smtpq-worker';
@@ -31,18 +31,6 @@ export function createLogger(): Logger {
   return new Logger({ serviceName: SERVICE_NAME });
 }
 
-/**
- * The relay's credentials could not be read; the attempt is deferred like any other session problem. Its
- * message goes into the status record and the transcript, which API callers read: a stable code and what
- * happened, never the cause's text (an AccessDenied names the account and the worker's role) — the cause is
- * logged.
- */
-class CredentialsError extends Error {
-  readonly code = 'SMTP_CREDENTIALS';
-  readonly stage = 'auth';
-  readonly transient = true;
-}
-
 /** Opens SMTP connections with the relay's credentials, read (and cached) only when a connection is made. */
 function smtpConnector(
   logger: Logger,
@@ -56,9 +44,12 @@ function smtpConnector(
     } catch (error) {
       // Never the secret itself: the reader's errors name the secret and the problem only.
       logger.error('the SMTP credentials could not be read (SMTP_SECRET_ARN)', { error });
-      throw new CredentialsError(
+      // The message goes into the status record and the transcript, which API callers read: a stable code
+      // and what happened, never the cause's text (an AccessDenied names the account and the worker's role).
+      throw new SmtpError(
+        'SMTP_CREDENTIALS',
         "the relay's credentials could not be read from Secrets Manager (the worker's log has why)",
-        { cause: error },
+        { stage: 'auth', cause: error },
       );
     }
     return SmtpConnection.connect({ ...options, auth: { user: secret.username, pass: secret.password } });

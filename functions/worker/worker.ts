@@ -21,7 +21,7 @@ import {
   readQueueMessage,
 } from '../../lib/delivery/queue-message.ts';
 import type { RelayGate } from '../../lib/delivery/relay-limit.ts';
-import { type Connect, SmtpSession } from '../../lib/delivery/session.ts';
+import { type Connect, RelaySender } from '../../lib/delivery/relay-sender.ts';
 import type { SuppressionStore } from '../../lib/delivery/suppression.ts';
 import type { DkimKey } from '../../lib/message/dkim.ts';
 import { resolveOptions, type SmtpClientOptions } from '../../lib/smtp/index.ts';
@@ -93,7 +93,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
   return async (event, context) => {
     const invocation = `${context?.awsRequestId ?? 'local'}-${randomUUID().slice(0, 8)}`;
     const remaining = () => context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
-    const session = new SmtpSession(deps.connect, smtpOptions(deps.config));
+    const session = new RelaySender(deps.connect, smtpOptions(deps.config));
     if (Number.isFinite(remaining())) session.setDeadline(Date.now() + remaining() - RECORDING_TIME_MS);
     const now = deps.now ?? (() => new Date());
     const day = now().toISOString().slice(0, 10);

@@ -35,7 +35,7 @@ import {
   type Versioned,
 } from './ports.ts';
 import type { RelayGate } from './relay-limit.ts';
-import { type SmtpSession, transcriptPart } from './session.ts';
+import { type RelaySender, transcriptPart } from './relay-sender.ts';
 import { type SuppressionEntry, type SuppressionStore, suppressingReason } from './suppression.ts';
 import { isThrottlingReply } from './throttle.ts';
 
@@ -72,7 +72,7 @@ export interface BatchDeps {
   /** Read once per batch (no recipient on it is addressed), added to by address-level bounces. */
   suppressions: Pick<SuppressionStore, 'matching' | 'add'>;
   transcripts: TranscriptStore;
-  session: Pick<SmtpSession, 'describe' | 'send' | 'close' | 'connections'>;
+  session: Pick<RelaySender, 'describe' | 'send' | 'close' | 'connections'>;
   gate: RelayGate;
   retry: RetrySettings;
   /** The S3 key of the transcript of the session's n-th connection. */

@@ -1,6 +1,6 @@
 // One delivery attempt of one message to its open recipients, through a session handed in.
 import { type Envelope, type MessageBody, type SendResult, sendSplitting } from '../smtp/index.ts';
-import { fromRecipientOutcome, fromSmtpFailure, type RecipientResult, toSmtpFailure } from './outcome.ts';
+import { fromFailure, fromRecipientOutcome, type RecipientResult } from './outcome.ts';
 
 /** What deliver needs from an SMTP connection: one transaction (MAIL, RCPT…, DATA). */
 export interface SmtpSender {
@@ -41,7 +41,7 @@ export async function deliver(
   const results = new Map<string, RecipientResult>();
   for (const [address, outcome] of round.outcomes) results.set(address, fromRecipientOutcome(outcome));
   if (round.error !== undefined) {
-    const failure = fromSmtpFailure(toSmtpFailure(round.error));
+    const failure = fromFailure(round.error);
     for (const address of round.unsent) results.set(address, failure);
   }
   // A recipient the server's result does not mention was never answered: defer it rather than lose it.

@@ -1,21 +1,13 @@
 // What one attempt decided for one recipient, and how SMTP results and errors map onto it
 // (DESIGN "Retry policy"): 2xx delivered · 5xx failed for good · 4xx, 421, timeouts, broken connections,
 // TLS and session-setup problems deferred.
+import { isPermanent, SmtpError } from '../smtp/index.ts';
 import type { RecipientOutcome, Reply, SmtpStage } from '../smtp/types.ts';
 
 export type RecipientResult =
   | { state: 'delivered'; reply: Reply }
   | { state: 'failed'; reply?: Reply; error?: string }
   | { state: 'deferred'; reply?: Reply; error?: string };
-
-/** The shape of lib/smtp's SmtpError that classification needs. */
-export interface SmtpFailure {
-  message: string;
-  code?: string;
-  stage?: SmtpStage;
-  reply?: Reply;
-  transient?: boolean;
-}
 
 /** Stages before the first transaction: a failure there says nothing about the message or its recipients. */
 const SESSION_STAGES: ReadonlySet<SmtpStage> = new Set([
@@ -55,14 +47,13 @@ const MESSAGE_REJECTED_CODES: ReadonlySet<string> = new Set([
  * message itself cannot pass this relay (it needs SMTPUTF8 or 8BITMIME the relay lacks, or exceeds its
  * SIZE); timeouts, lost connections and protocol errors (a server glitch, not a verdict) defer them.
  */
-export function fromSmtpFailure(error: SmtpFailure): RecipientResult {
-  const text = describeFailure(error);
-  const inTransaction = error.stage === undefined || !SESSION_STAGES.has(error.stage);
+export function fromFailure(thrown: unknown): RecipientResult {
+  const text = describeFailure(thrown);
+  if (!(thrown instanceof SmtpError)) return { state: 'deferred', reply: undefined, error: text };
+  const error = thrown;
   const rejected =
-    inTransaction &&
-    (error.reply
-      ? error.reply.code >= 500
-      : error.code !== undefined && MESSAGE_REJECTED_CODES.has(error.code));
+    !SESSION_STAGES.has(error.stage) &&
+    (error.reply ? isPermanent(error.reply) : MESSAGE_REJECTED_CODES.has(error.code));
   return rejected
     ? { state: 'failed', reply: error.reply, error: text }
     : { state: 'deferred', reply: error.reply, error: text };
@@ -73,18 +64,8 @@ export function fromSmtpFailure(error: SmtpFailure): RecipientResult {
  * (a stable `code`) are written by us and say what happened; anything else — an SDK's or Node's error that
  * escaped, whose text may hold ARNs, account ids or paths — is only named as internal.
  */
-export function describeFailure(error: SmtpFailure): string {
-  const where = error.stage ? ` during ${error.stage}` : '';
-  if (!error.code || !/^[A-Z][A-Z0-9_]+$/.test(error.code))
-    return `INTERNAL_ERROR: the attempt broke off on an internal error${where} (the worker's log has it)`;
-  return `${error.code}: ${error.message}${where}`;
-}
-
-/** Normalises anything thrown into the fields classification reads. */
-export function toSmtpFailure(thrown: unknown): SmtpFailure {
-  if (thrown instanceof Error) {
-    const e = thrown as Error & Partial<SmtpFailure>;
-    return { message: e.message, code: e.code, stage: e.stage, reply: e.reply, transient: e.transient };
-  }
-  return { message: String(thrown) };
+export function describeFailure(thrown: unknown): string {
+  if (!(thrown instanceof SmtpError))
+    return "INTERNAL_ERROR: the attempt broke off on an internal error (the worker's log has it)";
+  return `${thrown.code}: ${thrown.message} during ${thrown.stage}`;
 }

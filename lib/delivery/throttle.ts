@@ -9,13 +9,11 @@
 //   is about one recipient.
 // - any 5xx: a permanent verdict; pausing would not change it.
 // - 2xx and 3xx: success and intermediate replies.
+import type { SmtpError } from '../smtp/index.ts';
 import type { Reply } from '../smtp/types.ts';
 
-/** The thrown-error shape (lib/delivery/outcome.ts's SmtpFailure, lib/smtp's SmtpError) this rule reads. */
-export interface ThrottleEvidence {
-  code?: string;
-  reply?: Reply;
-}
+/** The fields of a thrown SmtpError this rule reads. */
+export type ThrottleEvidence = Partial<Pick<SmtpError, 'code' | 'reply'>>;
 
 /**
  * Text that says the relay is limiting our rate, whatever the code: "rate limit", "rate exceeded",

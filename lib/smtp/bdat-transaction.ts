@@ -1,18 +1,23 @@
-// A BDAT transaction (RFC 3030, used with PIPELINING): MAIL, RCPT… and `BDAT n LAST` with the message in one
-// write, without waiting for anything, so several transactions are in flight at once. A streamed body goes
-// in chunks of BDAT_CHUNK octets, each announced by its own BDAT.
-import { type Body, describe, finishRecord, payloadRecorder, streamBody } from './body.ts';
-import { DataEncoding } from './data-encoder.ts';
+// A BDAT transaction (RFC 3030, used with PIPELINING): MAIL, RCPT… and the first `BDAT n` with its chunk in
+// one write, without waiting for anything, so several transactions are in flight at once. An in-memory
+// message is one `BDAT n LAST`; a streamed one goes in groups (pipeline.ts), each announced by its own BDAT.
+import type { OutgoingBody } from './body.ts';
 import type { EnvelopeLines } from './envelope.ts';
-import { everyRecipient, recipientOutcomes, settle } from './outcomes.ts';
-import { broken, checkReset, ok, protocolError, type Session, stageOf, writeGroup } from './session.ts';
+import {
+  BodyRecord,
+  bodyGroups,
+  broken,
+  checkReset,
+  everyRecipient,
+  protocolError,
+  recipientOutcomes,
+  settle,
+  stageOf,
+  type TransactionContext,
+} from './pipeline.ts';
+import { isIntermediate, isPositive } from './reply.ts';
 import type { Reply, SendResult } from './types.ts';
 import type { Wire } from './wire.ts';
-
-const EMPTY = Buffer.alloc(0);
-
-/** BDAT chunk size for streamed bodies: big enough that replies are few, small enough to bound memory. */
-const BDAT_CHUNK = 64 * 1024;
 
 /** The replies to one message's BDAT commands, folded as they arrive: a long streamed message has one per
  *  chunk, and keeping them all would make memory grow with the message. Replies arrive in order, so once the
@@ -30,8 +35,8 @@ class ChunkReplies {
     const reply = this.wire.expect('bdat', timeout);
     reply.then(
       (r) => {
-        if (r.code < 400 && !ok(r)) this.unexpected ??= r;
-        else if (!ok(r)) this.refused ??= r;
+        if (isIntermediate(r)) this.unexpected ??= r;
+        else if (!isPositive(r)) this.refused ??= r;
         this.final = r;
       },
       () => {}, // the wire failed: `outcome` rejects with it
@@ -39,7 +44,7 @@ class ChunkReplies {
     this.last = reply;
   }
 
-  /** The reply that decides the message; rejects when the wire failed or a chunk got a non-2xx success. */
+  /** The reply that decides the message; rejects when the wire failed or a chunk got a 3xx. */
   async outcome(): Promise<Reply> {
     await this.last;
     if (this.unexpected)
@@ -49,107 +54,75 @@ class ChunkReplies {
 }
 
 export async function bdatTransaction(
-  session: Session,
+  context: TransactionContext,
   lines: EnvelopeLines,
-  body: Body,
+  body: OutgoingBody,
   tag: string | undefined,
   replay = false,
 ): Promise<SendResult> {
-  const { wire, turn, options } = session;
-  const { command: commandTimeout, dataEnd, data: dataTimeout } = options.timeouts;
-  const carry = await turn.acquire(); // none in practice: only DATA transactions hand bytes on
-  wire.tag = tag;
-  let holding = true;
+  const { wire } = context;
+  const endTurn = await wire.turn(tag);
   // A BDAT LAST ends its transaction whatever the reply (RFC 3030 §2, like the end of DATA), so the next one
   // may follow while it is in flight without RSET. A server that keeps the MAIL state of a failed one
   // anyway answers our MAIL with 503: an in-memory message is then sent again after RSET (replay); a
   // stream can be read only once, so it gets the RSET up front.
-  const behind = session.inFlight > 0;
-  const reset = replay || session.needsReset || (behind && !('chunks' in body));
-  session.needsReset = false;
-  session.inFlight++;
+  const behind = context.inFlight > 0;
+  const reset = replay || context.needsReset || (behind && body.length === undefined);
+  context.needsReset = false;
+  context.inFlight++;
   try {
     if (wire.failure) throw wire.failure;
     const commands = [...(reset ? ['RSET'] : []), lines.mail, ...lines.rcpts];
-    const chunkReplies = new ChunkReplies(wire);
-    let pending: Array<Promise<Reply>>;
-    if ('chunks' in body) {
-      const header = `BDAT ${body.length} LAST`;
-      for (const command of commands) wire.note('C', command);
-      wire.note('C', header);
-      describe(session, body.chunks, body.octets, body.lines);
-      const flowing = writeGroup(wire, carry, [`${commands.join('\r\n')}\r\n${header}\r\n`, ...body.chunks]);
-      pending = commands.map((command) => wire.expect(stageOf(command), commandTimeout));
-      chunkReplies.expect(dataEnd);
-      if (!flowing) await wire.waitDrain('bdat', dataTimeout);
-    } else {
-      // The commands leave with the first chunk: a small streamed message is one write, like a prebuilt one.
-      // The transcript follows the wire: each BDAT line, then what it carries (its lines with
-      // transcriptData), and after the LAST one the summary of the whole message.
-      pending = [];
-      let first = true;
-      const encoding = new DataEncoding({ dotStuff: false });
-      const recorder = payloadRecorder(session);
-      let held: Buffer[] = [];
-      let heldBytes = 0;
-      const sendChunk = async (last: boolean) => {
-        const header = `BDAT ${heldBytes}${last ? ' LAST' : ''}`;
-        const group = first ? `${commands.join('\r\n')}\r\n${header}\r\n` : `${header}\r\n`;
-        if (first) for (const command of commands) wire.note('C', command);
-        wire.note('C', header);
-        if (recorder) for (const chunk of held) recorder.push(chunk);
-        if (last) finishRecord(session, recorder, EMPTY, encoding);
-        const flowing = writeGroup(wire, first ? carry : undefined, [group, ...held]);
-        if (first)
-          for (const command of commands) pending.push(wire.expect(stageOf(command), commandTimeout));
-        first = false;
-        chunkReplies.expect(last ? dataEnd : commandTimeout);
-        held = [];
-        heldBytes = 0;
-        if (!flowing) await wire.waitDrain('bdat', dataTimeout);
-      };
-      await streamBody(session, body.source, encoding, 'bdat', async (chunk) => {
-        held.push(chunk);
-        heldBytes += chunk.length;
-        if (heldBytes >= BDAT_CHUNK) await sendChunk(false);
-      });
-      const end = encoding.finish();
-      if (end.length > 0) {
-        held.push(end);
-        heldBytes += end.length;
-      }
-      await sendChunk(true);
-    }
-    holding = false;
-    wire.tag = undefined;
-    turn.release();
+    const { pending, chunks } = await sendChunks(context, commands, body);
+    endTurn();
 
     if (reset) await checkReset(wire, pending.shift()!);
-    const [mailPromise, ...rcptPromises] = pending;
-    const mail = await mailPromise!;
-    const rcptReplies = await Promise.all(rcptPromises);
-    const data = await chunkReplies.outcome();
-    if (!ok(mail)) {
-      session.needsReset = true;
-      if (mail.code === 503 && behind && !reset && 'chunks' in body) {
+    const [mailReply, ...rcptPending] = pending;
+    const mail = await mailReply!;
+    const rcptReplies = await Promise.all(rcptPending);
+    const data = await chunks.outcome();
+    if (!isPositive(mail)) {
+      context.needsReset = true;
+      if (mail.code === 503 && behind && !reset && body.length !== undefined) {
         wire.note('*', 'MAIL got 503 behind a transaction in flight: sending the message again after RSET');
-        return await bdatTransaction(session, lines, body, tag, true);
+        return await bdatTransaction(context, lines, body, tag, true);
       }
       return { mail, recipients: everyRecipient(lines.recipients, mail) };
     }
     const recipients = recipientOutcomes(lines.recipients, rcptReplies);
     if (!recipients.some((r) => r.status === 'accepted')) {
-      session.needsReset = true;
+      context.needsReset = true;
       return { mail, recipients, data };
     }
-    if (!ok(data)) session.needsReset = true;
+    if (!isPositive(data)) context.needsReset = true;
     settle(recipients, data);
     return { mail, recipients, data };
   } finally {
-    session.inFlight--;
-    if (holding) {
-      wire.tag = undefined;
-      turn.release();
-    }
+    context.inFlight--;
+    endTurn();
   }
+}
+
+/** Writes the commands with the first chunk, then each chunk after its BDAT command, waiting for no reply.
+ *  The transcript follows the wire: each BDAT line, then what it carries (its lines with transcriptData),
+ *  and after the LAST one the summary of the whole message. */
+async function sendChunks(context: TransactionContext, commands: readonly string[], body: OutgoingBody) {
+  const { wire, options } = context;
+  const { command: commandTimeout, data: dataTimeout, dataEnd } = options.timeouts;
+  const chunks = new ChunkReplies(wire);
+  const record = new BodyRecord(context);
+  let pending: Array<Promise<Reply>> | undefined;
+  for await (const group of bodyGroups(wire, body)) {
+    const header = `BDAT ${group.octets}${group.last ? ' LAST' : ''}`;
+    const head = pending ? '' : `${commands.join('\r\n')}\r\n`;
+    if (!pending) for (const command of commands) wire.note('C', command);
+    wire.note('C', header);
+    record.push(group.parts);
+    if (group.last) record.end(body);
+    const flowing = wire.write(`${head}${header}\r\n`, ...group.parts);
+    pending ??= commands.map((command) => wire.expect(stageOf(command), commandTimeout));
+    chunks.expect(group.last ? dataEnd : commandTimeout);
+    if (!flowing) await wire.waitDrain('bdat', dataTimeout);
+  }
+  return { pending: pending!, chunks };
 }

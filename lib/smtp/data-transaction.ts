@@ -1,111 +1,106 @@
 // A DATA transaction, sequential (no PIPELINING: each command waits for its reply) or pipelined (RFC 2920:
-// MAIL, every RCPT and DATA in one write; after the body, the end of data leaves together with the next
-// queued transaction's commands, §3.1, so a message costs one round trip).
-import { type Body, describe, finishRecord, streamBody } from './body.ts';
-import { DataEncoding } from './data-encoder.ts';
+// MAIL, every RCPT and DATA in one write; the end of the message is carried into the next write, so it
+// leaves with the next queued transaction's commands, §3.1, and a message costs one round trip).
+import type { OutgoingBody } from './body.ts';
 import type { EnvelopeLines } from './envelope.ts';
-import { everyRecipient, recipientOutcomes, settle } from './outcomes.ts';
 import {
+  BodyRecord,
+  bodyGroups,
   broken,
   checkReset,
-  ok,
-  pipelineCommands,
+  everyRecipient,
   protocolError,
-  type Session,
-  stageOf,
-  writeGroup,
-} from './session.ts';
+  recipientOutcomes,
+  sendCommands,
+  settle,
+  type TransactionContext,
+} from './pipeline.ts';
+import { isIntermediate, isPositive } from './reply.ts';
 import type { Reply, SendResult } from './types.ts';
 
 export async function dataTransaction(
-  session: Session,
+  context: TransactionContext,
   lines: EnvelopeLines,
-  body: Body,
+  body: OutgoingBody,
   pipelined: boolean,
   tag: string | undefined,
 ): Promise<SendResult> {
-  const { wire, turn, options } = session;
-  const { command: commandTimeout, dataEnd } = options.timeouts;
-  const carry = await turn.acquire();
-  wire.tag = tag;
-  let holding = true;
+  const { wire, options } = context;
+  const endTurn = await wire.turn(tag);
   try {
     if (wire.failure) throw wire.failure;
-    const reset = session.needsReset;
-    session.needsReset = false;
+    const reset = context.needsReset;
+    context.needsReset = false;
     const commands = [...(reset ? ['RSET'] : []), lines.mail, ...lines.rcpts, 'DATA'];
-    const pending = pipelined ? pipelineCommands(wire, carry, commands, commandTimeout) : undefined;
-    let next = 0;
-    // The reply to the next command: already on its way when pipelined, else sent now and awaited.
-    const ask = (): Promise<Reply> => {
-      const i = next++;
-      if (pending) return pending[i]!;
-      const command = commands[i]!;
-      return wire.command(command, stageOf(command), commandTimeout);
-    };
+    const replies = sendCommands(wire, commands, options.timeouts.command, pipelined);
 
-    if (reset) await checkReset(wire, ask());
-    const mail = await ask();
-    if (!ok(mail)) {
-      if (pending) await finishUnwanted(session, await Promise.all(pending.slice(next)));
+    if (reset) await checkReset(wire, replies.next());
+    const mail = await replies.next();
+    if (!isPositive(mail)) {
+      if (pipelined) await finishUnwanted(context, await replies.rest());
       return { mail, recipients: everyRecipient(lines.recipients, mail) };
     }
     const rcptReplies: Reply[] = [];
-    for (let i = 0; i < lines.rcpts.length; i++) rcptReplies.push(await ask());
+    for (let i = 0; i < lines.rcpts.length; i++) rcptReplies.push(await replies.next());
     const recipients = recipientOutcomes(lines.recipients, rcptReplies);
     const anyAccepted = recipients.some((r) => r.status === 'accepted');
-    if (!pending && !anyAccepted) {
-      session.needsReset = true;
+    if (!pipelined && !anyAccepted) {
+      context.needsReset = true;
       return { mail, recipients };
     }
-    const data = await ask();
+    const data = await replies.next();
     if (data.code !== 354) {
-      if (data.code < 400) throw broken(wire, protocolError('data', data, 'DATA answered without 354'));
+      if (isPositive(data) || isIntermediate(data))
+        throw broken(wire, protocolError('data', data, 'DATA answered without 354'));
       settle(recipients, data);
-      session.needsReset = true;
+      context.needsReset = true;
       return { mail, recipients, data };
     }
     if (!anyAccepted) {
-      await finishUnwanted(session, [data]);
+      await finishUnwanted(context, [data]);
       return { mail, recipients };
     }
-
-    let end: Buffer[];
-    if ('chunks' in body) {
-      end = body.chunks;
-      describe(session, body.chunks, body.octets, body.lines);
-    } else {
-      const encoding = new DataEncoding();
-      const recorder = await streamBody(session, body.source, encoding, 'data');
-      end = [encoding.finish()];
-      finishRecord(session, recorder, end[0]!, encoding);
-    }
-    const dotReply = wire.expect('dot', dataEnd);
-    if (pipelined) {
-      holding = false;
-      wire.tag = undefined;
-      if (!turn.release(end)) writeGroup(wire, undefined, end);
-    } else {
-      writeGroup(wire, undefined, end);
-    }
-    const dot = await dotReply;
-    if (dot.code < 400 && !ok(dot))
-      throw broken(wire, protocolError('dot', dot, 'unexpected reply to end of data'));
+    const dot = await sendMessage(context, body, pipelined ? endTurn : undefined);
+    if (isIntermediate(dot)) throw broken(wire, protocolError('dot', dot, 'unexpected reply to end of data'));
     settle(recipients, dot);
     return { mail, recipients, data: dot };
   } finally {
-    if (holding) {
-      wire.tag = undefined;
-      turn.release();
-    }
+    endTurn();
   }
 }
 
+/** The message after 354, written with backpressure. Its last group, which holds the end of data, is written
+ *  at once, or — pipelined (`endTurn` given) — carried into the next write with the turn passed on at once.
+ *  Resolves with the reply to the end of data. */
+async function sendMessage(
+  context: TransactionContext,
+  body: OutgoingBody,
+  endTurn: (() => void) | undefined,
+): Promise<Reply> {
+  const { wire, options } = context;
+  const record = new BodyRecord(context);
+  let end: Buffer[] = [];
+  for await (const group of bodyGroups(wire, body)) {
+    record.push(group.parts);
+    if (group.last) end = group.parts;
+    else if (!wire.write(...group.parts)) await wire.waitDrain('data', options.timeouts.data);
+  }
+  record.end(body);
+  const dot = wire.expect('dot', options.timeouts.dataEnd);
+  if (endTurn) {
+    wire.carry(end);
+    endTurn();
+  } else {
+    wire.write(...end);
+  }
+  return dot;
+}
+
 /** A server that said 354 although nothing is to be sent gets an empty message ended at once. */
-async function finishUnwanted(session: Session, replies: Reply[]): Promise<void> {
-  session.needsReset = true;
+async function finishUnwanted(context: TransactionContext, replies: Reply[]): Promise<void> {
+  context.needsReset = true;
   if (replies[replies.length - 1]?.code !== 354) return;
-  session.wire.note('C', '.');
-  session.wire.write('.\r\n');
-  await session.wire.expect('dot', session.options.timeouts.dataEnd);
+  context.wire.note('C', '.');
+  context.wire.write('.\r\n');
+  await context.wire.expect('dot', context.options.timeouts.dataEnd);
 }

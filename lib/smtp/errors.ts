@@ -1,4 +1,5 @@
 // Typed errors with a stable `code` (like undici's): callers branch on `code` and `transient`, never on text.
+import { formatReply, isTransient } from './reply.ts';
 import type { Reply, SmtpErrorCode, SmtpStage } from './types.ts';
 
 export interface SmtpErrorOptions {
@@ -11,7 +12,13 @@ export interface SmtpErrorOptions {
 }
 
 /** Codes where a later attempt may succeed without anything changing on our side. */
-const TRANSIENT_CODES: ReadonlySet<SmtpErrorCode> = new Set(['SMTP_TIMEOUT', 'SMTP_CONNECTION', 'SMTP_TLS']);
+const TRANSIENT_CODES: ReadonlySet<SmtpErrorCode> = new Set([
+  'SMTP_TIMEOUT',
+  'SMTP_CONNECTION',
+  'SMTP_TLS',
+  'SMTP_CREDENTIALS',
+  'SESSION_EXHAUSTED',
+]);
 /** Codes whose transience is the server's call: the reply's first digit (4 transient, 5 permanent). */
 const REPLY_DECIDES: ReadonlySet<SmtpErrorCode> = new Set(['SMTP_REPLY', 'SMTP_AUTH', 'SMTP_TLS_REQUIRED']);
 
@@ -30,18 +37,11 @@ export class SmtpError extends Error {
     if (options.reply) this.reply = options.reply;
     this.transient =
       options.transient ??
-      (options.reply && REPLY_DECIDES.has(code)
-        ? options.reply.code >= 400 && options.reply.code < 500
-        : TRANSIENT_CODES.has(code));
+      (options.reply && REPLY_DECIDES.has(code) ? isTransient(options.reply) : TRANSIENT_CODES.has(code));
   }
 
   /** A reply the client did not expect at this stage, e.g. a 550 to MAIL FROM or a 421 anywhere. */
   static fromReply(stage: SmtpStage, reply: Reply, what = `${stage} rejected`): SmtpError {
     return new SmtpError('SMTP_REPLY', `${what}: ${formatReply(reply)}`, { stage, reply });
   }
-}
-
-/** `550 5.1.1 No such user` (first line only; enough for an error message). */
-export function formatReply(reply: Reply): string {
-  return `${reply.code} ${reply.lines[0] ?? ''}`.trimEnd();
 }

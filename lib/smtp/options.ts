@@ -1,8 +1,8 @@
 // Option defaults and validation, done once before any byte is sent (undici's habit: specific messages).
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { hostname } from 'node:os';
+import { checkArgument } from './envelope.ts';
 import { SmtpError } from './errors.ts';
-import { checkArgument } from './syntax.ts';
 import type { AuthMechanism, SmtpClientOptions, SmtpTimeouts, TlsMode } from './types.ts';
 
 /** Fit for a Lambda with a bounded run time: a dead peer is noticed well within a minute or two. */

@@ -6,6 +6,7 @@
 import { SmtpConnection } from './connection.ts';
 import { SmtpError } from './errors.ts';
 import { DEFAULT_TIMEOUTS } from './options.ts';
+import { isTransient } from './reply.ts';
 import { sendSplitting } from './split.ts';
 import type {
   Envelope,
@@ -13,10 +14,21 @@ import type {
   RecipientOutcome,
   Reply,
   RetryPolicy,
-  RetryResult,
   SmtpClientOptions,
   Transcript,
 } from './types.ts';
+
+/** What sendWithRetry hands back after its last attempt. */
+export interface RetryResult {
+  /** Final outcome per envelope recipient, in envelope order. */
+  recipients: RecipientOutcome[];
+  /** Attempts made (transactions after a 452 split do not count as attempts). */
+  attempts: number;
+  /** The last session-level error, when the last attempt ended in one. */
+  error?: SmtpError;
+  /** The connection, when it is still usable, for the caller to reuse or quit. */
+  connection?: SmtpConnection;
+}
 
 export interface SendWithRetryArgs {
   options: SmtpClientOptions;
@@ -36,12 +48,7 @@ export interface SendWithRetryArgs {
 /** Session errors worth another attempt now: the reply's 4xx, 421, timeouts and lost connections. */
 export function isRetryable(error: SmtpError): boolean {
   if (error.code === 'SMTP_TIMEOUT' || error.code === 'SMTP_CONNECTION') return true;
-  return (
-    error.code === 'SMTP_REPLY' &&
-    error.reply !== undefined &&
-    error.reply.code >= 400 &&
-    error.reply.code < 500
-  );
+  return error.code === 'SMTP_REPLY' && error.reply !== undefined && isTransient(error.reply);
 }
 
 /** The reply recorded for recipients when the session failed without one of its own. */

@@ -2,8 +2,7 @@
 // server refused with 452 while it settled others (RFC 5321 §4.5.3.1.10; furtherTransaction), until none is
 // left. Shared by sendWithRetry (retry.ts, the CLI) and lib/delivery's deliver (the worker); each brings its
 // own transaction (a connection, or a session that reconnects once) and its own policy for what follows.
-import { furtherTransaction } from './outcomes.ts';
-import type { RecipientOutcome, SendResult } from './types.ts';
+import type { RecipientOutcome, Reply, SendResult } from './types.ts';
 
 export interface SplitRound {
   /** Each answered recipient's outcome in the last transaction it was in. */
@@ -47,4 +46,27 @@ export async function sendSplitting(
     if (remaining.length > 0) options.onSplit?.(remaining);
   }
   return round;
+}
+
+const TOO_MANY_RECIPIENTS = 452;
+
+/**
+ * The recipients to send in a further transaction at once (RFC 5321 §4.5.3.1.10): those refused at RCPT with
+ * 452 when the server settled another recipient of the same transaction — accepted it, or refused it for good
+ * (a 5xx is a decision too, and a server's limit counts RCPT commands, not acceptances). With nothing settled,
+ * a 452 is a real shortage: none here, the caller defers them like any 4xx. A 452 to the message data is not
+ * a RCPT refusal. Each further transaction settles at least one recipient, so splitting ends.
+ */
+export function furtherTransaction(result: SendResult): string[] {
+  const atRcpt = (outcome: RecipientOutcome) => !isDataReply(outcome.reply, result.data);
+  const overflow = result.recipients.filter((o) => atRcpt(o) && o.reply.code === TOO_MANY_RECIPIENTS);
+  if (overflow.length === 0) return [];
+  const settled = result.recipients.some((o) => !atRcpt(o) || o.status !== 'deferred');
+  return settled ? overflow.map((o) => o.address) : [];
+}
+
+/** The end-of-data reply given to every recipient RCPT accepted, as opposed to a RCPT reply. */
+function isDataReply(reply: Reply, data: Reply | undefined): boolean {
+  if (!data) return false;
+  return reply === data || (reply.code === data.code && reply.lines.join('\n') === data.lines.join('\n'));
 }

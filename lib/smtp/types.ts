@@ -1,7 +1,6 @@
-// Public types of the SMTP client. lib/smtp imports nothing from the rest of the project.
+// Public types of the SMTP client: values only, no behaviour. lib/smtp imports nothing from the rest of the
+// project, and nothing in lib/smtp is imported by this file but Node's types.
 import type { Readable } from 'node:stream';
-import type { SmtpConnection } from './connection.ts';
-import type { SmtpError } from './errors.ts';
 
 /** How the connection is secured: TLS from the first byte (port 465), STARTTLS upgrade (587/25), or never. */
 export type TlsMode = 'implicit' | 'starttls' | 'none';
@@ -199,16 +198,16 @@ export type SmtpErrorCode =
   | 'SMTP_8BIT_UNSUPPORTED'
   | 'SMTP_SIZE'
   | 'SMTP_REQUIRETLS_UNSUPPORTED'
-  | 'SMTP_BODY';
+  | 'SMTP_BODY'
+  // Raised by callers of lib/smtp about their SMTP side, never by lib/smtp itself: the relay's credentials
+  // could not be read (the worker), and no further connection is tried in this invocation (lib/delivery's
+  // RelaySender). Both are transient. The names are kept as they were: they are in stored status records.
+  | 'SMTP_CREDENTIALS'
+  | 'SESSION_EXHAUSTED';
 
-/** What sendWithRetry (retry.ts) hands back after its last attempt. */
-export interface RetryResult {
-  /** Final outcome per envelope recipient, in envelope order. */
-  recipients: RecipientOutcome[];
-  /** Attempts made (transactions after a 452 split do not count as attempts). */
-  attempts: number;
-  /** The last session-level error, when the last attempt ended in one. */
-  error?: SmtpError;
-  /** The connection, when it is still usable, for the caller to reuse or quit. */
-  connection?: SmtpConnection;
-}
+/**
+ * A connection's life, one state (wire.ts holds it and every transition):
+ * `opening` (connect to the end of AUTH) → `ready` (transactions) → `quitting` (QUIT under way) → `closed`;
+ * `opening` or `ready` → `closed` (the caller closed it); any state but `closed` → `broken` (a failure).
+ */
+export type ConnectionState = 'opening' | 'ready' | 'quitting' | 'closed' | 'broken';

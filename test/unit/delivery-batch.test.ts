@@ -1,6 +1,6 @@
 // deliverBatch's ledger protocol (one read for the batch, leases, conditional writes, retry decision), its
 // relay gate (permits, throttling pause) and its transcripts (one per connection, a part per message),
-// against in-memory ports and the real SmtpSession over a scripted relay.
+// against in-memory ports and the real RelaySender over a scripted relay.
 // (Against DynamoDB, S3 and a real SMTP server: test/integration/worker-handler.test.ts.)
 import { describe, expect, it } from 'vitest';
 import { MAX_DEFERRAL_SECONDS } from '../../lib/delivery/backoff.ts';
@@ -19,7 +19,7 @@ import {
   type Versioned,
 } from '../../lib/delivery/ports.ts';
 import type { AcquireResult, RelayGate } from '../../lib/delivery/relay-limit.ts';
-import { type Connect, type SmtpConnectionLike, SmtpSession } from '../../lib/delivery/session.ts';
+import { type Connect, RelaySender, type SmtpConnectionLike } from '../../lib/delivery/relay-sender.ts';
 import { SmtpError } from '../../lib/smtp/errors.ts';
 import type {
   Envelope,
@@ -297,11 +297,11 @@ function setup(codes: Record<string, number> = {}, now = T0) {
   const gate = new FakeGate();
   const relay = new ScriptedRelay();
   for (const [address, code] of Object.entries(codes)) relay.replies[address] = reply(code, `for ${address}`);
-  const sessions: SmtpSession[] = [];
+  const sessions: RelaySender[] = [];
   const sleeps: number[] = [];
   /** One worker invocation: a fresh session, the batch delivered. */
   const run = (records: BatchRecord[], overrides: Partial<BatchDeps> = {}) => {
-    const session = new SmtpSession(relay.connect, { host: 'relay.test', port: 587 });
+    const session = new RelaySender(relay.connect, { host: 'relay.test', port: 587 });
     sessions.push(session);
     const owner = overrides.owner ?? 'w1';
     const deps: BatchDeps = {

@@ -2,6 +2,7 @@
 // (The same paths run against a real SMTP server in test/integration/worker-*.test.ts.)
 import { describe, expect, it } from 'vitest';
 import { deliver, type SmtpSender } from '../../lib/delivery/deliver.ts';
+import { SmtpError } from '../../lib/smtp/index.ts';
 import type { Envelope, Reply, SendResult } from '../../lib/smtp/types.ts';
 
 const r = (code: number, text = String(code)): Reply => ({ code, lines: [text] });
@@ -112,11 +113,7 @@ describe('deliver', () => {
   });
 
   it('a transaction that throws decides every remaining recipient, with the error', async () => {
-    const error = Object.assign(new Error('connection closed'), {
-      code: 'SMTP_CONNECTION_CLOSED',
-      stage: 'rcpt',
-      transient: true,
-    });
+    const error = new SmtpError('SMTP_CONNECTION', 'connection closed', { stage: 'rcpt' });
     const sender: SmtpSender = {
       send: async () => {
         throw error;
@@ -126,7 +123,7 @@ describe('deliver', () => {
     expect(report.results.get('2@x.test')).toEqual({
       state: 'deferred',
       reply: undefined,
-      error: 'SMTP_CONNECTION_CLOSED: connection closed during rcpt',
+      error: 'SMTP_CONNECTION: connection closed during rcpt',
     });
   });
 

@@ -1,10 +1,10 @@
-// SmtpSession's connection policy against scripted connections: one connection shared by every message
+// RelaySender's connection policy against scripted connections: one connection shared by every message
 // (one connect for concurrent sends), one reconnect when it breaks before a transaction got under way (never
 // into a throttling relay), a transcript per connection whose lines carry each message's tag, and
 // transcriptPart cutting a message's part out of it.
 // (Against a real SMTP server: test/integration/worker-handler.test.ts.)
 import { describe, expect, it } from 'vitest';
-import { type SmtpConnectionLike, SmtpSession, transcriptPart } from '../../lib/delivery/session.ts';
+import { RelaySender, type SmtpConnectionLike, transcriptPart } from '../../lib/delivery/relay-sender.ts';
 import { SmtpError } from '../../lib/smtp/errors.ts';
 import type {
   Envelope,
@@ -87,7 +87,7 @@ function session(options: { failConnects?: number; connectGate?: Promise<void> }
   const connections: ScriptedConnection[] = [];
   const connectOptions: SmtpClientOptions[] = [];
   let attempts = 0;
-  const s = new SmtpSession(
+  const s = new RelaySender(
     async (connectWith) => {
       attempts += 1;
       connectOptions.push(connectWith);
@@ -108,7 +108,7 @@ const envelope = (to: string) => ({ from: 'a@x.test', to: [to] });
 const body = () => 'x';
 const lines = (t: Transcript) => t.entries.map((e) => [e.kind, e.text, e.tag]);
 
-describe('SmtpSession', () => {
+describe('RelaySender', () => {
   it('reuses one connection for every message and quits it once when closed', async () => {
     const { s, connections } = session();
 

@@ -11,15 +11,16 @@ import {
   type SendOptions,
   type SendResult,
   type SmtpClientOptions,
+  SmtpError,
   type Transcript,
   type TranscriptEntry,
   withDeadline,
 } from '../smtp/index.ts';
 import type { SmtpSender } from './deliver.ts';
-import { describeFailure, toSmtpFailure } from './outcome.ts';
+import { describeFailure } from './outcome.ts';
 import { isThrottlingFailure } from './throttle.ts';
 
-/** The part of lib/smtp's SmtpConnection the session uses. */
+/** The part of lib/smtp's SmtpConnection the sender uses. */
 export interface SmtpConnectionLike {
   readonly usable: boolean;
   /** Epoch ms that no reply wait may run past. */
@@ -43,14 +44,7 @@ export interface ConnectionRecord {
 /** Connections one invocation may open: the first, and one reconnect after a break. */
 const CONNECTION_BUDGET = 2;
 
-/** Raised instead of a third connection attempt: the message is deferred at once, without waiting on the relay. */
-class SessionExhaustedError extends Error {
-  readonly code = 'SESSION_EXHAUSTED';
-  readonly stage = 'connect';
-  readonly transient = true;
-}
-
-export class SmtpSession implements SmtpSender {
+export class RelaySender implements SmtpSender {
   /** Every connection opened or tried, in order: their transcripts are stored when the session is over. */
   readonly connections: ConnectionRecord[] = [];
   private connection: SmtpConnectionLike | undefined;
@@ -88,11 +82,11 @@ export class SmtpSession implements SmtpSender {
       // failure ended the connection while this one waited its turn), or its MAIL failed with the connection
       // (a relay that closed an idle connection). Nothing of it was accepted, so one retry on a new
       // connection is safe — but not after throttling: the relay wants a pause, not another connection.
-      const failure = toSmtpFailure(thrown);
+      const failure = thrown instanceof SmtpError ? thrown : undefined;
       const wrote = record.transcript.entries.some((e) => e.tag === tag && e.kind === 'C');
-      const nothingAccepted = !wrote || failure.stage === 'mail' || failure.stage === 'rset';
-      if (connection.usable || !nothingAccepted || isThrottlingFailure(failure)) throw thrown;
-      record.transcript.add('*', `the connection broke (${describeFailure(failure)}); reconnecting`, tag);
+      const nothingAccepted = !wrote || failure?.stage === 'mail' || failure?.stage === 'rset';
+      if (connection.usable || !nothingAccepted || isThrottlingFailure(failure ?? {})) throw thrown;
+      record.transcript.add('*', `the connection broke (${describeFailure(thrown)}); reconnecting`, tag);
       const again = await this.ready(tag);
       return again.send(envelope, createBody(), { tag });
     }
@@ -127,7 +121,8 @@ export class SmtpSession implements SmtpSender {
       const reason = `not connecting again: ${this.connections.length} connections to ${this.relayName()} already failed or broke in this invocation (last: ${this.lastConnectFailure ?? 'connection lost'})`;
       this.enter(last, tag);
       last.transcript.add('*', reason, tag);
-      throw new SessionExhaustedError(reason);
+      // Instead of a third connection attempt: the message is deferred at once, without waiting on the relay.
+      throw new SmtpError('SESSION_EXHAUSTED', reason, { stage: 'connect' });
     }
     if (!this.connecting) this.connecting = this.open().finally(() => (this.connecting = undefined));
     try {
@@ -161,7 +156,7 @@ export class SmtpSession implements SmtpSender {
       this.connection = connection;
       return connection;
     } catch (thrown) {
-      this.lastConnectFailure = describeFailure(toSmtpFailure(thrown));
+      this.lastConnectFailure = describeFailure(thrown);
       record.transcript.add('*', `connection to ${this.relayName()} failed: ${this.lastConnectFailure}`);
       throw thrown;
     }
