@@ -93,8 +93,8 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
   return async (event, context) => {
     const invocation = `${context?.awsRequestId ?? 'local'}-${randomUUID().slice(0, 8)}`;
     const remaining = () => context?.getRemainingTimeInMillis?.() ?? Number.POSITIVE_INFINITY;
-    const session = new RelaySender(deps.connect, smtpOptions(deps.config));
-    if (Number.isFinite(remaining())) session.setDeadline(Date.now() + remaining() - RECORDING_TIME_MS);
+    const sender = new RelaySender(deps.connect, smtpOptions(deps.config));
+    if (Number.isFinite(remaining())) sender.setDeadline(Date.now() + remaining() - RECORDING_TIME_MS);
     const now = deps.now ?? (() => new Date());
     const day = now().toISOString().slice(0, 10);
 
@@ -155,7 +155,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
               status: deps.status,
               suppressions: deps.suppressions,
               transcripts: deps.transcripts,
-              session,
+              sender,
               gate: deps.gate,
               retry: deps.config.retry,
               transcriptKey: (n) => `transcripts/${day}/${invocation}-${n}.log`,
@@ -169,7 +169,7 @@ export function createWorker(deps: WorkerDeps): WorkerHandler {
             toDeliver,
           );
         } finally {
-          await session.close();
+          await sender.close();
         }
         settleRecords(deps, report, byKey, failures, visibility);
       }

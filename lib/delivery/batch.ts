@@ -72,10 +72,10 @@ export interface BatchDeps {
   /** Read once per batch (no recipient on it is addressed), added to by address-level bounces. */
   suppressions: Pick<SuppressionStore, 'matching' | 'add'>;
   transcripts: TranscriptStore;
-  session: Pick<RelaySender, 'describe' | 'send' | 'close' | 'connections'>;
+  sender: Pick<RelaySender, 'describe' | 'send' | 'close' | 'connections'>;
   gate: RelayGate;
   retry: RetrySettings;
-  /** The S3 key of the transcript of the session's n-th connection. */
+  /** The S3 key of the transcript of the sender's n-th connection. */
   transcriptKey(connection: number): string;
   /** Identifies this invocation in the leases it takes. */
   owner: string;
@@ -266,7 +266,7 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       });
     } else if (pendingAddresses(value).length === 0) {
       // Every recipient left is suppressed, or every recipient is settled but the message state was not (a
-      // worker stopped between writes): settled without a session.
+      // worker stopped between writes): settled without a connection.
       writes.push(settleOnly(deps, record, { ...entry, value }, outcomes, started));
     } else {
       let prepared: Preparation;
@@ -348,7 +348,7 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       unsent.push(a.c);
     }
   }
-  await deps.session.close();
+  await deps.sender.close();
   const pausedUntil = throttle ? await throttle.pause : blockedUntil;
   if (throttle && pausedUntil) report.pausedUntil = pausedUntil;
   await Promise.all(released);
@@ -384,7 +384,7 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
   }
 
   // Transcripts (one object per connection) and outcomes, all in parallel.
-  const puts = deps.session.connections
+  const puts = deps.sender.connections
     .filter((connection) => connection.tags.size > 0)
     .map(async (connection) => {
       const key = deps.transcriptKey(connection.number);
@@ -395,7 +395,7 @@ export async function deliverBatch(deps: BatchDeps, records: readonly BatchRecor
       }
     });
   for (const a of attempted) {
-    const refs: TranscriptRef[] = deps.session.connections
+    const refs: TranscriptRef[] = deps.sender.connections
       .filter((connection) => connection.tags.has(a.tag))
       .map((connection) => ({
         attempt: a.claimed.value.attempts,
@@ -514,7 +514,7 @@ async function sendOne(
   const attempt = claimed.value.attempts;
   const addresses = pendingAddresses(claimed.value);
   const tag = `${c.record.id}/${attempt}`;
-  deps.session.describe(
+  deps.sender.describe(
     tag,
     `delivery attempt ${attempt} of message ${c.record.id} to ${addresses.length} recipient(s)`,
   );
@@ -547,10 +547,10 @@ async function deliverPrepared(
 ): Promise<{ results: Map<string, RecipientResult>; transactionMs: number[] }> {
   const { forRecipient, envelope } = message;
   if (!forRecipient)
-    return deliver(deps.session, { envelope, createBody: message.createBody, addresses, tag });
+    return deliver(deps.sender, { envelope, createBody: message.createBody, addresses, tag });
   const reports = await Promise.all(
     addresses.map((address) =>
-      deliver(deps.session, { envelope, createBody: forRecipient(address), addresses: [address], tag }),
+      deliver(deps.sender, { envelope, createBody: forRecipient(address), addresses: [address], tag }),
     ),
   );
   return {
@@ -631,7 +631,7 @@ async function recordOutcome(
   outcomes.set(record.key, { kind: 'retry', id: record.id, why: 'deferred', delaySeconds, ...facts });
 }
 
-/** A message whose recipients are all settled but whose state is not: settle it without a session. */
+/** A message whose recipients are all settled but whose state is not: settle it without a connection. */
 async function settleOnly(
   deps: BatchDeps,
   record: BatchRecord,

@@ -32,9 +32,9 @@ export interface SmtpConnectionLike {
 
 export type Connect = (options: SmtpClientOptions) => Promise<SmtpConnectionLike>;
 
-/** One connection opened (or tried) by the session, with its transcript. */
+/** One connection opened (or tried) by the sender, with its transcript. */
 export interface ConnectionRecord {
-  /** 1-based, in the order the session opened them. */
+  /** 1-based, in the order the sender opened them. */
   number: number;
   transcript: Transcript;
   /** The tags (messages) whose lines are in it. */
@@ -45,7 +45,7 @@ export interface ConnectionRecord {
 const CONNECTION_BUDGET = 2;
 
 export class RelaySender implements SmtpSender {
-  /** Every connection opened or tried, in order: their transcripts are stored when the session is over. */
+  /** Every connection opened or tried, in order: their transcripts are stored when the sender is done. */
   readonly connections: ConnectionRecord[] = [];
   private connection: SmtpConnectionLike | undefined;
   /** The connect in progress: concurrent sends wait for the same one. */
@@ -53,7 +53,7 @@ export class RelaySender implements SmtpSender {
   private lastConnectFailure: string | undefined;
   /** A first line for each message's part (`delivery attempt 2 of message …`), written where it first appears. */
   private readonly headers = new Map<string, string>();
-  /** Epoch ms that no SMTP wait of this session may run past (the invocation's end, less time to record). */
+  /** Epoch ms that no SMTP wait of this sender may run past (the invocation's end, less time to record). */
   private deadline: number | undefined;
 
   constructor(
@@ -100,7 +100,7 @@ export class RelaySender implements SmtpSender {
     try {
       if (connection.usable) await connection.quit();
     } catch {
-      // The session is over either way; a failed QUIT changes nothing for any recipient.
+      // The invocation is over either way; a failed QUIT changes nothing for any recipient.
     } finally {
       connection.close();
     }

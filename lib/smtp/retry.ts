@@ -7,7 +7,7 @@ import { SmtpConnection } from './connection.ts';
 import { SmtpError } from './errors.ts';
 import { DEFAULT_TIMEOUTS } from './options.ts';
 import { isTransient } from './reply.ts';
-import { sendSplitting } from './split.ts';
+import { type SplitRound, sendSplitting } from './split.ts';
 import type {
   Envelope,
   MessageBody,
@@ -72,6 +72,7 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
   if (!Array.isArray(envelope?.to)) {
     throw new SmtpError('SMTP_INVALID_ARGUMENT', 'envelope.to must be an array', { stage: 'rcpt' });
   }
+  const connectOptions = policy.deadline === undefined ? options : withDeadline(options, policy.deadline);
 
   const final = new Map<string, RecipientOutcome>();
   let remaining = [...new Set(envelope.to)];
@@ -87,43 +88,23 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
     attempts++;
     transcript?.add('*', `attempt ${attempts} of ${maxAttempts}: ${remaining.length} recipient(s)`);
     lastError = undefined;
-    const round = await sendSplitting(
-      remaining,
-      async (to) => {
-        connection ??= await SmtpConnection.connect(
-          policy.deadline === undefined ? options : withDeadline(options, policy.deadline),
-        );
-        connection.deadline = policy.deadline;
-        return connection.send({ ...envelope, to }, args.body());
-      },
-      {
-        onSplit: (further) =>
-          transcript?.add('*', `452: ${further.length} recipient(s) go in a further transaction`),
-      },
-    );
-    for (const [address, outcome] of round.outcomes) final.set(address, outcome);
-    // Deferred in this attempt (not split off after a 452, which the round sent at once): the next attempt's.
-    const later = [...round.outcomes.values()]
-      .filter((o) => o.status === 'deferred' && !round.unsent.includes(o.address))
-      .map((o) => o.address);
-    remaining = round.unsent;
-    if (round.error !== undefined) {
-      const error = round.error;
-      if (!(error instanceof SmtpError)) throw error;
+    const send = async (to: string[]) => {
+      connection ??= await SmtpConnection.connect(connectOptions);
+      connection.deadline = policy.deadline;
+      return connection.send({ ...envelope, to }, args.body());
+    };
+    const onSplit = (further: readonly string[]) =>
+      transcript?.add('*', `452: ${further.length} recipient(s) go in a further transaction`);
+    const round = await sendSplitting(remaining, send, { onSplit });
+    const { next, error } = takeRound(round, final);
+    remaining = next;
+    if (error) {
       lastError = error;
       if (connection && !connection.usable) connection = undefined;
-      // The status follows what the error is (a TLS failure may well pass later: deferred, for the queue);
-      // whether to try again right now is the narrower question isRetryable answers.
-      const reply = replyFor(error);
-      const status = error.transient ? 'deferred' : 'failed';
-      for (const address of remaining) final.set(address, { address, status, reply });
       if (!isRetryable(error)) break;
     }
-    remaining = [...later, ...remaining];
     if (remaining.length === 0 || attempts >= maxAttempts) break;
-
-    const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempts - 1));
-    const delay = Math.floor(random() * ceiling);
+    const delay = backOff(policy, attempts, random);
     if (policy.deadline !== undefined && Date.now() + delay >= policy.deadline) {
       transcript?.add('*', `no further attempt: the deadline is in ${policy.deadline - Date.now()} ms`);
       break;
@@ -133,19 +114,44 @@ export async function sendWithRetry(args: SendWithRetryArgs): Promise<RetryResul
   }
 
   if (connection) connection.deadline = undefined;
-  const recipients = envelope.to.map(
-    (address) =>
-      final.get(address) ?? {
-        address,
-        status: 'deferred' as const,
-        reply: { code: 451, lines: ['4.4.0 not attempted'], enhanced: '4.4.0' },
-      },
-  );
   return {
-    recipients,
+    recipients: envelope.to.map((address) => final.get(address) ?? notAttempted(address)),
     attempts,
     ...(lastError ? { error: lastError } : {}),
     ...(connection?.usable ? { connection } : {}),
+  };
+}
+
+/** Records a round's outcomes in `final`. Returns the recipients for the next attempt (the deferred ones,
+ *  then those of a transaction that failed as a whole) and the error that ended the round, if any. */
+function takeRound(round: SplitRound, final: Map<string, RecipientOutcome>) {
+  for (const [address, outcome] of round.outcomes) final.set(address, outcome);
+  // Deferred in this attempt (not split off after a 452, which the round sent at once): the next attempt's.
+  const later = [...round.outcomes.values()]
+    .filter((o) => o.status === 'deferred' && !round.unsent.includes(o.address))
+    .map((o) => o.address);
+  if (round.error === undefined) return { next: [...later, ...round.unsent] };
+  const error = round.error;
+  if (!(error instanceof SmtpError)) throw error;
+  // The status follows what the error is (a TLS failure may well pass later: deferred, for the queue);
+  // whether to try again right now is the narrower question isRetryable answers.
+  const reply = replyFor(error);
+  const status = error.transient ? 'deferred' : 'failed';
+  for (const address of round.unsent) final.set(address, { address, status, reply });
+  return { next: [...later, ...round.unsent], error };
+}
+
+/** Exponential back-off with full jitter: a random delay below base × 2^(attempt-1), capped at maxDelayMs. */
+function backOff(policy: RetryPolicy, attempts: number, random: () => number): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempts - 1));
+  return Math.floor(random() * ceiling);
+}
+
+function notAttempted(address: string): RecipientOutcome {
+  return {
+    address,
+    status: 'deferred',
+    reply: { code: 451, lines: ['4.4.0 not attempted'], enhanced: '4.4.0' },
   };
 }
 

@@ -297,18 +297,18 @@ function setup(codes: Record<string, number> = {}, now = T0) {
   const gate = new FakeGate();
   const relay = new ScriptedRelay();
   for (const [address, code] of Object.entries(codes)) relay.replies[address] = reply(code, `for ${address}`);
-  const sessions: RelaySender[] = [];
+  const senders: RelaySender[] = [];
   const sleeps: number[] = [];
-  /** One worker invocation: a fresh session, the batch delivered. */
+  /** One worker invocation: a fresh sender, the batch delivered. */
   const run = (records: BatchRecord[], overrides: Partial<BatchDeps> = {}) => {
-    const session = new RelaySender(relay.connect, { host: 'relay.test', port: 587 });
-    sessions.push(session);
+    const sender = new RelaySender(relay.connect, { host: 'relay.test', port: 587 });
+    senders.push(sender);
     const owner = overrides.owner ?? 'w1';
     const deps: BatchDeps = {
       status,
       suppressions,
       transcripts,
-      session,
+      sender,
       gate,
       retry,
       transcriptKey: (n) => `transcripts/2026-11-28/${owner}-${n}.log`,
@@ -331,7 +331,7 @@ function setup(codes: Record<string, number> = {}, now = T0) {
     status.put(initialRecord(id, addresses, patch));
   /** The recipients the relay was asked to take, in order. */
   const sentTo = () => relay.mails.flatMap((m) => m.to);
-  return { status, suppressions, transcripts, gate, relay, sessions, sleeps, run, seed, sentTo };
+  return { status, suppressions, transcripts, gate, relay, senders, sleeps, run, seed, sentTo };
 }
 
 /** A transcript part without the timestamps. */
@@ -643,7 +643,7 @@ describe('deliverBatch: the ledger of a batch', () => {
   });
 
   it('sends every message of the batch on one connection', async () => {
-    const { relay, sessions, run, seed } = setup();
+    const { relay, senders, run, seed } = setup();
     for (const id of ['m1', 'm2', 'm3']) seed(id, [`${id}@x.test`]);
 
     const report = await run([queued('m1'), queued('m2'), queued('m3')]);
@@ -651,7 +651,7 @@ describe('deliverBatch: the ledger of a batch', () => {
     expect([...report.outcomes.values()].map((o) => o.kind)).toEqual(['done', 'done', 'done']);
     expect(relay.connects).toBe(1);
     expect(relay.mails.map((m) => m.tag).sort()).toEqual(['m1/1', 'm2/1', 'm3/1']);
-    expect([...sessions[0]!.connections[0]!.tags].sort()).toEqual(['m1/1', 'm2/1', 'm3/1']);
+    expect([...senders[0]!.connections[0]!.tags].sort()).toEqual(['m1/1', 'm2/1', 'm3/1']);
   });
 
   it('creates a record missing from the ledger from the queue message and delivers it', async () => {
@@ -859,13 +859,13 @@ describe('deliverBatch: transcripts', () => {
   });
 
   it("the line runs of interleaved messages select exactly the lines of the connection's transcript that are theirs", async () => {
-    const { status, transcripts, sessions, run, seed } = setup();
+    const { status, transcripts, senders, run, seed } = setup();
     seed('m1', ['b@x.test']);
     seed('m2', ['c@x.test']);
 
     await run([queued('m1'), queued('m2')]);
 
-    const entries = sessions[0]!.connections[0]!.transcript.entries;
+    const entries = senders[0]!.connections[0]!.transcript.entries;
     const stored = transcripts.texts.get('transcripts/2026-11-28/w1-1.log')!.split('\n');
     expect(stored).toHaveLength(entries.length + 1); // one line per entry, then the final newline
     for (const id of ['m1', 'm2']) {
