@@ -2,6 +2,7 @@
 // or were added by hand). Pure: which replies suppress, how an address is keyed, and what a suppressed
 // recipient's record says. lib/aws/suppression-store.ts keeps the entries in the ledger's table.
 import { canonicalAddress } from '../message/address.ts';
+import { isPermanent } from '../smtp/reply.ts';
 import type { Reply } from '../smtp/types.ts';
 
 export const SUPPRESSION_SOURCES = ['bounce', 'unsubscribe', 'complaint', 'manual'] as const;
@@ -75,7 +76,7 @@ const ADDRESS_FAILURES: ReadonlyMap<string, string> = new Map([
 
 /** Why a recipient's reply puts it on the list (a permanent address-level failure), or undefined. */
 export function suppressingReason(reply: Reply | undefined): string | undefined {
-  if (!reply || reply.code < 500 || reply.code > 599 || !reply.enhanced) return undefined;
+  if (!reply || !isPermanent(reply) || !reply.enhanced) return undefined;
   const meaning = ADDRESS_FAILURES.get(reply.enhanced);
   return meaning && `${reply.enhanced} ${meaning}`;
 }
