@@ -80,16 +80,13 @@ export class DataEncoding {
   /** Any other chunk: one pass that inserts what is missing (CR, LF, a stuffed dot). */
   private rewrite(input: Uint8Array): Buffer {
     const n = input.length;
-    const dotStuff = this.dotStuff;
     let atLineStart = this.atLineStart;
     let out: Buffer | undefined;
     let o = 0;
     let run = 0; // start of the input not yet copied to `out`
     let added = 0; // line-ending octets added (counted in the message size; stuffing is not)
     let lines = 0;
-    let high = false;
     let i = 0;
-
     // Insert one byte before input[pos]; `out` is allocated only once something has to change.
     const insert = (pos: number, byte: number) => {
       if (!out) out = Buffer.allocUnsafe(n * 2 + 1); // each input byte causes at most one insertion
@@ -112,41 +109,34 @@ export class DataEncoding {
     for (; i < n; i++) {
       const b = input[i]!;
       if (b > CR) {
-        if (b > 0x7f) high = true;
+        if (b > 0x7f) this.eightBit = true;
         if (atLineStart) {
           atLineStart = false;
-          if (b === DOT && dotStuff) insert(i, DOT);
+          if (b === DOT && this.dotStuff) insert(i, DOT);
         }
-      } else if (b === LF) {
-        insert(i, CR); // bare LF (an LF after CR is consumed with its CR below)
+      } else if (b === CR && i + 1 === n) {
+        this.pendingCR = true; // CRLF or a bare CR: the next chunk's first byte says
+      } else if (b === CR && input[i + 1] === LF) {
+        i++;
+        lines++;
+        atLineStart = true;
+      } else if (b === LF || b === CR) {
+        // A bare LF gets its CR before it, a bare CR its LF after it.
+        if (b === LF) insert(i, CR);
+        else insert(i + 1, LF);
         added++;
         lines++;
         atLineStart = true;
-      } else if (b === CR) {
-        if (i + 1 === n) {
-          this.pendingCR = true;
-        } else if (input[i + 1] === LF) {
-          i++;
-          lines++;
-          atLineStart = true;
-        } else {
-          insert(i + 1, LF); // bare CR
-          added++;
-          lines++;
-          atLineStart = true;
-        }
       } else {
         atLineStart = false;
       }
     }
     this.atLineStart = atLineStart;
-    if (high) this.eightBit = true;
     this.octets += n + added;
     this.lines += lines;
     if (!out) return Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, n);
-    const rest: Buffer = out;
-    rest.set(input.subarray(run, n), o);
-    return rest.subarray(0, o + n - run);
+    (out as Buffer).set(input.subarray(run, n), o);
+    return (out as Buffer).subarray(0, o + n - run);
   }
 
   /** The end: the missing final line ending, then ".\r\n" when terminating. */
